@@ -1,0 +1,7 @@
+"""Allow ``python -m pipemedic``."""
+
+import sys
+
+from pipemedic.cli import main
+
+sys.exit(main())

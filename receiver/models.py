@@ -1,0 +1,299 @@
+"""The receiver's data: alerts as Alertmanager sends them, and incidents.
+
+Everything here is a plain dataclass with ``to_json``/``from_json`` so the
+same objects go into the store, out of the HTTP API and into the post-mortem.
+Times are timezone-aware UTC ``datetime``; Alertmanager's zero time
+(``0001-01-01T00:00:00Z``, sent as ``endsAt`` while firing) becomes ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+__all__ = [
+    "INCIDENT_STATES",
+    "ActionRecord",
+    "Alert",
+    "AlertEvent",
+    "Diagnosis",
+    "Evidence",
+    "Incident",
+    "IngestResult",
+    "Notification",
+    "TimelineEntry",
+    "format_time",
+    "parse_time",
+    "utcnow",
+]
+
+AlertStatus = Literal["firing", "resolved"]
+IncidentState = Literal["open", "diagnosing", "recovering", "resolved", "escalated", "closed"]
+INCIDENT_STATES: tuple[str, ...] = (
+    "open",
+    "diagnosing",
+    "recovering",
+    "resolved",
+    "escalated",
+    "closed",
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """Parse an RFC 3339 time as Alertmanager writes it; the zero time is ``None``."""
+    if not text or text.startswith("0001-01-01"):
+        return None
+    # Go writes up to nanoseconds; Python takes microseconds.
+    head, _, tail = text.partition(".")
+    if tail:
+        digits = "".join(ch for ch in tail if ch.isdigit())
+        zone = tail[len(digits) :]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_time(value: datetime | None) -> str | None:
+    """Format a time as ISO-8601 UTC with a ``Z``; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert of a webhook notification. Labels and annotations are untrusted."""
+
+    status: AlertStatus
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    fingerprint: str
+    generator_url: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "")
+
+    @property
+    def pipeline(self) -> str:
+        return self.labels.get("pipeline", "")
+
+    @property
+    def category(self) -> str:
+        return self.labels.get("category", "")
+
+    @property
+    def dedup_key(self) -> tuple[str, str, str]:
+        """Identity for idempotency: (fingerprint, startsAt, status)."""
+        return (self.fingerprint, format_time(self.starts_at) or "", self.status)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "startsAt": format_time(self.starts_at),
+            "endsAt": format_time(self.ends_at),
+            "fingerprint": self.fingerprint,
+            "generatorURL": self.generator_url,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Alert:
+        starts = parse_time(doc.get("startsAt"))
+        return cls(
+            status=doc["status"],
+            labels=dict(doc.get("labels") or {}),
+            annotations=dict(doc.get("annotations") or {}),
+            starts_at=starts or datetime.fromtimestamp(0, UTC),
+            ends_at=parse_time(doc.get("endsAt")),
+            fingerprint=doc.get("fingerprint") or "",
+            generator_url=doc.get("generatorURL") or "",
+        )
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A whole webhook payload (version 4) after schema validation."""
+
+    receiver: str
+    status: AlertStatus
+    alerts: tuple[Alert, ...]
+    group_labels: Mapping[str, str] = field(default_factory=dict)
+    common_labels: Mapping[str, str] = field(default_factory=dict)
+    common_annotations: Mapping[str, str] = field(default_factory=dict)
+    external_url: str = ""
+    group_key: str = ""
+    truncated_alerts: int = 0
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Notification:
+        return cls(
+            receiver=doc.get("receiver", ""),
+            status=doc["status"],
+            alerts=tuple(Alert.from_json(a) for a in doc.get("alerts") or ()),
+            group_labels=dict(doc.get("groupLabels") or {}),
+            common_labels=dict(doc.get("commonLabels") or {}),
+            common_annotations=dict(doc.get("commonAnnotations") or {}),
+            external_url=doc.get("externalURL", ""),
+            group_key=doc.get("groupKey", ""),
+            truncated_alerts=int(doc.get("truncatedAlerts") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """A stored alert waiting in (or taken from) the durable work queue."""
+
+    id: int
+    alert: Alert
+    received_at: datetime
+    group_key: str = ""
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What a store did with a notification: alerts new to it, and repeats."""
+
+    accepted: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One step of an incident: ``{"at": ISO-8601, "event": ..., "detail": ...}``."""
+
+    at: datetime
+    event: str
+    detail: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": format_time(self.at), "event": self.event, "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> TimelineEntry:
+        at = parse_time(doc["at"])
+        assert at is not None
+        return cls(at=at, event=doc["event"], detail=doc.get("detail"))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One observation a diagnosis made: the PromQL it ran and what came back."""
+
+    query: str
+    result: Any
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A cause with the evidence for it; ``error`` says why evidence was missing."""
+
+    cause: str
+    handler: str
+    summary: str
+    evidence: tuple[Evidence, ...] = ()
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["evidence"] = [asdict(e) for e in self.evidence]
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Diagnosis:
+        return cls(
+            cause=doc["cause"],
+            handler=doc["handler"],
+            summary=doc.get("summary", ""),
+            evidence=tuple(Evidence(**e) for e in doc.get("evidence") or ()),
+            error=doc.get("error"),
+        )
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    """One recovery attempt and its outcome (also the guardrails' ledger row).
+
+    ``outcome`` is one of ``running``, ``success``, ``failure``, ``timeout``,
+    ``dry_run``, ``blocked``; ``verified`` says whether Prometheus showed the
+    condition cleared afterwards (``None``: not checked).
+    """
+
+    incident_id: int
+    step: str
+    pipeline: str
+    strategy: str
+    action: str
+    target: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    outcome: str = "running"
+    retryable: bool = False
+    verified: bool | None = None
+    detail: str = ""
+    worker: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["started_at"] = format_time(self.started_at)
+        doc["ended_at"] = format_time(self.ended_at)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> ActionRecord:
+        started = parse_time(doc["started_at"])
+        assert started is not None
+        return cls(**{**doc, "started_at": started, "ended_at": parse_time(doc.get("ended_at"))})
+
+
+@dataclass
+class Incident:
+    """One open-to-closed incident of one pipeline; alerts of the pipeline join it."""
+
+    id: int
+    pipeline: str
+    state: str
+    sev: str
+    opened_at: datetime
+    category: str = ""
+    team: str = ""
+    roles: dict[str, Any] = field(default_factory=dict)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    diagnosis: Diagnosis | None = None
+    actions: list[ActionRecord] = field(default_factory=list)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    postmortem: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "pipeline": self.pipeline,
+            "state": self.state,
+            "sev": self.sev,
+            "category": self.category,
+            "team": self.team,
+            "roles": self.roles,
+            "alerts": self.alerts,
+            "opened_at": format_time(self.opened_at),
+            "resolved_at": format_time(self.resolved_at),
+            "closed_at": format_time(self.closed_at),
+            "diagnosis": self.diagnosis.to_json() if self.diagnosis else None,
+            "actions": [a.to_json() for a in self.actions],
+            "timeline": [t.to_json() for t in self.timeline],
+            "has_postmortem": self.postmortem is not None,
+        }

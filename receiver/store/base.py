@@ -1,0 +1,119 @@
+"""The storage interface: what the HTTP layer, the worker and the guardrails need.
+
+One Protocol, implemented by ``sqlite.py`` (embedded default) and
+``postgres.py`` (several replicas). Nothing above this line knows which one
+it talks to. Every method is a coroutine; a store that cannot do its job
+raises ``StoreUnavailable`` (the HTTP layer answers 503 so Alertmanager
+retries).
+
+Three groups of methods:
+
+* the durable queue: ``ingest`` (idempotent on (fingerprint, startsAt,
+  status), durable when it returns), ``claim_events`` (leased, so work of a
+  dead worker is taken again), ``finish_event``;
+* incidents: one open incident per pipeline, with timeline and actions;
+* the action ledger (``ActionLedger``): the guardrails' shared state, and
+  exactly-once claims of recovery steps across replicas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+from receiver.models import ActionRecord, AlertEvent, Incident, IngestResult, Notification
+
+__all__ = ["ActionLedger", "Store", "StoreError", "StoreUnavailable"]
+
+
+class StoreError(Exception):
+    """Base of storage errors."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot take or give data right now (503, retry later)."""
+
+
+class ActionLedger(Protocol):
+    """Recovery steps: exactly-once claims and the history the guardrails read."""
+
+    async def begin_action(self, record: ActionRecord, lease_seconds: float) -> bool:
+        """Claim ``(incident_id, step)`` for ``record.worker``; False if already claimed.
+
+        A claim whose lease ran out (its worker died) may be taken again.
+        """
+        ...
+
+    async def end_action(self, record: ActionRecord) -> None:
+        """Store the outcome of a claimed step (same incident_id and step)."""
+        ...
+
+    async def actions_since(
+        self, since: datetime, *, pipeline: str | None = None, target: str | None = None
+    ) -> Sequence[ActionRecord]:
+        """Return actions started at or after ``since``, oldest first, optionally filtered."""
+        ...
+
+
+class Store(ActionLedger, Protocol):
+    """Everything the receiver persists."""
+
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the store can commit a write now."""
+        ...
+
+    # durable queue -------------------------------------------------------
+    async def ingest(self, notification: Notification) -> IngestResult:
+        """Store every alert not seen before; durable (committed) on return."""
+        ...
+
+    async def claim_events(self, worker: str, limit: int, lease_seconds: float) -> list[AlertEvent]:
+        """Take up to ``limit`` unprocessed events, oldest first, leased to ``worker``."""
+        ...
+
+    async def finish_event(self, event_id: int, worker: str) -> None:
+        """Mark an event processed."""
+        ...
+
+    async def queue_depth(self) -> int:
+        """Return how many events wait unprocessed."""
+        ...
+
+    # incidents -------------------------------------------------------------
+    def pipeline_lock(self, pipeline: str) -> AbstractAsyncContextManager[None]:
+        """Serialise work on one pipeline's incident (across replicas where shared)."""
+        ...
+
+    async def open_incident(self, pipeline: str) -> Incident | None:
+        """Return the pipeline's incident that is not closed, if any."""
+        ...
+
+    async def last_incident(self, pipeline: str) -> Incident | None:
+        """Return the pipeline's most recent incident in any state (for reopening)."""
+        ...
+
+    async def create_incident(self, incident: Incident) -> Incident:
+        """Insert an incident (its ``id`` is assigned) and return it."""
+        ...
+
+    async def save_incident(self, incident: Incident) -> None:
+        """Update an incident's fields, timeline and actions."""
+        ...
+
+    async def get_incident(self, incident_id: int) -> Incident | None: ...
+
+    async def list_incidents(
+        self,
+        *,
+        state: str | None = None,
+        pipeline: str | None = None,
+        sev: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Incident]:
+        """Return incidents, newest first."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,405 @@
+"""Load and validate ``rules/pipelines.yml``: defaults, pipelines, teams.
+
+The spec is the one configuration every part reads: the rule generator
+(thresholds), the exporter (dependencies to probe, heartbeat timeouts) and
+the receiver (teams and roles, recovery mapping, actions). It is validated
+against ``rules/schema/pipelines.schema.json``; every problem is reported at
+once with file, line and field path.
+
+Example::
+
+    spec = load_spec("rules/pipelines.yml")
+    spec.pipeline("etl_orders").sla_seconds        # override or default
+    spec.pipeline("not_in_spec").max_error_rate    # defaults cover it
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from rules.durations import parse_duration
+from rules.errors import Problem, SpecError
+
+__all__ = [
+    "BUILTIN_DEFAULTS",
+    "DEFAULT_RECOVERY",
+    "SCHEMA_PATH",
+    "Dependency",
+    "PipelineSpec",
+    "Slo",
+    "Spec",
+    "Team",
+    "load_spec",
+    "parse_spec",
+]
+
+SCHEMA_PATH = Path(__file__).with_name("schema") / "pipelines.schema.json"
+
+# What a spec with an empty ``defaults:`` means. Values from the runbook:
+# error_rate > 0.05, last_update > 4h.
+BUILTIN_DEFAULTS: dict[str, Any] = {
+    "sla": "1h",
+    "max_error_rate": 0.05,
+    "max_staleness": "4h",
+    "heartbeat_timeout": "5m",
+    "impact": "some",
+    "team": "data-platform",
+    "runbook_url": "https://runbooks.pipemedic.dev/pipelines",
+    "for": {
+        "down": "1m",
+        "exporter_down": "2m",
+        "error_rate": "5m",
+        "sla": "0s",
+        "staleness": "5m",
+        "dependency": "2m",
+        "burn_page": "2m",
+        "burn_ticket": "15m",
+    },
+    "max_attempts": 3,
+    "cooldown": "5m",
+    "dry_run": False,
+}
+
+# The runbook's auto_recovery table, extended to every cause diagnosis names.
+# A cause missing here (logic_error, config_error, unknown, ...) escalates.
+DEFAULT_RECOVERY: dict[str, str] = {
+    "network_timeout": "retry_with_backoff",
+    "rate_limited": "retry_with_backoff",
+    "dependency_down": "retry_with_backoff",
+    "credential_expired": "refresh_credentials",
+    "data_corruption": "rollback_to_checkpoint",
+    "schema_change": "rollback_to_checkpoint",
+    "volume_exceeded": "scale_resources",
+    "memory_limit": "scale_resources",
+    "cpu_saturation": "scale_resources",
+    "disk_full": "scale_resources",
+}
+
+
+@dataclass(frozen=True)
+class Team:
+    """The people of a team, by incident role (commander, scribe, liaison, SMEs)."""
+
+    name: str
+    commander: str | None = None
+    scribe: str | None = None
+    liaison: str | None = None
+    sme: tuple[str, ...] = ()
+    channel: str | None = None
+
+    def roles(self) -> dict[str, Any]:
+        """Return the roles as a JSON-ready mapping."""
+        return {
+            "commander": self.commander,
+            "scribe": self.scribe,
+            "liaison": self.liaison,
+            "sme": list(self.sme),
+        }
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """An upstream the exporter probes: ``kind`` is ``http`` or ``tcp``."""
+
+    name: str
+    kind: str
+    target: str
+    interval_seconds: float = 15.0
+    timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class Slo:
+    """An availability objective over a window; burn-rate tiers can be switched off."""
+
+    objective: float
+    window: str = "28d"
+    page: bool = True
+    ticket: bool = True
+
+    @property
+    def error_budget(self) -> float:
+        return 1.0 - self.objective
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A pipeline's settings after merging its overrides onto the defaults."""
+
+    name: str
+    sla: str
+    max_error_rate: float
+    max_staleness: str
+    heartbeat_timeout: str
+    impact: str
+    team: str
+    runbook_url: str
+    for_: Mapping[str, str]
+    severity: Mapping[str, str] = field(default_factory=dict)
+    slo: Slo | None = None
+    dependencies: tuple[Dependency, ...] = ()
+    recovery: Mapping[str, str] = field(default_factory=dict)
+    actions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    max_attempts: int = 3
+    cooldown: str = "5m"
+    dry_run: bool = False
+    description: str = ""
+    overrides: frozenset[str] = frozenset()
+
+    @property
+    def sla_seconds(self) -> float:
+        return parse_duration(self.sla)
+
+    @property
+    def max_staleness_seconds(self) -> float:
+        return parse_duration(self.max_staleness)
+
+    @property
+    def heartbeat_timeout_seconds(self) -> float:
+        return parse_duration(self.heartbeat_timeout)
+
+    @property
+    def cooldown_seconds(self) -> float:
+        return parse_duration(self.cooldown)
+
+    def strategy_for(self, cause: str) -> str | None:
+        """Return the recovery strategy for a diagnosed cause, or None to escalate."""
+        strategy = self.recovery.get(cause, DEFAULT_RECOVERY.get(cause))
+        return None if strategy in (None, "escalate") else strategy
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The whole spec: resolved pipelines, the defaults, teams and where it came from."""
+
+    defaults: PipelineSpec
+    pipelines: Mapping[str, PipelineSpec]
+    teams: Mapping[str, Team]
+    source: str = "<builtin>"
+
+    def pipeline(self, name: str) -> PipelineSpec:
+        """Return a pipeline's settings; a pipeline not in the spec gets the defaults."""
+        found = self.pipelines.get(name)
+        if found is not None:
+            return found
+        return _with_name(self.defaults, name)
+
+    def team(self, name: str) -> Team | None:
+        return self.teams.get(name)
+
+
+def _with_name(p: PipelineSpec, name: str) -> PipelineSpec:
+    from dataclasses import replace
+
+    return replace(p, name=name, overrides=frozenset())
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
+    """Map every field path of a YAML document to its 1-based line."""
+    index: dict[tuple[str | int, ...], int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return index
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        index[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = (*path, str(key.value))
+                index[sub] = key.start_mark.line + 1
+                walk(value, sub)
+                index[sub] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+def _line_of(index: Mapping[tuple[str | int, ...], int], path: tuple[str | int, ...]) -> int:
+    while path and path not in index:
+        path = path[:-1]
+    return index.get(path, 1)
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    validator = error.validator
+    value = error.instance
+    if validator == "pattern" and isinstance(error.schema, Mapping):
+        ref_hint = error.schema.get("pattern", "")
+        if "\\d+y" in str(ref_hint):
+            return f"{value!r} is not a Prometheus duration (e.g. 30s, 5m, 1h30m, 4h, 7d)"
+        return f"{value!r} does not match {ref_hint!r}"
+    if validator == "additionalProperties":
+        return error.message.replace("Additional properties are not allowed", "unknown field")
+    return error.message
+
+
+def parse_spec(text: str, source: str = "<string>") -> Spec:
+    """Parse spec YAML text; ``SpecError`` lists every problem with line and path."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        raise SpecError([Problem(source, line, "", f"invalid YAML: {exc}")]) from None
+    if raw is None:
+        raw = {}
+    index = _line_index(text)
+    if not isinstance(raw, dict):
+        raise SpecError(
+            [Problem(source, 1, "", "the spec must be a mapping with defaults/pipelines/teams")]
+        )
+    problems: list[Problem] = []
+    for error in _validator().iter_errors(raw):
+        path = tuple(error.absolute_path)
+        if error.validator == "propertyNames" or (
+            error.validator == "pattern"
+            and isinstance(error.instance, str)
+            and path
+            and str(path[-1]) == error.instance
+        ):
+            # a bad key: jsonschema reports the parent; name the key itself
+            key = error.instance
+            path = (*path, key) if not path or path[-1] != key else path
+        problems.append(
+            Problem(source, _line_of(index, path), _dotted(path), _schema_message(error))
+        )
+    problems.extend(_semantic_problems(raw, index, source))
+    if problems:
+        raise SpecError(problems)
+    return _build(raw, source)
+
+
+def _semantic_problems(
+    raw: Mapping[str, Any], index: Mapping[tuple[str | int, ...], int], source: str
+) -> list[Problem]:
+    """Check what JSON Schema cannot: references between sections, numbers in range."""
+    problems: list[Problem] = []
+    teams = raw.get("teams") or {}
+    sections: list[tuple[tuple[str | int, ...], Any]] = [(("defaults",), raw.get("defaults"))]
+    sections += [(("pipelines", name), p) for name, p in (raw.get("pipelines") or {}).items()]
+    for path, entry in sections:
+        if not isinstance(entry, Mapping):
+            continue
+        team = entry.get("team")
+        if isinstance(team, str) and teams and team not in teams:
+            where = (*path, "team")
+            problems.append(
+                Problem(
+                    source,
+                    _line_of(index, where),
+                    _dotted(where),
+                    f"team {team!r} is not defined under teams: ({', '.join(sorted(teams))})",
+                )
+            )
+        rate = entry.get("max_error_rate")
+        if isinstance(rate, float) and math.isnan(rate):
+            where = (*path, "max_error_rate")
+            problems.append(
+                Problem(source, _line_of(index, where), _dotted(where), "NaN is not a ratio")
+            )
+    return problems
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if key in ("for", "severity", "recovery", "actions") and isinstance(value, Mapping):
+            merged[key] = {**(base.get(key) or {}), **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve(name: str, d: Mapping[str, Any], overrides: frozenset[str]) -> PipelineSpec:
+    slo_raw = d.get("slo")
+    deps = tuple(
+        Dependency(
+            name=dep["name"],
+            kind="http" if "http" in dep else "tcp",
+            target=dep.get("http") or dep["tcp"],
+            interval_seconds=parse_duration(dep.get("interval", "15s")),
+            timeout_seconds=parse_duration(dep.get("timeout", "5s")),
+        )
+        for dep in d.get("dependencies") or ()
+    )
+    return PipelineSpec(
+        name=name,
+        sla=d["sla"],
+        max_error_rate=float(d["max_error_rate"]),
+        max_staleness=d["max_staleness"],
+        heartbeat_timeout=d["heartbeat_timeout"],
+        impact=d["impact"],
+        team=d["team"],
+        runbook_url=d["runbook_url"],
+        for_=dict(d["for"]),
+        severity=dict(d.get("severity") or {}),
+        slo=Slo(**slo_raw) if slo_raw else None,
+        dependencies=deps,
+        recovery=dict(d.get("recovery") or {}),
+        actions={k: dict(v) for k, v in (d.get("actions") or {}).items()},
+        max_attempts=int(d["max_attempts"]),
+        cooldown=d["cooldown"],
+        dry_run=bool(d["dry_run"]),
+        description=d.get("description", ""),
+        overrides=overrides,
+    )
+
+
+def _build(raw: Mapping[str, Any], source: str) -> Spec:
+    defaults_raw = _merge(BUILTIN_DEFAULTS, raw.get("defaults") or {})
+    defaults = _resolve("*", defaults_raw, frozenset())
+    pipelines = {
+        name: _resolve(name, _merge(defaults_raw, over or {}), frozenset((over or {}).keys()))
+        for name, over in sorted((raw.get("pipelines") or {}).items())
+    }
+    teams = {
+        name: Team(
+            name=name,
+            commander=t.get("commander"),
+            scribe=t.get("scribe"),
+            liaison=t.get("liaison"),
+            sme=tuple(t.get("sme") or ()),
+            channel=t.get("channel"),
+        )
+        for name, t in sorted((raw.get("teams") or {}).items())
+    }
+    return Spec(defaults=defaults, pipelines=pipelines, teams=teams, source=source)
+
+
+def load_spec(path: str | Path | None = None) -> Spec:
+    """Load a spec file; ``None`` gives the built-in defaults (no pipelines, no teams)."""
+    if path is None:
+        return parse_spec("{}", "<builtin>")
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([Problem(str(path), 0, "", f"cannot read: {exc}")]) from None
+    return parse_spec(text, str(path))
