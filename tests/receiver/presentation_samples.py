@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from receiver.models import ActionRecord, Diagnosis, Evidence, Incident, TimelineEntry
+from receiver.store.base import Store
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 HOSTILE = '<script>document.title="pwned"</script>'
@@ -126,3 +128,17 @@ def hostile_incident(incident_id: int = 9) -> Incident:
     incident.diagnosis = Diagnosis("unknown", HOSTILE, HOSTILE_ATTR, error=HOSTILE)
     incident.timeline.append(TimelineEntry(T0 + timedelta(minutes=10), HOSTILE, HOSTILE_ATTR))
     return incident
+
+
+async def persist(store: Store, incident: Incident) -> Incident:
+    """Store ``incident`` the way the receiver does: row, then ledger actions, then save."""
+    actions, incident.actions = incident.actions, []
+    created = await store.create_incident(incident)
+    for action in actions:
+        record = replace(action, incident_id=created.id)
+        assert await store.begin_action(replace(record, outcome="running"), lease_seconds=60)
+        await store.end_action(record)
+    await store.save_incident(created)
+    found = await store.get_incident(created.id)
+    assert found is not None
+    return found
