@@ -1,0 +1,137 @@
+"""The action ledger on PostgreSQL: exactly-once claims of recovery steps.
+
+A step is one row keyed by (incident_id, step). The first ``begin_action``
+inserts it and wins; every later one loses, unless the row is still
+``running`` and its lease ran out on the database's clock (the worker died
+mid-action), in which case the caller takes it over and the takeover is
+written to the incident's timeline as ``action_taken_over``.
+
+These functions take an asyncpg connection inside a transaction;
+``PostgresStore`` supplies it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from receiver.models import ActionRecord, format_time
+from receiver.store import pg_sql as sql
+
+__all__ = [
+    "LATE_RESULT_EVENT",
+    "TAKEOVER_EVENT",
+    "action_from_row",
+    "action_values",
+    "actions_since",
+    "begin_action",
+    "end_action",
+    "json_text",
+]
+
+# Timeline event written when a worker takes over a step whose lease ran out.
+TAKEOVER_EVENT = "action_taken_over"
+# Timeline event for an outcome reported by a worker that had lost its claim.
+LATE_RESULT_EVENT = "action_result_after_takeover"
+
+
+def json_text(value: Any) -> str:
+    """Encode a timeline detail the same way every time, so entries compare as text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def action_values(record: ActionRecord) -> tuple[Any, ...]:
+    """Return the 13 parameters of the ledger INSERTs, in ``ActionRecord`` field order."""
+    return (
+        record.incident_id,
+        record.step,
+        record.pipeline,
+        record.strategy,
+        record.action,
+        record.target,
+        record.started_at,
+        record.ended_at,
+        record.outcome,
+        record.retryable,
+        record.verified,
+        record.detail,
+        record.worker,
+    )
+
+
+def action_from_row(row: Any) -> ActionRecord:
+    return ActionRecord(
+        incident_id=int(row["incident_id"]),
+        step=row["step"],
+        pipeline=row["pipeline"],
+        strategy=row["strategy"],
+        action=row["action"],
+        target=row["target"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        outcome=row["outcome"],
+        retryable=bool(row["retryable"]),
+        verified=row["verified"],
+        detail=row["detail"],
+        worker=row["worker"],
+    )
+
+
+async def note(conn: Any, incident_id: int, at: datetime, event: str, detail: Any) -> None:
+    """Append a ledger event to the incident's timeline (if the incident exists).
+
+    ``at`` comes from the worker's clock, like every other timeline entry.
+    """
+    await conn.execute(sql.NOTE_TIMELINE, incident_id, at, event, json_text(detail))
+
+
+async def begin_action(conn: Any, record: ActionRecord, lease_seconds: float) -> bool:
+    """Claim ``(incident_id, step)`` for ``record.worker``; see the module docstring."""
+    lease = float(lease_seconds)
+    if await conn.fetchval(sql.CLAIM_ACTION, *action_values(record), lease):
+        return True
+    held = await conn.fetchrow(sql.HELD_ACTION, record.incident_id, record.step)
+    if held is None or held["outcome"] != "running" or not held["expired"]:
+        return False
+    await conn.execute(
+        sql.TAKE_OVER_ACTION,
+        record.incident_id,
+        record.step,
+        record.pipeline,
+        record.strategy,
+        record.action,
+        record.target,
+        record.started_at,
+        record.retryable,
+        record.detail,
+        record.worker,
+        lease,
+    )
+    detail = {
+        "step": record.step,
+        "action": record.action,
+        "target": record.target,
+        "from_worker": held["worker"],
+        "to_worker": record.worker,
+        "lease_expired_at": format_time(held["lease_until"]),
+    }
+    await note(conn, record.incident_id, record.started_at, TAKEOVER_EVENT, detail)
+    return True
+
+
+async def end_action(conn: Any, record: ActionRecord) -> None:
+    """Store the outcome if ``record.worker`` still holds the claim, else log it."""
+    if await conn.fetchval(sql.END_ACTION, *action_values(record)):
+        return
+    detail = {"step": record.step, "worker": record.worker, "outcome": record.outcome}
+    at = record.ended_at or record.started_at
+    await note(conn, record.incident_id, at, LATE_RESULT_EVENT, detail)
+
+
+async def actions_since(
+    conn: Any, since: datetime, pipeline: str | None, target: str | None
+) -> Sequence[ActionRecord]:
+    rows = await conn.fetch(sql.ACTIONS_SINCE, since, pipeline, target)
+    return [action_from_row(r) for r in rows]
