@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from receiver.facts import (
     alert_names,
+    alert_summaries,
     clean_text,
     format_duration,
     incident_began,
@@ -152,8 +153,8 @@ def _summary_table(incidents: Sequence[Incident], now: datetime) -> str:
             f'<td class="wrap">{_e(i.pipeline)}</td>'
             f'<td class="wrap">{_e(", ".join(alert_names(i)) or "-")}</td>'
             f'<td class="wrap">{_e(cause)}</td>'
-            f"<td>{_e(format_time(incident_began(i)))}</td>"
-            f"<td>{_e(format_duration(incident_duration(i, now)))}</td>"
+            f"<td>{_e(_short_time(incident_began(i)))}</td>"
+            f"<td>{_e(_lasted(i, now))}</td>"
             "</tr>"
         )
     head = (
@@ -175,8 +176,8 @@ def _incident_section(incident: Incident, postmortem: str, now: datetime) -> str
         f"<h2>#{i.id} {_e(i.pipeline)} {_badge(i.state, _state_class(i.state))} "
         f"{_badge(i.sev, _sev_class(i.sev))}</h2>"
         f'<p class="muted">team {_e(i.team or "-")}'
-        f"{' · ' + roles if roles else ''} · lasted "
-        f"{_e(format_duration(incident_duration(i, now)))}</p>"
+        f"{' · ' + roles if roles else ''} · {_e(_lasted(i, now))}</p>"
+        f"{_alerts(i)}"
         "<h3>Timeline</h3>"
         f"{_timeline(i.timeline)}"
         "<details><summary>Post-mortem draft</summary>"
@@ -185,6 +186,14 @@ def _incident_section(incident: Incident, postmortem: str, now: datetime) -> str
         f'<a href="/incidents/{i.id}/postmortem">Markdown</a></p>'
         "</section>"
     )
+
+
+def _alerts(incident: Incident) -> str:
+    items = [
+        f"<li><strong>{_e(name or '?')}</strong>{': ' + _e(summary) if summary else ''}</li>"
+        for name, summary in alert_summaries(incident)
+    ]
+    return f'<ul class="alerts">{"".join(items)}</ul>' if items else ""
 
 
 def _timeline(timeline: Sequence[TimelineEntry]) -> str:
@@ -207,6 +216,17 @@ def _pager(query: PageQuery, shown: int, has_more: bool) -> str:
     if has_more:
         links.append(f'<a href="/?{_e(query.params(offset=query.offset + shown))}">older →</a>')
     return f"<nav>{''.join(links)}</nav>" if links else ""
+
+
+def _lasted(incident: Incident, now: datetime) -> str:
+    took = format_duration(incident_duration(incident, now))
+    if incident.resolved_at is None and incident.closed_at is None:
+        return f"ongoing for {took}"
+    return f"lasted {took}"
+
+
+def _short_time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M")
 
 
 def _who(value: Any) -> str:

@@ -226,7 +226,7 @@ async def test_page_filter_and_pager_links(client: Client, store: Store) -> None
 def test_render_page_duration_of_open_incident_uses_now() -> None:
     incident = escalated_incident()
     html = render_page([incident], {}, now=T0 + timedelta(hours=3, minutes=7), query=PageQuery())
-    assert "<td>3h 07m</td>" in html
+    assert "<td>ongoing for 3h 07m</td>" in html
 
 
 def test_render_page_without_incidents() -> None:
