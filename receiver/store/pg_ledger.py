@@ -19,6 +19,7 @@ from typing import Any
 
 from receiver.models import ActionRecord, format_time
 from receiver.store import pg_sql as sql
+from receiver.store.base import StoreError
 
 __all__ = [
     "LATE_RESULT_EVENT",
@@ -122,9 +123,27 @@ async def begin_action(conn: Any, record: ActionRecord, lease_seconds: float) ->
 
 
 async def end_action(conn: Any, record: ActionRecord) -> None:
-    """Store the outcome if ``record.worker`` still holds the claim, else log it."""
-    if await conn.fetchval(sql.END_ACTION, *action_values(record)):
+    """Store the outcome if ``record.worker`` still holds the claim, else log it.
+
+    A step that was never begun is a ``StoreError``: outcomes without a claim
+    would bypass the exactly-once guarantee.
+    """
+    stored = await conn.fetchval(
+        sql.END_ACTION,
+        record.incident_id,
+        record.step,
+        record.ended_at,
+        record.outcome,
+        record.retryable,
+        record.verified,
+        record.detail,
+        record.worker,
+    )
+    if stored:
         return
+    if not await conn.fetchval(sql.ACTION_EXISTS, record.incident_id, record.step):
+        raise StoreError(f"action {record.step!r} of incident {record.incident_id} was never begun")
+    # Another worker took the step over: its claim stays, this result goes on record.
     detail = {"step": record.step, "worker": record.worker, "outcome": record.outcome}
     at = record.ended_at or record.started_at
     await note(conn, record.incident_id, at, LATE_RESULT_EVENT, detail)

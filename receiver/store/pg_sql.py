@@ -69,7 +69,7 @@ SELECT * FROM incidents
 WHERE ($1::text IS NULL OR state = $1)
   AND ($2::text IS NULL OR pipeline = $2)
   AND ($3::text IS NULL OR sev = $3)
-ORDER BY opened_at DESC, id DESC
+ORDER BY id DESC
 LIMIT $4 OFFSET $5
 """
 TIMELINES = """
@@ -134,16 +134,13 @@ WHERE incident_id = $1 AND step = $2
 """
 # Only the worker holding the claim records its outcome.
 END_ACTION = """
-INSERT INTO actions (incident_id, step, pipeline, strategy, action, target, started_at,
-                     ended_at, outcome, retryable, verified, detail, worker, lease_until)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, clock_timestamp())
-ON CONFLICT (incident_id, step) DO UPDATE
-SET ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome,
-    retryable = EXCLUDED.retryable, verified = EXCLUDED.verified,
-    detail = EXCLUDED.detail, lease_until = EXCLUDED.lease_until
-WHERE actions.worker = EXCLUDED.worker
+UPDATE actions
+SET ended_at = $3, outcome = $4, retryable = $5, verified = $6, detail = $7,
+    lease_until = clock_timestamp()
+WHERE incident_id = $1 AND step = $2 AND worker = $8
 RETURNING true
 """
+ACTION_EXISTS = "SELECT true FROM actions WHERE incident_id = $1 AND step = $2"
 ACTIONS_SINCE = """
 SELECT * FROM actions
 WHERE started_at >= $1

@@ -66,6 +66,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.OperatorInterventionError,
     asyncpg.ReadOnlySQLTransactionError,
 )
+_ONE_OPEN = "pipeline {!r} already has an incident that is not closed"
 
 
 def redact_dsn(dsn: str) -> str:
@@ -300,14 +301,22 @@ class PostgresStore:
 
     async def create_incident(self, incident: Incident) -> Incident:
         async with self._conn(transaction=True) as conn:
-            new_id = await conn.fetchval(sql.CREATE_INCIDENT, *_incident_values(incident))
-            created = dataclasses.replace(incident, id=int(new_id))
-            await self._merge_children(conn, created)
-        return created
+            try:
+                new_id = await conn.fetchval(sql.CREATE_INCIDENT, *_incident_values(incident))
+            except asyncpg.UniqueViolationError:
+                raise StoreError(_ONE_OPEN.format(incident.pipeline)) from None
+            incident.id = int(new_id)
+            await self._merge_children(conn, incident)
+        return incident
 
     async def save_incident(self, incident: Incident) -> None:
         async with self._conn(transaction=True) as conn:
-            found = await conn.fetchval(sql.SAVE_INCIDENT, incident.id, *_incident_values(incident))
+            try:
+                found = await conn.fetchval(
+                    sql.SAVE_INCIDENT, incident.id, *_incident_values(incident)
+                )
+            except asyncpg.UniqueViolationError:
+                raise StoreError(_ONE_OPEN.format(incident.pipeline)) from None
             if found is None:
                 raise StoreError(f"incident {incident.id} does not exist; create it first")
             await self._merge_children(conn, incident)

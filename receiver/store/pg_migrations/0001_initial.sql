@@ -34,7 +34,8 @@ CREATE TABLE incidents (
     postmortem  text
 );
 CREATE INDEX incidents_pipeline ON incidents (pipeline, id DESC);
-CREATE INDEX incidents_opened ON incidents (opened_at DESC, id DESC);
+-- One incident per pipeline that is not closed, whichever replica creates it.
+CREATE UNIQUE INDEX incidents_one_open ON incidents (pipeline) WHERE state <> 'closed';
 
 -- The timeline is append-only: saving an incident adds the entries not yet
 -- stored, so entries written by another replica (a takeover) are kept.
