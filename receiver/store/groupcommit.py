@@ -1,0 +1,190 @@
+"""Group commit: one writer thread runs everyone's jobs in shared transactions.
+
+SQLite allows one writer at a time and the durable part of a commit (the WAL
+fsync) costs the same for one row as for a thousand. So every job goes to a
+single thread that takes all jobs waiting at that moment, runs each inside
+its own SAVEPOINT (one failing job does not spoil the others), commits once,
+and only then resolves the callers' futures: an ``await`` on a write returns
+after the commit that covers it.
+
+Example::
+
+    writer = GroupCommitWriter(connect)
+    writer.start()
+    rows = await writer.submit(lambda conn: conn.execute("SELECT 1").fetchall())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from receiver.store.base import StoreUnavailable
+
+__all__ = ["CommitObserver", "GroupCommitWriter"]
+
+T = TypeVar("T")
+CommitObserver = Callable[[float, int], None]
+"""Called with (commit seconds, jobs in the batch) after each commit."""
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    fn: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+_STOP = object()
+
+
+def _resolve(done: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in done:
+        if future.cancelled():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+class GroupCommitWriter:
+    """Own one SQLite connection in one thread; batch concurrent jobs per commit."""
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        *,
+        max_batch: int = 1024,
+        on_commit: CommitObserver | None = None,
+        name: str = "sqlite-writer",
+    ) -> None:
+        self._connect = connect
+        self._max_batch = max_batch
+        self.on_commit = on_commit
+        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._stopped = False
+
+    def start(self) -> None:
+        """Open the connection in the writer thread; raise if that failed."""
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            raise StoreUnavailable(f"cannot open SQLite: {self._startup_error}")
+
+    async def submit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` in the next transaction; return after it committed."""
+        if self._stopped or not self._thread.is_alive():
+            raise StoreUnavailable("the SQLite writer is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, future, loop))
+        return await future
+
+    async def stop(self) -> None:
+        """Finish queued jobs, close the connection and end the thread."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+
+    # the writer thread ------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # reported by start()
+            self._startup_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch: list[_Job] = [first]  # type: ignore[list-item]
+                stop = False
+                while len(batch) < self._max_batch:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop = True
+                        break
+                    batch.append(item)  # type: ignore[arg-type]
+                self._run_batch(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        done: list[tuple[_Job, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._fail_all(batch, exc)
+            return
+        for job in batch:
+            try:
+                conn.execute("SAVEPOINT job")
+                result = job.fn(conn)
+                conn.execute("RELEASE job")
+                done.append((job, result, None))
+            except sqlite3.OperationalError as exc:
+                self._rollback_savepoint(conn)
+                done.append((job, None, StoreUnavailable(f"SQLite: {exc}")))
+            except Exception as exc:
+                self._rollback_savepoint(conn)
+                done.append((job, None, exc))
+        started = time.perf_counter()
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            self._fail_all(batch, exc)
+            return
+        if self.on_commit is not None:
+            try:
+                self.on_commit(time.perf_counter() - started, len(batch))
+            except Exception:  # an observer never breaks storage
+                log.exception("commit observer failed")
+        self._deliver(done)
+
+    @staticmethod
+    def _rollback_savepoint(conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+        except sqlite3.Error:
+            pass
+
+    def _fail_all(self, batch: list[_Job], exc: BaseException) -> None:
+        log.warning("SQLite transaction failed: %s", exc)
+        error = StoreUnavailable(f"SQLite commit failed: {exc}")
+        self._deliver([(job, None, error) for job in batch])
+
+    @staticmethod
+    def _deliver(done: list[tuple[_Job, Any, BaseException | None]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for job, result, error in done:
+            by_loop.setdefault(job.loop, []).append((job.future, result, error))
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop closed while we worked
+                loop.call_soon_threadsafe(_resolve, items)

@@ -1,0 +1,287 @@
+"""Work on acknowledged alerts: a bounded pool taking leased events from the store.
+
+Each event goes through ordered stages under its pipeline's lock::
+
+    correlate -> diagnose -> recover -> verify -> record
+
+``correlate`` finds, joins, reopens or opens the incident (``Lifecycle``);
+resolved alerts stop there and only verify, they never start a recovery.
+Diagnosis, recovery and the firing check are injected (``Diagnose``,
+``Recover``, ``FiringCheck``: one-method Protocols) so this module knows
+nothing of Prometheus queries or actions. An event is finished in the store
+only after its stages ran; a crash leaves it leased, and the lease (or, for
+SQLite, the next start) hands it to a worker again.
+
+Example::
+
+    pool = WorkerPool(store, lifecycle, diagnose=my_diagnose, recover=recoverer.recover,
+                      firing=PrometheusFiringCheck(prom), concurrency=4)
+    await pool.start(); pool.wake(); ...; await pool.stop(drain_seconds=30)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from receiver.incidents import ACTIVE_STATES, Lifecycle
+from receiver.metrics import ReceiverMetrics
+from receiver.models import ActionRecord, Alert, AlertEvent, Diagnosis, Incident, utcnow
+from receiver.store.base import Store
+from rules.spec import PipelineSpec
+
+__all__ = [
+    "Diagnose",
+    "FiringCheck",
+    "Recover",
+    "RecoveryOutcome",
+    "WorkerPool",
+]
+
+log = logging.getLogger(__name__)
+
+
+class Diagnose(Protocol):
+    """Find the cause of an alert; never raises (an unknown cause is a diagnosis)."""
+
+    async def __call__(self, alert: Alert, spec: PipelineSpec) -> Diagnosis: ...
+
+
+class RecoveryOutcome(Protocol):
+    """What a recovery did (``receiver.recovery.RecoveryResult`` has this shape)."""
+
+    @property
+    def outcome(self) -> str: ...  # recovered | escalated | dry_run | skipped
+
+    @property
+    def strategy(self) -> str | None: ...
+
+    @property
+    def actions(self) -> Sequence[ActionRecord]: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+class Recover(Protocol):
+    """Run the guarded recovery for a diagnosed incident (``Recoverer.recover``)."""
+
+    async def __call__(
+        self,
+        incident: Incident,
+        alert: Alert,
+        diagnosis: Diagnosis,
+        spec: PipelineSpec,
+        record: Callable[[str, Any], Awaitable[None]],
+        still_firing: Callable[[], Awaitable[bool]],
+    ) -> RecoveryOutcome: ...
+
+
+class FiringCheck(Protocol):
+    """Say whether an alert still fires now (``None``: cannot tell)."""
+
+    async def __call__(self, alert: Alert) -> bool | None: ...
+
+
+class WorkerPool:
+    """Claim events and run their stages with at most ``concurrency`` at once."""
+
+    def __init__(
+        self,
+        store: Store,
+        lifecycle: Lifecycle,
+        *,
+        diagnose: Diagnose,
+        recover: Recover | None,
+        firing: FiringCheck,
+        concurrency: int = 4,
+        lease_seconds: float = 300.0,
+        poll_interval: float = 0.5,
+        max_attempts: int = 5,
+        metrics: ReceiverMetrics | None = None,
+        worker_id: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.lifecycle = lifecycle
+        self.diagnose = diagnose
+        self.recover = recover
+        self.firing = firing
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.max_attempts = max_attempts
+        self.metrics = metrics
+        self.worker_id = worker_id or f"{os.uname().nodename}:{os.getpid()}"
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._last_sweep = 0.0
+
+    # running ---------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the dispatcher; events waiting from before a crash are taken first."""
+        await self.lifecycle.refresh_open_metrics()
+        self._loop_task = asyncio.create_task(self._dispatch(), name="pipemedic-worker")
+
+    def wake(self) -> None:
+        """Tell the dispatcher new events were committed (no need to wait a poll)."""
+        self._wake.set()
+
+    async def stop(self, drain_seconds: float = 30.0) -> None:
+        """Stop claiming, let in-flight events finish (up to ``drain_seconds``)."""
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        pending = list(self._in_flight.values())
+        if pending:
+            log.info("draining %d in-flight events", len(pending))
+            _done, still = await asyncio.wait(pending, timeout=drain_seconds)
+            for task in still:  # left leased: taken again after restart
+                task.cancel()
+            if still:
+                await asyncio.wait(still)
+
+    async def run_until_idle(self, deadline_seconds: float = 30.0) -> None:
+        """Wait until the queue is empty and nothing is in flight (tests, tools)."""
+        deadline = time.monotonic() + deadline_seconds
+        while time.monotonic() < deadline:
+            if not self._in_flight and await self.store.queue_depth() == 0:
+                return
+            self.wake()
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"queue not drained after {deadline_seconds}s")
+
+    async def _dispatch(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            free = self.concurrency - len(self._in_flight)
+            claimed: list[AlertEvent] = []
+            if free > 0:
+                try:
+                    claimed = await self.store.claim_events(
+                        self.worker_id, free, self.lease_seconds
+                    )
+                except Exception as exc:  # store down: keep trying, say so
+                    log.warning("cannot claim events: %s", exc)
+            for event in claimed:
+                if event.id in self._in_flight:  # our own lease ran out mid-work
+                    continue
+                task = asyncio.create_task(self._process(event), name=f"event-{event.id}")
+                self._in_flight[event.id] = task
+                task.add_done_callback(functools.partial(self._done, event.id))
+            await self._sweep()
+            if claimed and len(self._in_flight) < self.concurrency:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    def _done(self, event_id: int, _task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(event_id, None)
+        self._wake.set()
+
+    async def _sweep(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep < 30.0:
+            return
+        self._last_sweep = now
+        try:
+            await self.lifecycle.close_expired()
+            await self.lifecycle.refresh_open_metrics()
+        except Exception:
+            log.exception("incident sweep failed")
+
+    # one event -------------------------------------------------------------
+    async def _process(self, event: AlertEvent) -> None:
+        started = time.perf_counter()
+        if self.metrics is not None:
+            waited = (self.clock() - event.received_at).total_seconds()
+            self.metrics.event_queue_seconds.observe(max(waited, 0.0))
+        result = "ok"
+        try:
+            if event.attempts > self.max_attempts:
+                log.error(
+                    "giving up on event %d after %d attempts",
+                    event.id,
+                    event.attempts - 1,
+                    extra={"fingerprint": event.alert.fingerprint},
+                )
+                result = "abandoned"
+            else:
+                async with self.store.pipeline_lock(event.alert.pipeline):
+                    await self.handle(event)
+            await self.store.finish_event(event.id, self.worker_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            result = "error"
+            log.exception("event %d failed; it will be retried after its lease", event.id)
+        if self.metrics is not None:
+            self.metrics.events_processed.labels(result=result).inc()
+            self.metrics.event_processing_seconds.observe(time.perf_counter() - started)
+            self.metrics.queue_depth.set(await self.store.queue_depth())
+
+    async def handle(self, event: AlertEvent) -> None:
+        """Run the stages for one event (the caller holds the pipeline lock)."""
+        step = await self.lifecycle.correlate(event)
+        incident = step.incident
+        if incident is None:
+            return
+        if event.alert.status == "resolved":
+            await self._verify(incident, event.alert)
+        elif step.needs_work and incident.state in ACTIVE_STATES:
+            diagnosis = await self._diagnose(incident, event.alert)
+            outcome = await self._recover(incident, event.alert, diagnosis)
+            if outcome == "recovered":
+                await self._verify(incident, event.alert)
+        await self.lifecycle.refresh_open_metrics()
+
+    async def _diagnose(self, incident: Incident, alert: Alert) -> Diagnosis:
+        self.lifecycle.transition(incident, "diagnosing", {"alert": alert.name})
+        await self.store.save_incident(incident)
+        diagnosis = await self.diagnose(alert, self.lifecycle.spec.pipeline(incident.pipeline))
+        self.lifecycle.diagnosed(incident, diagnosis)
+        await self.store.save_incident(incident)
+        return diagnosis
+
+    async def _recover(self, incident: Incident, alert: Alert, diagnosis: Diagnosis) -> str:
+        if self.recover is None:
+            await self.lifecycle.escalate(incident, "automatic recovery is not configured")
+            return "escalated"
+        spec = self.lifecycle.spec.pipeline(incident.pipeline)
+        strategy = spec.strategy_for(diagnosis.cause)
+        self.lifecycle.transition(
+            incident, "recovering", {"cause": diagnosis.cause, "strategy": strategy}
+        )
+        await self.store.save_incident(incident)
+
+        async def record(event: str, detail: Any) -> None:
+            self.lifecycle.note(incident, event, detail)
+            await self.store.save_incident(incident)
+
+        async def still_firing() -> bool:
+            return await self.firing(alert) is not False
+
+        result = await self.recover(incident, alert, diagnosis, spec, record, still_firing)
+        detail = {"outcome": result.outcome, "strategy": result.strategy, "reason": result.reason}
+        self.lifecycle.note(incident, "recovery_finished", detail)
+        await self.store.save_incident(incident)
+        if result.outcome == "escalated":
+            await self.lifecycle.escalate(incident, result.reason)
+        return result.outcome
+
+    async def _verify(self, incident: Incident, alert: Alert) -> None:
+        firing = await self.firing(alert)
+        verdict = {True: "still firing", False: "cleared", None: "unknown"}[firing]
+        self.lifecycle.note(incident, "verified", {"alert": alert.name, "condition": verdict})
+        await self.store.save_incident(incident)

@@ -1,0 +1,393 @@
+"""The store contract: SQLite and PostgreSQL behave the same behind ``Store``.
+
+Every test runs once per backend (``store`` is parametrized). Times are
+whole milliseconds because that is the precision the JSON documents keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from receiver.models import (
+    ActionRecord,
+    Alert,
+    Diagnosis,
+    Evidence,
+    Incident,
+    Notification,
+    TimelineEntry,
+)
+from receiver.store import Store, StoreError, open_store
+
+Opener = Callable[[], Awaitable[Store]]
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def alert(
+    fingerprint: str,
+    *,
+    status: str = "firing",
+    starts: float = 0,
+    pipeline: str = "etl_orders",
+    **labels: str,
+) -> Alert:
+    return Alert(
+        status=status,  # type: ignore[arg-type]
+        labels={"alertname": "PipelineDown", "pipeline": pipeline, **labels},
+        annotations={"summary": f"{pipeline} is down"},
+        starts_at=at(starts),
+        ends_at=at(starts + 60) if status == "resolved" else None,
+        fingerprint=fingerprint,
+    )
+
+
+def notification(*alerts: Alert, group_key: str = '{}:{pipeline="etl_orders"}') -> Notification:
+    return Notification(
+        receiver="pipemedic",
+        status=alerts[0].status if alerts else "firing",
+        alerts=alerts,
+        group_key=group_key,
+    )
+
+
+def incident(pipeline: str = "etl_orders", *, sev: str = "SEV2", state: str = "open") -> Incident:
+    return Incident(
+        id=0,
+        pipeline=pipeline,
+        state=state,
+        sev=sev,
+        opened_at=at(0),
+        category="connectivity",
+        team="data-platform",
+        roles={"commander": "alice", "scribe": "bob"},
+        alerts=[alert("fp1").to_json()],
+        timeline=[TimelineEntry(at(0), "opened", {"alert": "PipelineDown"})],
+    )
+
+
+def action(
+    incident_id: int, step: str, *, worker: str = "w1", start: float = 0, **kw: str
+) -> ActionRecord:
+    fields = {
+        "pipeline": "etl_orders",
+        "strategy": "retry_with_backoff",
+        "action": "http",
+        "target": "restart",
+    } | kw
+    return ActionRecord(
+        incident_id=incident_id,
+        step=step,
+        started_at=at(start),
+        worker=worker,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opener]:
+    """Return ``open()`` for one database of the backend; every store opened is closed."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'receiver.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server")()
+    opened: list[Store] = []
+
+    async def open_() -> Store:
+        store = await open_store(url)
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+async def store(opener: Opener) -> Store:
+    return await opener()
+
+
+async def until(predicate: Callable[[], Awaitable[bool]], deadline: float = 30.0) -> None:
+    """Poll ``predicate`` until true; fail after a generous deadline (no timed assertions)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while not await predicate():
+        assert loop.time() < end, "condition not reached before the deadline"
+        await asyncio.sleep(0.02)
+
+
+# durable queue ------------------------------------------------------------------
+async def test_ingest_is_idempotent_on_fingerprint_starts_at_status(store: Store) -> None:
+    first = await store.ingest(notification(alert("fp1"), alert("fp2")))
+    assert (first.accepted, first.duplicates) == (2, 0)
+
+    again = await store.ingest(notification(alert("fp2"), alert("fp1")))
+    assert (again.accepted, again.duplicates) == (0, 2)
+
+    # A new status or a new startsAt is a new event; a repeat within one payload is not.
+    mixed = await store.ingest(
+        notification(alert("fp1", status="resolved"), alert("fp1", starts=300), alert("fp1"))
+    )
+    assert (mixed.accepted, mixed.duplicates) == (2, 1)
+    assert await store.queue_depth() == 4
+
+
+async def test_ingested_events_survive_reopening_and_keep_untrusted_labels(
+    opener: Opener,
+) -> None:
+    hostile = {"team": "x'); DROP TABLE incidents; --", "note": 'Grüße \u2603 \\ " %s $1'}
+    store = await opener()
+    await store.ingest(notification(alert("fp1", **hostile)))
+    await store.close()
+
+    reopened = await opener()
+    (event,) = await reopened.claim_events("w1", 10, lease_seconds=60)
+    assert event.alert == alert("fp1", **hostile)
+    assert event.group_key == '{}:{pipeline="etl_orders"}'
+    assert event.attempts == 1
+
+
+async def test_claim_takes_oldest_first_and_a_leased_event_only_once(store: Store) -> None:
+    await store.ingest(notification(*(alert(f"fp{i}", starts=i) for i in range(5))))
+
+    first = await store.claim_events("w1", 2, lease_seconds=60)
+    second = await store.claim_events("w2", 10, lease_seconds=60)
+    assert [e.alert.fingerprint for e in first] == ["fp0", "fp1"]
+    assert [e.alert.fingerprint for e in second] == ["fp2", "fp3", "fp4"]
+    assert await store.claim_events("w3", 10, lease_seconds=60) == []
+    assert [e.id for e in first + second] == sorted(e.id for e in first + second)
+
+
+async def test_an_expired_lease_is_claimed_again_by_another_worker(store: Store) -> None:
+    await store.ingest(notification(alert("fp1")))
+    (taken,) = await store.claim_events("dead-worker", 10, lease_seconds=0.05)
+
+    retaken: list[int] = []
+
+    async def claimed() -> bool:
+        retaken.extend(e.id for e in await store.claim_events("w2", 10, lease_seconds=60))
+        return bool(retaken)
+
+    await until(claimed)
+    assert retaken == [taken.id]
+    assert await store.queue_depth() == 1
+
+
+async def test_finished_events_are_never_claimed_again(store: Store) -> None:
+    await store.ingest(notification(alert("fp1"), alert("fp2")))
+    events = await store.claim_events("w1", 10, lease_seconds=0.05)
+    for event in events:
+        await store.finish_event(event.id, "w1")
+    assert await store.queue_depth() == 0
+    await asyncio.sleep(0.1)  # the leases would have run out by now
+    assert await store.claim_events("w2", 10, lease_seconds=60) == []
+    assert (await store.ingest(notification(alert("fp1")))).duplicates == 1
+
+
+# incidents ------------------------------------------------------------------------
+async def test_incident_round_trips_with_every_field(store: Store) -> None:
+    new = incident()
+    new.diagnosis = Diagnosis(
+        cause="network_timeout",
+        handler="check_infrastructure",
+        summary="the orders API timed out",
+        evidence=(Evidence(query='pipeline_up{pipeline="etl_orders"}', result=[0], note="down"),),
+    )
+    new.postmortem = "# Post-mortem\n"
+    created = await store.create_incident(new)
+    assert created.id > 0
+
+    got = await store.get_incident(created.id)
+    assert got is not None
+    assert got.to_json() == created.to_json()
+    assert got.postmortem == "# Post-mortem\n"
+    assert await store.get_incident(created.id + 1000) is None
+
+
+async def test_one_incident_per_pipeline_until_it_is_closed(store: Store) -> None:
+    first = await store.create_incident(incident())
+    assert (await store.open_incident("etl_orders")).id == first.id  # type: ignore[union-attr]
+    assert await store.open_incident("etl_users") is None
+    with pytest.raises(StoreError, match="etl_orders"):
+        await store.create_incident(incident())
+
+    first.state = "closed"
+    first.closed_at = at(600)
+    await store.save_incident(first)
+    assert await store.open_incident("etl_orders") is None
+    assert (await store.last_incident("etl_orders")).id == first.id  # type: ignore[union-attr]
+
+    second = await store.create_incident(incident())
+    assert second.id != first.id
+    assert (await store.last_incident("etl_orders")).id == second.id  # type: ignore[union-attr]
+    assert (await store.open_incident("etl_orders")).id == second.id  # type: ignore[union-attr]
+
+
+async def test_save_updates_fields_and_appends_to_the_timeline(store: Store) -> None:
+    inc = await store.create_incident(incident())
+    inc.state = "resolved"
+    inc.resolved_at = at(120)
+    inc.sev = "SEV1"
+    inc.timeline.append(TimelineEntry(at(60), "diagnosed", {"cause": "network_timeout"}))
+    inc.timeline.append(TimelineEntry(at(120), "resolved", None))
+    await store.save_incident(inc)
+    await store.save_incident(inc)  # saving twice adds nothing
+
+    got = await store.get_incident(inc.id)
+    assert got is not None
+    assert (got.state, got.sev, got.resolved_at) == ("resolved", "SEV1", at(120))
+    assert [(e.at, e.event, e.detail) for e in got.timeline] == [
+        (at(0), "opened", {"alert": "PipelineDown"}),
+        (at(60), "diagnosed", {"cause": "network_timeout"}),
+        (at(120), "resolved", None),
+    ]
+
+    with pytest.raises(StoreError):
+        await store.save_incident(dataclasses.replace(inc, id=inc.id + 1000))
+
+
+async def test_list_filters_and_pages_newest_first(store: Store) -> None:
+    ids: dict[str, int] = {}
+    for name, sev in (("a", "SEV1"), ("b", "SEV3"), ("c", "SEV1"), ("d", "SEV2")):
+        ids[name] = (await store.create_incident(incident(f"etl_{name}", sev=sev))).id
+    done = await store.get_incident(ids["b"])
+    assert done is not None
+    done.state = "resolved"
+    await store.save_incident(done)
+
+    def names(found: list[Incident]) -> list[str]:
+        return [i.pipeline.removeprefix("etl_") for i in found]
+
+    assert names(await store.list_incidents()) == ["d", "c", "b", "a"]
+    assert names(await store.list_incidents(sev="SEV1")) == ["c", "a"]
+    assert names(await store.list_incidents(state="resolved")) == ["b"]
+    assert names(await store.list_incidents(state="open", pipeline="etl_d")) == ["d"]
+    assert names(await store.list_incidents(pipeline="etl_' OR 1=1 --")) == []
+    assert names(await store.list_incidents(limit=2)) == ["d", "c"]
+    assert names(await store.list_incidents(limit=2, offset=2)) == ["b", "a"]
+
+
+async def test_pipeline_lock_serialises_work_on_one_pipeline(store: Store) -> None:
+    order: list[str] = []
+    inside = asyncio.Event()
+
+    async def first() -> None:
+        async with store.pipeline_lock("etl_orders"):
+            inside.set()
+            order.append("first in")
+            await asyncio.sleep(0.1)
+            order.append("first out")
+
+    async def second() -> None:
+        await inside.wait()
+        async with store.pipeline_lock("etl_orders"):
+            order.append("second in")
+
+    async def other_pipeline() -> None:
+        await inside.wait()
+        async with store.pipeline_lock("etl_users"):
+            order.append("other in")
+
+    await asyncio.wait_for(asyncio.gather(first(), second(), other_pipeline()), timeout=60)
+    assert order.index("second in") > order.index("first out")
+    assert order.index("other in") < order.index("first out")
+
+
+# action ledger -------------------------------------------------------------------
+async def test_a_step_is_claimed_exactly_once(store: Store) -> None:
+    inc = await store.create_incident(incident())
+    step = action(inc.id, "retry_with_backoff:1")
+    assert await store.begin_action(step, lease_seconds=60) is True
+    assert await store.begin_action(step, lease_seconds=60) is False
+    assert await store.begin_action(dataclasses.replace(step, worker="w2"), 60) is False
+
+    done = dataclasses.replace(step, outcome="success", ended_at=at(5), verified=True)
+    await store.end_action(done)
+    assert await store.begin_action(dataclasses.replace(step, worker="w2"), 0.01) is False
+
+    got = await store.get_incident(inc.id)
+    assert got is not None
+    assert got.actions == [done]
+    # Another step of the same incident is a claim of its own.
+    assert await store.begin_action(action(inc.id, "retry_with_backoff:2", start=10), 60)
+
+
+async def test_concurrent_claims_of_one_step_have_one_winner(store: Store) -> None:
+    inc = await store.create_incident(incident())
+    claims = [
+        store.begin_action(action(inc.id, "scale_resources:1", worker=f"w{i}"), 60)
+        for i in range(8)
+    ]
+    assert sorted(await asyncio.gather(*claims)) == [False] * 7 + [True]
+
+
+async def test_a_running_step_whose_lease_ran_out_is_taken_over(store: Store) -> None:
+    inc = await store.create_incident(incident())
+    step = action(inc.id, "rollback_to_checkpoint:1", worker="dead")
+    assert await store.begin_action(step, lease_seconds=0.05)
+
+    takeover = dataclasses.replace(step, worker="alive", started_at=at(30))
+
+    async def taken() -> bool:
+        return await store.begin_action(takeover, lease_seconds=60)
+
+    await until(taken)
+    assert await store.begin_action(step, lease_seconds=60) is False  # the dead one lost it
+    done = dataclasses.replace(takeover, outcome="failure", ended_at=at(40), retryable=True)
+    await store.end_action(done)
+    got = await store.get_incident(inc.id)
+    assert got is not None
+    assert got.actions == [done]
+
+
+async def test_ending_a_step_that_was_never_begun_is_an_error(store: Store) -> None:
+    inc = await store.create_incident(incident())
+    with pytest.raises(StoreError, match="never begun"):
+        await store.end_action(action(inc.id, "refresh_credentials:1"))
+
+
+async def test_actions_since_filters_by_time_pipeline_and_target(store: Store) -> None:
+    one = await store.create_incident(incident("etl_orders"))
+    two = await store.create_incident(incident("etl_users"))
+    rows = [
+        action(one.id, "s1", start=0),
+        action(one.id, "s2", start=100, target="scale"),
+        action(two.id, "s1", start=50, pipeline="etl_users"),
+        action(two.id, "s2", start=200, pipeline="etl_users", target="scale"),
+    ]
+    for row in rows:
+        assert await store.begin_action(row, lease_seconds=60)
+
+    def keys(found: object) -> list[tuple[int, str]]:
+        return [(a.incident_id, a.step) for a in found]  # type: ignore[attr-defined]
+
+    assert keys(await store.actions_since(at(0))) == [
+        (one.id, "s1"),
+        (two.id, "s1"),
+        (one.id, "s2"),
+        (two.id, "s2"),
+    ]
+    assert keys(await store.actions_since(at(50))) == [
+        (two.id, "s1"),
+        (one.id, "s2"),
+        (two.id, "s2"),
+    ]
+    assert keys(await store.actions_since(at(1), pipeline="etl_orders")) == [(one.id, "s2")]
+    assert keys(await store.actions_since(at(0), target="scale")) == [
+        (one.id, "s2"),
+        (two.id, "s2"),
+    ]
+    assert keys(await store.actions_since(at(0), pipeline="etl_users", target="restart")) == [
+        (two.id, "s1")
+    ]
+    assert keys(await store.actions_since(at(201))) == []
