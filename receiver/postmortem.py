@@ -187,7 +187,12 @@ def _how_resolved(incident: Incident) -> str:
             f"({md.code(last.action)}){verified} after {len(actions)} attempt(s)"
         )
     if escalated is not None:
-        reason = _detail(escalated.detail)
+        detail = escalated.detail
+        reason = (
+            md.text(detail["reason"])
+            if isinstance(detail, Mapping) and detail.get("reason")
+            else _detail(detail)
+        )
         parts.append(f"escalated for manual intervention: {reason}")
     if not parts and incident.resolved_at is not None:
         parts.append("the alert resolved without a recovery action")
@@ -393,7 +398,14 @@ def _detail(detail: Any) -> str:
     if detail is None or detail == "" or detail == {}:
         return "-"
     if isinstance(detail, Mapping):
-        return "; ".join(f"{md.text(k)}: {md.text(_scalar(v))}" for k, v in sorted(detail.items()))
+        return (
+            "; ".join(
+                f"{md.text(k)}: {md.text(_scalar(v))}"
+                for k, v in sorted(detail.items())
+                if v not in (None, "", [], {})
+            )
+            or "-"
+        )
     if isinstance(detail, list | tuple):
         return ", ".join(md.text(_scalar(v)) for v in detail)
     return md.text(detail)
@@ -402,6 +414,10 @@ def _detail(detail: Any) -> str:
 def _scalar(value: Any) -> str:
     if isinstance(value, str):
         return value
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={_scalar(v)}" for k, v in sorted(value.items()) if v)
+    if isinstance(value, list | tuple):
+        return "/".join(_scalar(v) for v in value)
     return _short(json.dumps(value, sort_keys=True, default=str))
 
 

@@ -90,7 +90,7 @@ def test_escalation_becomes_lesson_and_owned_action_items() -> None:
         "teams:\n  data-platform: {commander: ana, scribe: ben, liaison: cy, sme: [dev]}\n"
     )
     text = render_postmortem(escalated_incident(), spec)
-    assert "escalated for manual intervention: reason: no recovery strategy for logic_error" in text
+    assert "escalated for manual intervention: no recovery strategy for logic_error" in text
     lessons = lessons_learned(escalated_incident())
     assert any("add a recovery strategy" in item for item in lessons["What to automate"])
     items = _section(text, "## Action items")
@@ -218,3 +218,21 @@ def test_format_duration(seconds: int, text: str) -> None:
     from datetime import timedelta
 
     assert format_duration(timedelta(seconds=seconds)) == text
+
+
+def test_nested_timeline_details_render_on_one_row() -> None:
+    incident = escalated_incident()
+    from receiver.models import TimelineEntry
+
+    incident.timeline[-1] = TimelineEntry(
+        incident.timeline[-1].at,
+        "escalated",
+        {
+            "reason": "all actions failed",
+            "roles": {"commander": "ana", "sme": ["dev", "eve"]},
+            "error": None,
+        },
+    )
+    text = render_postmortem(incident)
+    assert "| `escalated` | reason: all actions failed; roles: commander=ana, sme=dev/eve |" in text
+    assert "escalated for manual intervention: all actions failed" in text
