@@ -1,17 +1,80 @@
-"""`pipemedic receiver` (placeholder until its issue lands)."""
+"""``pipemedic receiver --listen HOST:PORT [--config receiver.yml]``.
+
+Runs the webhook receiver until SIGINT/SIGTERM; on either, in-flight HTTP
+requests finish and the workers drain before the store closes. Without
+``--config`` the embedded defaults apply (SQLite in the working folder, no
+auth, Prometheus at 127.0.0.1:9090); ``--listen`` overrides the file's ``listen``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from typing import Any
 
+from aiohttp import web
 
-def _todo(args: argparse.Namespace) -> int:
-    print("pipemedic receiver: not implemented yet")
-    return 2
+from receiver.config import DEFAULT_LISTEN, load_config
+from receiver.errors import ConfigError
+from rules.errors import RulesError
+
+__all__ = ["register", "run"]
+
+log = logging.getLogger(__name__)
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the configuration and serve until stopped; 2 on a configuration error."""
+    from receiver.app import create_app
+
+    try:
+        config = load_config(args.config)
+        app = create_app(config, drain_seconds=args.drain_seconds)
+    except (ConfigError, RulesError) as exc:
+        print(f"pipemedic receiver: {exc}", file=sys.stderr)
+        return 2
+    host, port = args.listen or _host_port(config.listen or DEFAULT_LISTEN)
+    log.info("receiver listening", extra={"listen": f"{host}:{port}", "store": config.store_url})
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        access_log=logging.getLogger("aiohttp.access")
+        if logging.getLogger("aiohttp.access").isEnabledFor(logging.INFO)
+        else None,
+        print=None,
+        shutdown_timeout=args.drain_seconds,
+    )
+    return 0
 
 
 def register(sub: Any) -> None:
-    """Add `receiver` to the top-level parser."""
-    parser = sub.add_parser("receiver", help="receiver")
-    parser.set_defaults(func=_todo)
+    """Add ``receiver`` to the top-level parser."""
+    parser = sub.add_parser(
+        "receiver",
+        help="run the Alertmanager webhook receiver",
+        description="Receive Alertmanager notifications, store them durably, run incidents.",
+    )
+    parser.add_argument(
+        "--listen",
+        type=_host_port,
+        default=None,
+        metavar="HOST:PORT",
+        help=f"address to listen on (default: the config's listen, else {DEFAULT_LISTEN})",
+    )
+    parser.add_argument("--config", default=None, metavar="receiver.yml")
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=30.0,
+        help="on SIGTERM, how long in-flight work may take before it is left for restart",
+    )
+    parser.set_defaults(func=run)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp import web
 
+from receiver.config import ReceiverConfig
+from receiver.intake import Intake
+from receiver.metrics import ReceiverMetrics
 from receiver.store.base import Store
+from receiver.worker import WorkerPool
 from rules.spec import Spec
 
-__all__ = ["SPEC", "STORE"]
+__all__ = ["CONFIG", "HTTP_SESSION", "INTAKE", "METRICS", "SPEC", "STORE", "WORKER"]
 
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
 SPEC: web.AppKey[Spec] = web.AppKey("spec", Spec)
+CONFIG: web.AppKey[ReceiverConfig] = web.AppKey("config", ReceiverConfig)
+METRICS: web.AppKey[ReceiverMetrics] = web.AppKey("metrics", ReceiverMetrics)
+WORKER: web.AppKey[WorkerPool] = web.AppKey("worker", WorkerPool)
+HTTP_SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("http_session", aiohttp.ClientSession)
+INTAKE: web.AppKey[Intake] = web.AppKey("intake", Intake)

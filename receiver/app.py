@@ -1,0 +1,199 @@
+"""Build the receiver's aiohttp application: one factory, resources in ``cleanup_ctx``.
+
+``create_app(config)`` wires the flow of DESIGN.md::
+
+    POST /alerts: authenticate -> validate -> persist -> ack      (receiver.intake)
+    worker pool:  correlate -> diagnose -> recover -> verify -> record  (receiver.worker)
+
+Everything with a lifetime (the store, the HTTP client session, the
+Prometheus client, the worker tasks) is opened and closed in ``cleanup_ctx``,
+in that order and its reverse: on SIGTERM the workers drain first, then the
+session and the store close. Diagnosis, recovery, the firing check and the
+post-mortem renderer can be replaced through keyword arguments (tests use
+this seam instead of patching).
+
+Example::
+
+    web.run_app(create_app(load_config("receiver.yml")), host="127.0.0.1", port=9099)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from receiver.auth import Authenticator
+from receiver.config import ReceiverConfig
+from receiver.diagnosis import diagnose as prometheus_diagnose
+from receiver.incidents import Lifecycle, RenderPostmortem
+from receiver.intake import Intake
+from receiver.keys import CONFIG, HTTP_SESSION, INTAKE, METRICS, SPEC, STORE, WORKER
+from receiver.metrics import ReceiverMetrics, metrics_handler
+from receiver.models import Alert, Diagnosis
+from receiver.postmortem import render_postmortem
+from receiver.prometheus import PrometheusAPI, PrometheusError, selector
+from receiver.recovery import Recoverer
+from receiver.recovery.metrics import RecoveryMetrics
+from receiver.store import open_store
+from receiver.store.base import Store, StoreError
+from receiver.web import add_routes
+from receiver.worker import Diagnose, FiringCheck, Recover, WorkerPool
+from rules.spec import PipelineSpec, Spec, load_spec
+
+__all__ = ["PrometheusDiagnose", "PrometheusFiringCheck", "create_app"]
+
+log = logging.getLogger(__name__)
+
+_UNSET: Any = object()
+# Builds the recovery stage once the store, the Prometheus client and the session exist.
+RecoverFactory = Callable[
+    [ReceiverConfig, Store, PrometheusAPI, aiohttp.ClientSession, str, CollectorRegistry], Recover
+]
+
+
+class PrometheusDiagnose:
+    """The diagnosis stage on the real handlers (``receiver.diagnosis``)."""
+
+    def __init__(self, prom: PrometheusAPI) -> None:
+        self.prom = prom
+
+    async def __call__(self, alert: Alert, spec: PipelineSpec) -> Diagnosis:
+        return await prometheus_diagnose(alert, spec, self.prom)
+
+
+class PrometheusFiringCheck:
+    """Ask Prometheus whether the alert is still firing (``ALERTS`` series)."""
+
+    def __init__(self, prom: PrometheusAPI) -> None:
+        self.prom = prom
+
+    async def __call__(self, alert: Alert) -> bool | None:
+        labels = {"alertname": alert.name, "alertstate": "firing"}
+        if alert.pipeline:
+            labels["pipeline"] = alert.pipeline
+        try:
+            return bool(await self.prom.query(selector("ALERTS", labels)))
+        except (PrometheusError, ValueError):
+            return None
+
+
+def default_recover(
+    config: ReceiverConfig,
+    store: Store,
+    prom: PrometheusAPI,
+    session: aiohttp.ClientSession,
+    worker_id: str,
+    registry: CollectorRegistry,
+) -> Recover:
+    """Build the guarded ``Recoverer`` on the shared store (its action ledger)."""
+    recoverer = Recoverer(
+        config.recovery,
+        store,
+        prom,
+        session,
+        worker_id=worker_id,
+        metrics=RecoveryMetrics(registry),
+    )
+    recover: Recover = recoverer.recover
+    return recover
+
+
+def create_app(
+    config: ReceiverConfig,
+    *,
+    spec: Spec | None = None,
+    diagnose: Diagnose | None = None,
+    recover: RecoverFactory | None = _UNSET,
+    firing: FiringCheck | None = None,
+    postmortem: RenderPostmortem | None = render_postmortem,
+    worker_id: str | None = None,
+    drain_seconds: float = 30.0,
+) -> web.Application:
+    """Return the receiver app for ``config``; nothing is opened until it starts."""
+    app = web.Application(client_max_size=config.body_limit_bytes)
+    metrics = ReceiverMetrics()
+    app[CONFIG] = config
+    app[METRICS] = metrics
+    app[SPEC] = spec if spec is not None else load_spec(config.spec_path)
+    recover_factory: RecoverFactory | None = default_recover if recover is _UNSET else recover
+
+    async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        store = await open_store(config.store_url, on_commit=metrics.observe_commit)
+        app[STORE] = store
+        app[INTAKE] = Intake(
+            store,
+            Authenticator(config.auth),
+            metrics,
+            body_limit=config.body_limit_bytes,
+            queue_max_depth=config.queue_max_depth,
+        )
+        metrics.queue_depth.set(await store.queue_depth())
+        yield
+        await store.close()
+
+    async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession() as session:
+            app[HTTP_SESSION] = session
+            yield
+
+    async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
+        store, session = app[STORE], app[HTTP_SESSION]
+        prom = PrometheusAPI(config.prometheus_url, session)
+        lifecycle = Lifecycle(
+            store,
+            app[SPEC],
+            reopen_window_seconds=config.reopen_window_seconds,
+            metrics=metrics,
+            render_postmortem=postmortem,
+        )
+        pool = WorkerPool(
+            store,
+            lifecycle,
+            diagnose=diagnose or PrometheusDiagnose(prom),
+            recover=None,
+            firing=firing or PrometheusFiringCheck(prom),
+            concurrency=config.worker_concurrency,
+            lease_seconds=config.lease_seconds,
+            poll_interval=config.poll_interval_seconds,
+            metrics=metrics,
+            worker_id=worker_id,
+        )
+        if recover_factory is not None:
+            pool.recover = recover_factory(
+                config, store, prom, session, pool.worker_id, metrics.registry
+            )
+        app[WORKER] = pool
+        app[INTAKE].on_commit = pool.wake
+        await pool.start()
+        yield
+        await pool.stop(drain_seconds)
+
+    app.cleanup_ctx.extend([store_ctx, session_ctx, worker_ctx])
+    app.router.add_post("/alerts", _post_alerts, name="alerts")
+    app.router.add_get("/metrics", metrics_handler(metrics), name="metrics")
+    app.router.add_get("/-/healthy", _healthy, name="healthy")
+    app.router.add_get("/-/ready", _ready, name="ready")
+    add_routes(app)
+    return app
+
+
+async def _post_alerts(request: web.Request) -> web.Response:
+    return await request.app[INTAKE].handle(request)
+
+
+async def _healthy(request: web.Request) -> web.Response:
+    return web.Response(text="OK\n")
+
+
+async def _ready(request: web.Request) -> web.Response:
+    """Answer 200 only while the store can commit a write."""
+    try:
+        await request.app[STORE].ping()
+    except StoreError as exc:
+        return web.json_response({"ready": False, "error": str(exc)}, status=503)
+    return web.Response(text="OK\n")

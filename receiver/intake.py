@@ -1,0 +1,154 @@
+"""``POST /alerts``: authenticate -> validate -> persist -> ack, one stage each.
+
+Each stage takes the request state and either fills it in or raises an
+``IntakeError`` carrying the HTTP status (401, 400, 413, 503). 200 is sent
+only after the store committed the notification; a store that cannot commit
+or a full queue answers 503, the only answer (besides network errors) on
+which Alertmanager retries.
+
+Example::
+
+    intake = Intake(store, Authenticator(config.auth), metrics, body_limit=1 << 20)
+    app.router.add_post("/alerts", intake.handle)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from receiver.auth import Authenticator
+from receiver.errors import IntakeError, PayloadError, PayloadTooLarge, Unavailable
+from receiver.metrics import ReceiverMetrics
+from receiver.models import IngestResult, Notification
+from receiver.store.base import Store, StoreUnavailable
+from receiver.webhook import decode_body, parse_notification
+
+__all__ = ["Intake"]
+
+log = logging.getLogger(__name__)
+
+_JSON_TYPES = ("application/json",)
+
+
+@dataclass
+class _Request:
+    """What the stages learn about one request as it moves through them."""
+
+    http: web.Request
+    body: bytes = b""
+    notification: Notification | None = None
+    result: IngestResult | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Stage = Callable[[_Request], Awaitable[None]]
+
+
+class Intake:
+    """The webhook handler: runs ``stages`` in order, answers from the last one."""
+
+    def __init__(
+        self,
+        store: Store,
+        auth: Authenticator,
+        metrics: ReceiverMetrics,
+        *,
+        body_limit: int = 1024 * 1024,
+        queue_max_depth: int = 100_000,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.auth = auth
+        self.metrics = metrics
+        self.body_limit = body_limit
+        self.queue_max_depth = queue_max_depth
+        self.on_commit = on_commit
+        self.stages: Sequence[Stage] = (self.authenticate, self.read, self.validate, self.persist)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Run every stage; map a refusal to its status and a JSON body."""
+        started = time.perf_counter()
+        state = _Request(request)
+        try:
+            for stage in self.stages:
+                await stage(state)
+        except IntakeError as exc:
+            self.metrics.notifications.labels(result=exc.reason).inc()
+            log.info(
+                "refused notification: %s",
+                exc,
+                extra={"status": exc.status, "remote": request.remote},
+            )
+            self.metrics.intake_seconds.observe(time.perf_counter() - started)
+            return web.json_response(exc.body(), status=exc.status)
+        response = self.ack(state)
+        self.metrics.intake_seconds.observe(time.perf_counter() - started)
+        return response
+
+    # stages ----------------------------------------------------------------
+    async def authenticate(self, state: _Request) -> None:
+        """Refuse before reading the body when credentials are missing or wrong."""
+        self.auth.check(state.http.headers)
+
+    async def read(self, state: _Request) -> None:
+        """Check the content type and read the body up to the limit."""
+        request = state.http
+        if request.content_type not in _JSON_TYPES:
+            raise PayloadError(
+                f"Content-Type must be application/json, got {request.content_type!r}",
+                "header:Content-Type",
+            )
+        length = request.content_length
+        if length is not None and length > self.body_limit:
+            raise PayloadTooLarge(f"body of {length} bytes is over the limit of {self.body_limit}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > self.body_limit:
+                raise PayloadTooLarge(f"body is over the limit of {self.body_limit} bytes")
+            chunks.append(chunk)
+        state.body = b"".join(chunks)
+
+    async def validate(self, state: _Request) -> None:
+        """Decode strict UTF-8 JSON and check it against the webhook schema."""
+        state.notification = parse_notification(decode_body(state.body))
+
+    async def persist(self, state: _Request) -> None:
+        """Commit the alerts (idempotently); 503 if the queue is full or the store down."""
+        notification = state.notification
+        assert notification is not None
+        depth = await self.store.queue_depth()
+        if depth >= self.queue_max_depth:
+            raise Unavailable(f"queue full ({depth} events waiting); retry later")
+        try:
+            state.result = await self.store.ingest(notification)
+        except StoreUnavailable as exc:
+            raise Unavailable(f"store unavailable: {exc}") from None
+        if state.result.accepted and self.on_commit is not None:
+            self.on_commit()
+
+    def ack(self, state: _Request) -> web.Response:
+        """Answer 200 (the commit happened) and count what came in."""
+        notification, result = state.notification, state.result
+        assert notification is not None and result is not None
+        m = self.metrics
+        m.notifications.labels(
+            result="accepted" if result.accepted or not notification.alerts else "duplicate"
+        ).inc()
+        for alert in notification.alerts:
+            m.alerts.labels(status=alert.status).inc()
+        if result.duplicates:
+            m.duplicates.inc(result.duplicates)
+        if notification.truncated_alerts:
+            m.truncated.inc(notification.truncated_alerts)
+        m.queue_depth.inc(result.accepted)
+        return web.json_response(
+            {"status": "ok", "accepted": result.accepted, "duplicates": result.duplicates}
+        )
