@@ -26,9 +26,10 @@ RETURNING id
 
 # An event waits while an older one of the same alert is leased to another
 # worker, so the firing and the resolved notification are handled in order.
+# ``previous`` is the worker whose lease ran out (NULL for a first claim).
 CLAIM_EVENTS = """
 WITH picked AS (
-    SELECT e.id FROM alert_events e
+    SELECT e.id, e.claimed_by AS previous FROM alert_events e
     WHERE e.finished_at IS NULL
       AND (e.lease_until IS NULL OR e.lease_until < clock_timestamp())
       AND NOT EXISTS (
@@ -44,7 +45,14 @@ SET claimed_by = $1,
     attempts = a.attempts + 1,
     lease_until = clock_timestamp() + make_interval(secs => $3)
 FROM picked WHERE a.id = picked.id
-RETURNING a.id, a.alert, a.received_at, a.group_key, a.attempts
+RETURNING a.id, a.alert, a.received_at, a.group_key, a.attempts, picked.previous
+"""
+
+# A retaken event goes on the timeline of its pipeline's incident, if one is open.
+NOTE_RETAKEN = """
+INSERT INTO incident_timeline (incident_id, at, event, detail)
+SELECT id, clock_timestamp(), $2, $3 FROM incidents
+WHERE pipeline = $1 AND state <> 'closed'
 """
 
 # A worker whose lease was retaken by another no longer owns the event.

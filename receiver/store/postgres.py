@@ -11,8 +11,10 @@ Each guarantee lives in the database, so it holds across replicas:
 * ``pipeline_lock`` is a session advisory lock per pipeline, so replicas
   serialise work on one incident; PostgreSQL releases it when the holder's
   connection ends, even if its process died;
-* the action ledger (``pg_ledger``) claims (incident_id, step) exactly once
-  and records takeovers in the timeline.
+* the action ledger (``pg_ledger``) claims (incident_id, step) exactly once;
+* takeovers are written to the incident's timeline: ``work_taken_over`` when
+  an event is claimed again after its lease ran out, ``action_taken_over``
+  when a running step is.
 
 Leases run on the database's clock, the one clock all replicas share. The
 statements are in ``pg_sql`` (all parameterised), the schema in
@@ -53,7 +55,10 @@ from receiver.store import pg_sql as sql
 from receiver.store.base import StoreError, StoreUnavailable
 from receiver.store.pg_migrate import migrate
 
-__all__ = ["PostgresStore", "redact_dsn"]
+__all__ = ["RETAKEN_EVENT", "PostgresStore", "redact_dsn"]
+
+# Timeline event written when a worker claims an event whose lease ran out.
+RETAKEN_EVENT = "work_taken_over"
 
 # Errors that mean "the database is not reachable or not taking work now".
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -120,6 +125,24 @@ def _incident(row: Any, timeline: list[TimelineEntry], actions: list[ActionRecor
         resolved_at=row["resolved_at"],
         closed_at=row["closed_at"],
         postmortem=row["postmortem"],
+    )
+
+
+async def _note_retaken(conn: Any, row: Any, worker: str) -> None:
+    """Write on the incident's timeline that ``worker`` took over a dead worker's event."""
+    alert = row["alert"]
+    labels = alert.get("labels") or {}
+    detail = {
+        "event_id": int(row["id"]),
+        "alert": labels.get("alertname", ""),
+        "fingerprint": alert.get("fingerprint", ""),
+        "status": alert.get("status", ""),
+        "from_worker": row["previous"],
+        "to_worker": worker,
+        "attempt": int(row["attempts"]),
+    }
+    await conn.execute(
+        sql.NOTE_RETAKEN, labels.get("pipeline", ""), RETAKEN_EVENT, pg_ledger.json_text(detail)
     )
 
 
@@ -207,8 +230,11 @@ class PostgresStore:
         return IngestResult(accepted=len(rows), duplicates=len(alerts) - len(rows))
 
     async def claim_events(self, worker: str, limit: int, lease_seconds: float) -> list[AlertEvent]:
-        async with self._conn() as conn:
+        async with self._conn(transaction=True) as conn:
             rows = await conn.fetch(sql.CLAIM_EVENTS, worker, limit, float(lease_seconds))
+            for row in rows:
+                if row["previous"] is not None:
+                    await _note_retaken(conn, row, worker)
         return [
             AlertEvent(
                 id=int(r["id"]),
