@@ -1,0 +1,117 @@
+"""Build the registry changes every way in shares: Python API and HTTP events.
+
+One function per event kind (``run_started``, ``run_finished``, ``heartbeat``,
+``down``, ``data_updated``, ``error``, ``checkpoint``); each takes values
+already validated and returns a ``Change`` whose ``apply`` mutates a
+``PipelineState``. Keeping them here means an event posted over HTTP and
+the same call through the Python API end in the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from exporters.registry import Change
+from exporters.state import PipelineState
+
+__all__ = [
+    "checkpoint",
+    "data_updated",
+    "down",
+    "error",
+    "heartbeat",
+    "records",
+    "run_finished",
+    "run_started",
+]
+
+
+def run_started(pipeline: str, at: float, path: str = "$") -> Change:
+    """A run began: a sign of life."""
+
+    def apply(s: PipelineState) -> None:
+        s.seen(at)
+
+    return Change(pipeline, apply, path=path)
+
+
+def records(pipeline: str, processed: int, failed: int, path: str = "$") -> Change:
+    """Count records while a run is going, so long runs show progress."""
+
+    def apply(s: PipelineState) -> None:
+        s.records_processed += processed
+        s.records_failed += failed
+
+    return Change(pipeline, apply, path=path)
+
+
+def run_finished(
+    pipeline: str,
+    at: float,
+    *,
+    success: bool,
+    duration: float | None,
+    processed: int = 0,
+    failed: int = 0,
+    category: str | None = None,
+    reason: str | None = None,
+    path: str = "$",
+) -> Change:
+    """A run ended; a failure with a category and reason also counts that error."""
+    keys = ((category, reason),) if category is not None and reason is not None else ()
+
+    def apply(s: PipelineState) -> None:
+        s.finish_run(success, duration, processed, failed, at)
+        for c, r in keys:
+            s.count_error(c, r)
+
+    return Change(pipeline, apply, error_keys=keys, path=path)
+
+
+def heartbeat(
+    pipeline: str, at: float, resources: Mapping[str, float] | None = None, path: str = "$"
+) -> Change:
+    """The pipeline is alive, optionally reporting memory, disk and CPU."""
+    values = dict(resources or {})
+
+    def apply(s: PipelineState) -> None:
+        s.seen(at)
+        s.set_resources(values, at)
+
+    return Change(pipeline, apply, path=path)
+
+
+def down(pipeline: str, at: float, path: str = "$") -> Change:
+    """The pipeline says it is down: ``pipeline_up`` is 0 until its next sign of life."""
+
+    def apply(s: PipelineState) -> None:
+        s.mark_down(at)
+
+    return Change(pipeline, apply, path=path)
+
+
+def data_updated(pipeline: str, at: float, path: str = "$") -> Change:
+    """The pipeline's output data was refreshed at ``at``."""
+
+    def apply(s: PipelineState) -> None:
+        s.last_update = at if s.last_update is None else max(s.last_update, at)
+
+    return Change(pipeline, apply, path=path)
+
+
+def checkpoint(pipeline: str, at: float, path: str = "$") -> Change:
+    """A good checkpoint was written at ``at`` (what a rollback goes back to)."""
+
+    def apply(s: PipelineState) -> None:
+        s.checkpoint = at if s.checkpoint is None else max(s.checkpoint, at)
+
+    return Change(pipeline, apply, path=path)
+
+
+def error(pipeline: str, category: str, reason: str, count: int = 1, path: str = "$") -> Change:
+    """Count ``count`` errors of a category and reason (the run may go on)."""
+
+    def apply(s: PipelineState) -> None:
+        s.count_error(category, reason, count)
+
+    return Change(pipeline, apply, error_keys=((category, reason),), path=path)
