@@ -9,7 +9,8 @@ action -> verification through Prometheus -> backoff; finally expire the
 silence. Every decision is a ``record(event, detail)`` call (the incident's
 timeline) and a metric.
 
-Timeline events: ``diagnosis``, ``strategy``, ``guardrail_blocked``,
+Timeline events (the diagnosis itself is the lifecycle's ``diagnosed``):
+``strategy``, ``guardrail_blocked``,
 ``action_started``, ``action_finished``, ``verification``, ``backoff``,
 ``dry_run``, ``silence_created``, ``silence_expired``, ``silence_failed``,
 ``recovered``, ``skipped``, ``escalated``.
@@ -139,10 +140,6 @@ class Recoverer:
     async def _recover(self, run: _Run) -> RecoveryResult:
         d, spec = run.diagnosis, run.spec
         self.metrics.diagnoses.labels(cause=d.cause).inc()
-        await run.record(
-            "diagnosis",
-            {"cause": d.cause, "handler": d.handler, "summary": d.summary, "error": d.error},
-        )
         if run.alert.status != "firing":
             return await self._skip(run, "the alert is resolved; resolved alerts start no action")
         run.strategy = spec.strategy_for(d.cause)
