@@ -18,6 +18,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from receiver import markdown as md
@@ -193,7 +194,13 @@ def _how_resolved(incident: Incident) -> str:
             if isinstance(detail, Mapping) and detail.get("reason")
             else _detail(detail)
         )
+        prefix = "requires manual intervention: "
+        if reason.lower().startswith(prefix):
+            reason = reason[len(prefix) :]
         parts.append(f"escalated for manual intervention: {reason}")
+        if incident.resolved_at is not None and not good:
+            after = format_duration(max(incident.resolved_at - escalated.at, timedelta(0)))
+            parts.append(f"the alert cleared {after} after the escalation")
     if not parts and incident.resolved_at is not None:
         parts.append("the alert resolved without a recovery action")
     if not parts:

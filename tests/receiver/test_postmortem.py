@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from presentation_samples import (
@@ -215,7 +216,6 @@ def test_users_affected_for_unknown_sev() -> None:
     [(0, "0s"), (45, "45s"), (725, "12m 05s"), (11220, "3h 07m"), (187200, "2d 04h")],
 )
 def test_format_duration(seconds: int, text: str) -> None:
-    from datetime import timedelta
 
     assert format_duration(timedelta(seconds=seconds)) == text
 
@@ -236,3 +236,25 @@ def test_nested_timeline_details_render_on_one_row() -> None:
     text = render_postmortem(incident)
     assert "| `escalated` | reason: all actions failed; roles: commander=ana, sme=dev/eve |" in text
     assert "escalated for manual intervention: all actions failed" in text
+
+
+def test_escalated_then_resolved_says_when_the_alert_cleared() -> None:
+    incident = escalated_incident()
+    incident.state = "resolved"
+    incident.resolved_at = incident.timeline[-1].at + timedelta(minutes=20)
+    text = render_postmortem(incident)
+    assert (
+        "escalated for manual intervention: no recovery strategy for logic_error; "
+        "the alert cleared 20m 00s after the escalation"
+    ) in text
+
+
+def test_lifecycle_reason_prefix_is_not_repeated() -> None:
+    incident = escalated_incident()
+    from receiver.models import TimelineEntry
+
+    at = incident.timeline[-1].at
+    incident.timeline[-1] = TimelineEntry(
+        at, "escalated", {"reason": "requires manual intervention: no strategy"}
+    )
+    assert "escalated for manual intervention: no strategy" in render_postmortem(incident)
