@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -158,8 +159,13 @@ async def _page(request: web.Request) -> web.Response:
     except StoreUnavailable as exc:
         return _error(503, f"store unavailable: {exc}")
     spec = request.app.get(SPEC)
-    postmortems = {i.id: i.postmortem or render_postmortem(i, spec) for i in incidents}
-    body = render_page(incidents, postmortems, now=utcnow(), query=query, has_more=more)
+
+    def render() -> str:
+        postmortems = {i.id: i.postmortem or render_postmortem(i, spec) for i in incidents}
+        return render_page(incidents, postmortems, now=utcnow(), query=query, has_more=more)
+
+    # tens of milliseconds for a full page: keep the event loop (and POST /alerts) free
+    body = await asyncio.to_thread(render)
     response = web.Response(text=body, content_type="text/html", charset="utf-8")
     response.headers["Content-Security-Policy"] = _CSP
     response.headers["X-Content-Type-Options"] = "nosniff"

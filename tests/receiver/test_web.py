@@ -246,3 +246,12 @@ def html_escaped(text: str) -> str:
     import html
 
     return html.escape(text, quote=True)
+
+
+async def test_hostile_filter_value_is_escaped_in_the_form(client: Client, store: Store) -> None:
+    await _seed(store)
+    response = await client.get("/", params={"pipeline": HOSTILE_ATTR})
+    page = await response.text()
+    assert response.status == 200 and "<img" not in page
+    assert f'name="pipeline" value="{html_escaped(HOSTILE_ATTR)}"' in page
+    assert "No incidents." in page
