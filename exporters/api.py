@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from exporters import changes
 from exporters.classify import FALLBACK, Classifier, classify_exception
-from exporters.errors import CardinalityError
+from exporters.errors import CardinalityError, FieldProblem, InvalidEventError
 from exporters.vocabulary import (
     MAX_COUNT,
     check_category,
@@ -162,7 +162,7 @@ class Pipeline:
         check_category(category)
         check_reason(reason)
         if check_count(count, "count") < 1:
-            raise ValueError("count: must be at least 1")
+            raise InvalidEventError([FieldProblem("count", f"{count!r} is not at least 1")])
         self.registry.apply([changes.error(self.name, category, reason, count)])
 
 

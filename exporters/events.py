@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -30,7 +30,14 @@ from exporters.registry import Change
 from exporters.vocabulary import LABEL_VALUE_PATTERN, RESOURCE_FIELDS
 from pipemedic.taxonomy import REASON_CAUSE
 
-__all__ = ["EVENT_KINDS", "MAX_PROBLEMS", "load_schema", "parse_events", "to_changes"]
+__all__ = [
+    "EVENT_KINDS",
+    "MAX_PROBLEMS",
+    "SCHEMA_PATH",
+    "load_schema",
+    "parse_events",
+    "to_changes",
+]
 
 EVENT_KINDS = (
     "run_started",
@@ -42,13 +49,14 @@ EVENT_KINDS = (
     "checkpoint",
 )
 MAX_PROBLEMS = 20
+SCHEMA_PATH = Path(__file__).with_name("schema") / "events.schema.json"
 _EXTRA = re.compile(r"'([^']*)'")
 
 
 @cache
 def load_schema() -> dict[str, Any]:
     """Return the events JSON Schema shipped with the package."""
-    text = resources.files("exporters").joinpath("schema/events.schema.json").read_text()
+    text = SCHEMA_PATH.read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 

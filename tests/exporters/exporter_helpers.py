@@ -1,0 +1,31 @@
+"""Helpers of the exporter tests (importable by name: pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class FakeClock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 30.0, what: str = "") -> object:
+    """Poll ``predicate`` until it returns something truthy; fail after a generous deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.1)
