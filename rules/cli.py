@@ -1,17 +1,155 @@
-"""`pipemedic rules` (placeholder until its issue lands)."""
+"""`pipemedic rules generate | check | test | diff`: the SRE's loop around rules/pipelines.yml.
+
+Exit codes: 0 all good, 1 problems found (invalid spec, lint or promtool
+failures, stale generated files), 2 usage errors (argparse).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
+from rules.errors import SpecError
+from rules.generate import generate
+from rules.lint import lint_files
+from rules.output import FORMATS, diff_files, render_all, write_files
+from rules.promtool import check_rules, test_rules
+from rules.spec import Spec, load_spec
+from rules.unittests import unit_tests
 
-def _todo(args: argparse.Namespace) -> int:
-    print("pipemedic rules: not implemented yet")
-    return 2
+__all__ = ["register"]
+
+DEFAULT_SPEC = "rules/pipelines.yml"
+DEFAULT_OUT = "rules/generated"
+DEFAULT_CUSTOM = "rules/custom"
+
+
+def _load(args: argparse.Namespace) -> Spec | None:
+    try:
+        return load_spec(args.spec)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def _generate(args: argparse.Namespace) -> int:
+    spec = _load(args)
+    if spec is None:
+        return 1
+    wanted = render_all(generate(spec), spec.source, args.format)
+    changed = write_files(Path(args.out), wanted, args.format)
+    for path in changed:
+        print(f"wrote {path}" if path.exists() else f"removed {path}")
+    if not changed:
+        print(f"{args.out}: up to date")
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    spec = _load(args)
+    if spec is None:
+        return 1
+    wanted = render_all(generate(spec), spec.source, args.format)
+    text = diff_files(Path(args.out), wanted, args.format)
+    if text:
+        sys.stdout.write(text)
+        print(
+            f"{args.out} is stale: run `pipemedic rules generate --spec {args.spec}`",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _custom_rules(folder: str) -> list[Path]:
+    return sorted(Path(folder).glob("*.rules.yml"))
+
+
+def _check(args: argparse.Namespace) -> int:
+    spec = _load(args)
+    if spec is None:
+        return 1
+    files = generate(spec)
+    custom = _custom_rules(args.custom)
+    wanted = render_all(files, spec.source)
+    with tempfile.TemporaryDirectory(prefix="pipemedic-rules-") as tmp:
+        write_files(Path(tmp), wanted)
+        result = check_rules([*(Path(tmp) / name for name in sorted(wanted)), *custom])
+    if not result.ok:
+        print(result.output, file=sys.stderr)
+    shown = {f"{args.out}/{name}": text for name, text in wanted.items()}
+    problems = lint_files(custom, shown)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    ok = result.ok and not problems
+    summary = (
+        f"{args.spec}: {len(spec.pipelines)} pipelines, "
+        f"{sum(len(f.alerts()) for f in files)} generated alerting rules, "
+        f"{len(custom)} custom rule files: "
+    )
+    print(
+        summary
+        + (
+            "OK"
+            if ok
+            else f"{len(problems)} lint problems, promtool " + ("passed" if result.ok else "failed")
+        ),
+        file=sys.stdout if ok else sys.stderr,
+    )
+    return 0 if ok else 1
+
+
+def _test(args: argparse.Namespace) -> int:
+    spec = _load(args)
+    if spec is None:
+        return 1
+    with tempfile.TemporaryDirectory(prefix="pipemedic-rules-test-") as tmp:
+        out = Path(args.keep) if args.keep else Path(tmp)
+        wanted = render_all(generate(spec), spec.source)
+        write_files(out, wanted)
+        tests = unit_tests(spec, sorted(wanted))
+        for name, text in tests.items():
+            (out / name).write_text(text, encoding="utf-8")
+        test_files = [out / name for name in sorted(tests)]
+        # custom rule files bring their own tests: *.test.yml next to them
+        test_files += sorted(Path(args.custom).glob("*.test.yml"))
+        result = test_rules(test_files)
+    print(result.output, file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
 
 
 def register(sub: Any) -> None:
-    """Add `rules` to the top-level parser."""
-    parser = sub.add_parser("rules", help="rules")
-    parser.set_defaults(func=_todo)
+    """Add `rules generate | check | test | diff` to the top-level parser."""
+    parser = sub.add_parser(
+        "rules", help="generate, check, unit-test and diff the Prometheus rules from the spec"
+    )
+    commands = parser.add_subparsers(dest="rules_command", metavar="COMMAND", required=True)
+
+    def add(name: str, func: Any, help_text: str, out: bool, custom: bool) -> None:
+        p = commands.add_parser(name, help=help_text)
+        p.add_argument("--spec", default=DEFAULT_SPEC, help=f"the spec (default {DEFAULT_SPEC})")
+        if out:
+            p.add_argument(
+                "--out", default=DEFAULT_OUT, help=f"generated rules folder ({DEFAULT_OUT})"
+            )
+            p.add_argument("--format", default="rules", choices=FORMATS)
+        if custom:
+            p.add_argument(
+                "--custom",
+                default=DEFAULT_CUSTOM,
+                help=f"hand-written rule files and their tests ({DEFAULT_CUSTOM})",
+            )
+        p.set_defaults(func=func)
+        if name == "test":
+            p.add_argument("--keep", help="write the rules and tests here instead of a temp dir")
+        if name == "check":
+            p.set_defaults(out=DEFAULT_OUT)
+
+    add("generate", _generate, "write rules/generated/*.rules.yml from the spec", True, False)
+    add("check", _check, "validate the spec; lint and promtool-check all rules", False, True)
+    add("test", _test, "generate promtool unit tests for every alert and run them", False, True)
+    add("diff", _diff, "show what generate would change; exit 1 if anything", True, False)

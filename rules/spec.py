@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -28,6 +28,7 @@ import yaml
 
 from rules.durations import parse_duration
 from rules.errors import Problem, SpecError
+from rules.yamlpos import dotted, line_index, line_of
 
 __all__ = [
     "BUILTIN_DEFAULTS",
@@ -128,7 +129,8 @@ class Slo:
 
     @property
     def error_budget(self) -> float:
-        return 1.0 - self.objective
+        """Return the allowed error ratio, rounded (0.995 gives 0.005, not 0.00500...044)."""
+        return round(1.0 - self.objective, 12)
 
 
 @dataclass(frozen=True)
@@ -209,42 +211,34 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
-def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
-    """Map every field path of a YAML document to its 1-based line."""
-    index: dict[tuple[str | int, ...], int] = {}
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return index
-
-    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
-        index[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                sub = (*path, str(key.value))
-                index[sub] = key.start_mark.line + 1
-                walk(value, sub)
-                index[sub] = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, (*path, i))
-
-    if root is not None:
-        walk(root, ())
-    return index
+_line_index = line_index
+_line_of = line_of
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _line_of(index: Mapping[tuple[str | int, ...], int], path: tuple[str | int, ...]) -> int:
-    while path and path not in index:
-        path = path[:-1]
-    return index.get(path, 1)
+class _LazyIndex(Mapping[tuple[str | int, ...], int]):
+    """Field path -> line, composed only when a problem needs a line (large specs load fast)."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._index: dict[tuple[str | int, ...], int] | None = None
+
+    def _get(self) -> dict[tuple[str | int, ...], int]:
+        if self._index is None:
+            self._index = line_index(self._text)
+        return self._index
+
+    def __getitem__(self, key: tuple[str | int, ...]) -> int:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[tuple[str | int, ...]]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
-def _dotted(path: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+_dotted = dotted
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
@@ -263,14 +257,14 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
 def parse_spec(text: str, source: str = "<string>") -> Spec:
     """Parse spec YAML text; ``SpecError`` lists every problem with line and path."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (C if available)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         raise SpecError([Problem(source, line, "", f"invalid YAML: {exc}")]) from None
     if raw is None:
         raw = {}
-    index = _line_index(text)
+    index = _LazyIndex(text)
     if not isinstance(raw, dict):
         raise SpecError(
             [Problem(source, 1, "", "the spec must be a mapping with defaults/pipelines/teams")]

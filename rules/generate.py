@@ -1,0 +1,198 @@
+"""Turn the spec into Prometheus rule files whose alert count does not grow with pipelines.
+
+Layout of ``pipemedic-pipelines`` (one group, evaluated in order, so every
+alert sees this cycle's constants and signals):
+
+1. ``pipemedic:<param>:default``: one constant per alert kind, the defaults'
+   threshold and labels (``team``, ``sev``, ``severity``, ``runbook_url``).
+2. ``pipeline:<param>:spec``: one constant per listed pipeline and kind, only
+   where the pipeline differs from the defaults: overrides are data.
+3. ``pipeline:alert_for:spec{kind, for}``: pipelines whose ``for`` differs.
+4. Signals: ``pipeline:error_ratio:rate5m`` and its parts.
+5. Alerts: ``signal <op> on(pipeline) group_left(...) spec`` for listed
+   pipelines, ``or on(pipeline)`` the same against the default for every
+   other pipeline, so a pipeline absent from the spec is covered by the
+   defaults. Alerts per kind = 1 + distinct overridden ``for`` values.
+
+Burn-rate alerts for pipelines with an ``slo`` live in ``pipemedic-slo``
+(:mod:`rules.slo`).
+
+Example::
+
+    files = generate(load_spec("rules/pipelines.yml"))
+    [f.name for f in files]          # ['pipemedic-pipelines', 'pipemedic-slo']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rules.alerts import JOIN_LABELS, AlertKind, for_seconds, kind, params_for
+from rules.durations import format_duration
+from rules.promql import Expr, agg, binop, call, matrix, number, selector
+from rules.rulefile import RuleFile, alert_rule, alert_rules, constant, for_constants, record
+from rules.slo import slo_file
+from rules.spec import Spec
+
+__all__ = [
+    "EXPORTER_JOB",
+    "PIPELINE_KINDS",
+    "PUSHGATEWAY_JOB",
+    "default_metric",
+    "generate",
+    "joined",
+    "param_constants",
+    "signal_rules",
+    "spec_metric",
+]
+
+# Scrape job names of the exporters in prometheus.yml.
+EXPORTER_JOB = "pipemedic-exporter"
+PUSHGATEWAY_JOB = "pipemedic-pushgateway"
+PIPELINE_KINDS: tuple[str, ...] = ("down", "error_rate", "sla", "staleness", "dependency")
+_BY = ("pipeline",)
+_FAILED = {"status": "failure"}
+
+
+def spec_metric(k: AlertKind) -> str:
+    """Return the per-pipeline spec series of a kind."""
+    return f"pipeline:{k.param}:spec"
+
+
+def default_metric(k: AlertKind) -> str:
+    """Return the default series of a kind (no pipeline label)."""
+    return f"pipemedic:{k.param}:default"
+
+
+def param_constants(
+    spec: Spec, kinds: Iterable[str]
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Return constants for ``kinds`` (defaults, then listed pipelines that differ).
+
+    Also returns, per kind, the pipelines that have a spec series.
+    """
+    rules: list[dict[str, Any]] = []
+    listed: dict[str, list[str]] = {}
+    for name in kinds:
+        k = kind(name)
+        base = params_for(spec.defaults, name)
+        rules.append(constant(default_metric(k), base.value, base.labels()))
+        listed[name] = []
+        for pipeline, p in spec.pipelines.items():
+            mine = params_for(p, name)
+            if mine != base:
+                listed[name].append(pipeline)
+                rules.append(
+                    constant(spec_metric(k), mine.value, {"pipeline": pipeline, **mine.labels()})
+                )
+    return rules, listed
+
+
+def joined(signal: Expr, op: str, k: AlertKind, has_spec: bool) -> Expr:
+    """Join ``signal`` with the kind's spec series, falling back to the default."""
+    default = selector(default_metric(k))
+    if not has_spec:
+        return binop(signal, op, default, on=(), group_left=JOIN_LABELS)
+    spec_series = selector(spec_metric(k))
+    listed = binop(signal, op, spec_series, on=_BY, group_left=JOIN_LABELS)
+    unlisted = binop(
+        binop(signal, "unless", spec_series, on=_BY), op, default, on=(), group_left=JOIN_LABELS
+    )
+    return binop(listed, "or", unlisted, on=_BY, newline=True)
+
+
+def _rate5m(metric: str, matchers: dict[str, str] | None = None) -> Expr:
+    return agg("sum", call("rate", matrix(selector(metric, matchers), "5m")), _BY)
+
+
+def signal_rules() -> list[dict[str, Any]]:
+    """Return the recording rules the alerts (and the SLO group) read.
+
+    The error ratio is the larger of failed/processed records and failed/all
+    runs over 5m. A pipeline with no records and no runs in the window has no
+    ratio at all (never NaN, so nothing fires on it), while runs that fail
+    before reading a record still count.
+    """
+    failed = selector("pipeline:records_failed:rate5m")
+    processed = selector("pipeline:records_processed:rate5m")
+    runs_failed = selector("pipeline:runs_failed:rate5m")
+    runs = selector("pipeline:runs:rate5m")
+    records_ratio = selector("pipeline:records_error_ratio:rate5m")
+    runs_ratio = selector("pipeline:runs_error_ratio:rate5m")
+    # max(records, runs) where both exist, whichever exists otherwise
+    larger = binop(
+        binop(binop(records_ratio, ">=", runs_ratio, on=_BY), "or", runs_ratio, on=_BY),
+        "or",
+        records_ratio,
+        on=_BY,
+    )
+    return [
+        record("pipeline:records_failed:rate5m", _rate5m("pipeline_records_failed_total")),
+        record("pipeline:records_processed:rate5m", _rate5m("pipeline_records_processed_total")),
+        record("pipeline:runs_failed:rate5m", _rate5m("pipeline_runs_total", _FAILED)),
+        record("pipeline:runs:rate5m", _rate5m("pipeline_runs_total")),
+        record(
+            "pipeline:records_error_ratio:rate5m",
+            binop(failed, "/", binop(processed, ">", number(0))),
+        ),
+        record(
+            "pipeline:runs_error_ratio:rate5m",
+            binop(runs_failed, "/", binop(runs, ">", number(0))),
+        ),
+        record("pipeline:error_ratio:rate5m", larger),
+    ]
+
+
+def _max_by(metric: str, *by: str) -> Expr:
+    return agg("max", selector(metric), by or _BY)
+
+
+def signals() -> dict[str, tuple[Expr, str]]:
+    """Return kind -> (signal, operator that joins it with the kind's spec series)."""
+    zero = number(0)
+    return {
+        "down": (binop(_max_by("pipeline_up"), "==", zero), "*"),
+        "error_rate": (selector("pipeline:error_ratio:rate5m"), ">"),
+        "sla": (_max_by("pipeline_last_run_duration_seconds"), ">"),
+        "staleness": (
+            binop(call("time"), "-", _max_by("pipeline_last_update_timestamp_seconds")),
+            ">",
+        ),
+        "dependency": (
+            binop(_max_by("pipeline_dependency_up", "pipeline", "dependency"), "==", zero),
+            "*",
+        ),
+    }
+
+
+def exporter_down_rule(spec: Spec) -> dict[str, Any]:
+    """Return PipelineExporterDown: an exporter target down, or no exporter target at all.
+
+    It has no pipeline of its own; ``pipeline`` is the scrape job, so the
+    receiver opens one incident for the exporter, not one per pipeline.
+    """
+    k = kind("exporter_down")
+    down = binop(selector("up", job=f"=~{EXPORTER_JOB}|{PUSHGATEWAY_JOB}"), "==", number(0))
+    missing = call("absent", selector("up", job=EXPORTER_JOB))
+    expr = call("label_replace", binop(down, "or", missing), "pipeline", "$1", "job", "(.+)")
+    for_ = format_duration(for_seconds(spec.defaults, "exporter_down"))
+    return alert_rule(k, expr, for_, params_for(spec.defaults, "exporter_down").labels())
+
+
+def generate(spec: Spec) -> list[RuleFile]:
+    """Return the rule files for a spec, deterministically (same spec, same rules)."""
+    constants, listed = param_constants(spec, PIPELINE_KINDS)
+    markers, for_overrides = for_constants(spec, PIPELINE_KINDS)
+    alerts: list[dict[str, Any]] = []
+    for name, (signal, op) in signals().items():
+        k = kind(name)
+        expr = joined(signal, op, k, bool(listed[name]))
+        alerts += alert_rules(k, expr, spec, for_overrides[name])
+    alerts.append(exporter_down_rule(spec))
+    group = {"name": "pipemedic-pipelines", "rules": constants + markers + signal_rules() + alerts}
+    files = [RuleFile("pipemedic-pipelines", [group])]
+    slo = slo_file(spec)
+    if slo is not None:
+        files.append(slo)
+    return files

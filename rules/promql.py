@@ -1,0 +1,173 @@
+"""Build PromQL from small typed pieces, and check every result with a real parser.
+
+The generator never glues query strings by hand: it composes selectors,
+aggregations, calls and binary operations, each of which knows its operator
+precedence, so parentheses appear exactly where PromQL needs them. Every
+finished expression goes through :func:`check`, which parses it with
+``promql_parser`` (the Rust port of Prometheus' own parser).
+
+Example::
+
+    ratio = binop(
+        selector("pipeline:records_failed:rate5m"),
+        "/",
+        binop(selector("pipeline:records_processed:rate5m"), ">", number(0)),
+    )
+    check(ratio).text
+    # 'pipeline:records_failed:rate5m / (pipeline:records_processed:rate5m > 0)'
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+import promql_parser
+
+__all__ = [
+    "Expr",
+    "agg",
+    "binop",
+    "call",
+    "check",
+    "matrix",
+    "number",
+    "parse",
+    "selector",
+    "selectors_in",
+]
+
+# Binary operator precedence, lowest first (Prometheus' parser/lex.go).
+_PRECEDENCE: dict[str, int] = {
+    "or": 1,
+    "and": 2,
+    "unless": 2,
+    "==": 3,
+    "!=": 3,
+    "<": 3,
+    "<=": 3,
+    ">": 3,
+    ">=": 3,
+    "+": 4,
+    "-": 4,
+    "*": 5,
+    "/": 5,
+    "%": 5,
+    "atan2": 5,
+    "^": 6,
+}
+_ATOM = 100
+_SET_OPS = frozenset({"or", "and", "unless"})
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A PromQL expression: its text and the precedence of its outermost operator."""
+
+    text: str
+    precedence: int = _ATOM
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _label_value(value: str) -> str:
+    # PromQL string literals accept JSON's escapes for the characters we may meet.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def selector(metric: str, matchers: Mapping[str, str] | None = None, **equal: str) -> Expr:
+    """Return an instant selector; ``matchers`` values may start with ``=~``/``!=``/``!~``."""
+    parts: list[str] = []
+    for name, raw in sorted({**(matchers or {}), **equal}.items()):
+        op = "="
+        for candidate in ("=~", "!~", "!="):
+            if raw.startswith(candidate):
+                op, raw = candidate, raw[len(candidate) :]
+                break
+        parts.append(f"{name}{op}{_label_value(raw)}")
+    return Expr(f"{metric}{{{', '.join(parts)}}}" if parts else metric)
+
+
+def matrix(vector: Expr, window: str) -> Expr:
+    """Return a range selector over ``window`` (a Prometheus duration)."""
+    return Expr(f"{vector.text}[{window}]")
+
+
+def number(value: float) -> Expr:
+    """Return a number literal in its shortest exact form (``0.05``, ``14.4``, ``3600``)."""
+    text = repr(float(value))
+    return Expr(text[:-2] if text.endswith(".0") else text)
+
+
+def call(function: str, *args: Expr | str) -> Expr:
+    """Return a function call; ``str`` arguments become string literals."""
+    rendered = [a.text if isinstance(a, Expr) else _label_value(a) for a in args]
+    return Expr(f"{function}({', '.join(rendered)})")
+
+
+def agg(op: str, expr: Expr, by: Iterable[str] = ()) -> Expr:
+    """Return an aggregation such as ``max by (pipeline) (expr)``."""
+    labels = tuple(by)
+    grouping = f" by ({', '.join(labels)})" if labels else ""
+    return Expr(f"{op}{grouping} ({expr.text})")
+
+
+def _wrap(expr: Expr, need: int) -> str:
+    return f"({expr.text})" if expr.precedence < need else expr.text
+
+
+def binop(
+    lhs: Expr,
+    op: str,
+    rhs: Expr,
+    *,
+    on: Iterable[str] | None = None,
+    group_left: Iterable[str] | None = None,
+    newline: bool = False,
+) -> Expr:
+    """Return ``lhs op rhs`` with ``on(...)``/``group_left(...)`` and minimal parentheses.
+
+    ``newline`` puts the operator on its own line, for long set operations
+    that SREs read in the generated files.
+    """
+    precedence = _PRECEDENCE[op]
+    modifier = ""
+    if on is not None:
+        modifier += f" on ({', '.join(on)})"
+    if group_left is not None:
+        if op in _SET_OPS:
+            raise ValueError(f"group_left is not allowed with {op!r}")
+        modifier += f" group_left ({', '.join(group_left)})"
+    # left-associative (all but ^): a left operand of equal precedence needs no parentheses
+    left = _wrap(lhs, precedence if op != "^" else precedence + 1)
+    right = _wrap(rhs, precedence + 1 if op != "^" else precedence)
+    sep = "\n" if newline else " "
+    return Expr(f"{left}{sep}{op}{modifier}{sep if newline else ' '}{right}", precedence)
+
+
+def parse(text: str) -> promql_parser.Expr:
+    """Parse PromQL; ``ValueError`` quotes the expression that does not parse."""
+    try:
+        return promql_parser.parse(text)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"invalid PromQL {text!r}: {exc}") from None
+
+
+def check(expr: Expr) -> Expr:
+    """Return ``expr`` after proving it parses; generation stops on a bad query."""
+    parse(expr.text)
+    return expr
+
+
+def selectors_in(tree: promql_parser.Expr) -> Iterator[promql_parser.VectorSelector]:
+    """Yield every vector selector of a parsed expression (inside ranges too)."""
+    found: list[promql_parser.VectorSelector] = []
+
+    def visit(node: promql_parser.Expr) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            found.append(node)
+
+    promql_parser.walk(tree, visit)
+    return iter(found)

@@ -1,0 +1,115 @@
+"""Building blocks shared by the generated groups: rule files, constants, partitioned alerts.
+
+Per-pipeline settings become constant recording rules (``vector(x)`` with a
+``pipeline`` label); an alert is one rule shared by all pipelines. Only
+``for`` cannot be data in Prometheus, so :func:`alert_rules` emits one rule
+per distinct ``for`` value, selecting its pipelines through the
+``pipeline:alert_for:spec`` markers of :func:`for_constants`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules.alerts import AlertKind, for_seconds
+from rules.durations import format_duration, parse_duration
+from rules.promql import Expr, binop, call, check, number, selector
+from rules.spec import PipelineSpec, Spec
+
+__all__ = [
+    "FOR_LABEL",
+    "FOR_MARKER",
+    "RuleFile",
+    "alert_rule",
+    "alert_rules",
+    "constant",
+    "for_constants",
+    "record",
+]
+
+FOR_MARKER = "pipeline:alert_for:spec"
+# Static label of the rules of pipelines whose ``for`` differs from the defaults.
+FOR_LABEL = "for_override"
+_BY = ("pipeline",)
+
+
+@dataclass
+class RuleFile:
+    """One generated rule file: its name (without ``.rules.yml``) and its groups."""
+
+    name: str
+    groups: list[dict[str, Any]] = field(default_factory=list)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Return every alerting rule of the file."""
+        return [r for g in self.groups for r in g["rules"] if "alert" in r]
+
+
+def record(name: str, expr: Expr, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """Return a recording rule after checking its expression parses."""
+    rule: dict[str, Any] = {"record": name, "expr": check(expr).text}
+    if labels:
+        rule["labels"] = labels
+    return rule
+
+
+def constant(name: str, value: float, labels: dict[str, str]) -> dict[str, Any]:
+    """Return a recording rule for a spec constant: ``vector(value)`` with labels."""
+    return record(name, call("vector", number(value)), labels)
+
+
+def for_constants(
+    spec: Spec,
+    kinds: Iterable[str],
+    applies: Callable[[PipelineSpec], bool] = lambda p: True,
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, str]]]:
+    """Return markers for pipelines whose ``for`` differs, and kind -> {pipeline: for}."""
+    rules: list[dict[str, Any]] = []
+    overrides: dict[str, dict[str, str]] = {}
+    for name in kinds:
+        default_for = for_seconds(spec.defaults, name)
+        overrides[name] = {}
+        for pipeline, p in spec.pipelines.items():
+            mine = for_seconds(p, name)
+            if mine != default_for and applies(p):
+                for_ = format_duration(mine)
+                overrides[name][pipeline] = for_
+                rules.append(
+                    constant(FOR_MARKER, 1, {"pipeline": pipeline, "kind": name, "for": for_})
+                )
+    return rules, overrides
+
+
+def alert_rule(
+    k: AlertKind, expr: Expr, for_: str, static: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Return one alerting rule of a kind with its category, annotations and ``for``."""
+    rule: dict[str, Any] = {"alert": k.alert, "expr": check(expr).text, "for": for_}
+    if k.keep_firing_for:
+        rule["keep_firing_for"] = k.keep_firing_for
+    rule["labels"] = {"category": k.category, **(static or {})}
+    rule["annotations"] = {
+        "summary": k.summary.go(),
+        "description": k.description.go(),
+        # annotation templates see the expression's labels, not the rule's static ones
+        "runbook_url": (static or {}).get("runbook_url", "{{ $labels.runbook_url }}"),
+    }
+    return rule
+
+
+def alert_rules(
+    k: AlertKind, expr: Expr, spec: Spec, for_overrides: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Return the kind's alert: one rule, plus one per distinct overridden ``for``."""
+    default_for = format_duration(for_seconds(spec.defaults, k.kind))
+    if not for_overrides:
+        return [alert_rule(k, expr, default_for)]
+    marker = selector(FOR_MARKER, kind=k.kind)
+    rules = [alert_rule(k, binop(expr, "unless", marker, on=_BY), default_for)]
+    for value in sorted(set(for_overrides.values()), key=lambda d: (parse_duration(d), d)):
+        only = selector(FOR_MARKER, {"for": value}, kind=k.kind)
+        # a label of its own: promtool rejects same-name rules with identical labels
+        rules.append(alert_rule(k, binop(expr, "and", only, on=_BY), value, {FOR_LABEL: value}))
+    return rules
