@@ -181,8 +181,19 @@ class Recoverer:
     async def _attempts(self, run: _Run, action: Action, plan: StepPlan) -> RecoveryResult:
         assert run.strategy is not None
         while True:
-            done = len(await self._history(run.incident))
-            attempt = done + 1
+            history = await self._history(run.incident)
+            done, attempt = len(history), len(history) + 1
+            running = [r for r in history if r.outcome == "running"]
+            if running:
+                step = running[-1]
+                lease_end = step.started_at + timedelta(seconds=self.config.lease_seconds)
+                if lease_end > self.clock():
+                    return await self._skip(
+                        run, f"step {step.step} is in progress on worker {step.worker!r}"
+                    )
+                # its worker died: take the same step over (the ledger allows it)
+                attempt = _step_number(step.step)
+                done = attempt - 1
             blocked = self.guard.attempts_left(done, plan.max_attempts)
             if blocked is not None:
                 await self._blocked(run, blocked)
@@ -263,7 +274,7 @@ class Recoverer:
     ) -> tuple[ActionOutcome, Verification | None]:
         """Run one claimed step, verify it, and store its outcome in the ledger."""
         assert run.strategy is not None
-        attempt = int(record.step.rsplit("#", 1)[1])
+        attempt = _step_number(record.step)
         await run.record(
             "action_started",
             {
@@ -413,3 +424,7 @@ class Recoverer:
 
 def _kind(action: Action) -> str:
     return action.target.split(" ", 1)[0]
+
+
+def _step_number(step: str) -> int:
+    return int(step.rsplit("#", 1)[1])
