@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
 
+from exporters.api import Run
 from exporters.errors import ExporterError
 from exporters.registry import PipelineRegistry
 from exporters.render import FAMILIES, render_state
@@ -96,7 +97,7 @@ def pushed_run(
     job: str = DEFAULT_JOB,
     spec: Spec | None = None,
     registry: PipelineRegistry | None = None,
-) -> Iterator[object]:
+) -> Iterator[Run]:
     """Record one run of a batch job and push it when the block ends, failed or not.
 
     Yields the ``Run`` of the Python API; an exception is recorded, pushed

@@ -29,3 +29,21 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(0.1)
+
+
+def multiprocess_worker(directory: str, worker: int, runs: int) -> int:
+    """Run in a worker process: record ``runs`` runs (every third one fails) and a heartbeat."""
+    from exporters.multiprocess import worker_registry
+
+    registry = worker_registry(directory)
+    shared = registry.pipeline("shared_etl")
+    for i in range(runs):
+        try:
+            with shared.run() as run:
+                run.processed(10)
+                if i % 3 == 2:
+                    raise ConnectionResetError("peer went away")
+        except ConnectionResetError:
+            pass
+    registry.pipeline(f"own_{worker}").heartbeat(memory_bytes=float(worker), sample=False)
+    return runs
