@@ -247,7 +247,8 @@ class SqliteStore:
             )
             return cur.rowcount
 
-        self._pending -= await self._writer.submit(finish)
+        finished = await self._writer.submit(finish)
+        self._pending -= finished  # read after the await: other tasks changed it meanwhile
 
     async def queue_depth(self) -> int:
         return max(self._pending, 0)

@@ -1,0 +1,139 @@
+"""Builders and stand-in stages for the receiver-core tests (no mocks: plain seams)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from receiver.config import ReceiverConfig, parse_config
+from receiver.models import ActionRecord, Alert, Diagnosis, Incident
+from rules.spec import PipelineSpec
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+_ids = itertools.count(1)
+
+
+def iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def alert_doc(
+    pipeline: str = "etl_orders",
+    *,
+    name: str = "PipelineDown",
+    status: str = "firing",
+    starts: datetime = T0,
+    ends: datetime | None = None,
+    fingerprint: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Return one alert as Alertmanager writes it (zero endsAt while firing)."""
+    all_labels = {"alertname": name, "pipeline": pipeline, "severity": "critical"}
+    all_labels.update(labels or {})
+    return {
+        "status": status,
+        "labels": all_labels,
+        "annotations": {"summary": f"{name} on {pipeline}"},
+        "startsAt": iso(starts),
+        "endsAt": iso(ends) if ends else "0001-01-01T00:00:00Z",
+        "generatorURL": "",
+        "fingerprint": fingerprint or f"{abs(hash((pipeline, name))) % (1 << 64):016x}",
+    }
+
+
+def notification_doc(*alerts: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Return a version-4 webhook payload around ``alerts``."""
+    status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
+    doc: dict[str, Any] = {
+        "version": "4",
+        "groupKey": f'{{}}:{{pipeline="g{next(_ids)}"}}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "pipemedic",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:9093",
+        "alerts": list(alerts),
+    }
+    doc.update(extra)
+    return doc
+
+
+def config(tmp_path: Path, **raw: Any) -> ReceiverConfig:
+    """Return a receiver config on a fresh SQLite file; ``raw`` is receiver.yml content."""
+    doc: dict[str, Any] = {
+        "store": f"sqlite:///{tmp_path / 'receiver.db'}",
+        "workers": {"poll_interval_seconds": 0.05},
+        "prometheus_url": "http://127.0.0.1:9",
+    }
+    doc.update(raw)
+    return parse_config(doc, "test")
+
+
+@dataclass
+class FakeDiagnose:
+    """A diagnosis stage that always names ``cause`` and counts its calls."""
+
+    cause: str = "network_timeout"
+    calls: list[Alert] = field(default_factory=list)
+
+    async def __call__(self, alert: Alert, spec: PipelineSpec) -> Diagnosis:
+        self.calls.append(alert)
+        return Diagnosis(cause=self.cause, handler="fake", summary=f"fake says {self.cause}")
+
+
+@dataclass(frozen=True)
+class FakeResult:
+    outcome: str
+    strategy: str | None
+    actions: tuple[ActionRecord, ...]
+    reason: str
+
+
+@dataclass
+class FakeRecover:
+    """A recovery stage answering ``outcome``; records one timeline step per call."""
+
+    outcome: str = "recovered"
+    calls: list[tuple[int, str]] = field(default_factory=list)
+
+    async def __call__(
+        self,
+        incident: Incident,
+        alert: Alert,
+        diagnosis: Diagnosis,
+        spec: PipelineSpec,
+        record: Callable[[str, Any], Awaitable[None]],
+        still_firing: Callable[[], Awaitable[bool]],
+    ) -> FakeResult:
+        self.calls.append((incident.id, alert.fingerprint))
+        await record("recovery_attempt", {"strategy": "retry_with_backoff", "attempt": 1})
+        return FakeResult(self.outcome, "retry_with_backoff", (), f"fake {self.outcome}")
+
+
+@dataclass
+class FakeFiring:
+    firing: bool | None = False
+
+    async def __call__(self, alert: Alert) -> bool | None:
+        return self.firing
+
+
+def stages(**kwargs: Any) -> dict[str, Any]:
+    """Return ``create_app`` keyword arguments that swap in the fake stages."""
+    diagnose = kwargs.get("diagnose") or FakeDiagnose()
+    recover = kwargs.get("recover") or FakeRecover()
+    return {
+        "diagnose": diagnose,
+        "recover": lambda *_args: recover,
+        "firing": kwargs.get("firing") or FakeFiring(),
+    }
+
+
+def later(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
