@@ -269,7 +269,7 @@ class Lifecycle:
                 return Correlation(last, "stale")
             # resolved before its firing arrived (or the firing was never sent)
             incident = await self._open(event)
-        if _key(alert) in self._keys(incident, "resolved"):
+        elif _key(alert) in self._keys(incident, "resolved"):
             return Correlation(incident, "repeated")
         self._add_alert(incident, alert)
         self.note(

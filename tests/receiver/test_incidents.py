@@ -1,0 +1,231 @@
+"""Incident lifecycle through the worker's stages (fake diagnosis/recovery, real SQLite)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from core_helpers import T0, FakeDiagnose, FakeFiring, FakeRecover, alert_doc, later
+
+from receiver.incidents import IllegalTransition, Lifecycle, alert_sev
+from receiver.metrics import ReceiverMetrics
+from receiver.models import Alert, AlertEvent, Incident
+from receiver.store.sqlite import SqliteStore
+from receiver.worker import WorkerPool
+from rules.spec import Spec, parse_spec
+
+SPEC_YAML = """
+defaults: {impact: some, team: data-platform}
+pipelines:
+  etl_orders: {impact: most}
+  quiet_job: {impact: none}
+teams:
+  data-platform:
+    commander: alice
+    scribe: bob
+    liaison: carol
+    sme: [dave, erin]
+"""
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class World:
+    """A store, a lifecycle and a worker pool driven event by event."""
+
+    def __init__(self, store: SqliteStore, outcome: str = "recovered") -> None:
+        self.store = store
+        self.spec: Spec = parse_spec(SPEC_YAML, "spec.yml")
+        self.clock = Clock(later(30))
+        self.metrics = ReceiverMetrics()
+        self.rendered: list[int] = []
+        self.lifecycle = Lifecycle(
+            store,
+            self.spec,
+            reopen_window_seconds=600,
+            metrics=self.metrics,
+            render_postmortem=self.render,
+            clock=self.clock,
+        )
+        self.diagnose = FakeDiagnose()
+        self.recover = FakeRecover(outcome)
+        self.pool = WorkerPool(
+            store,
+            self.lifecycle,
+            diagnose=self.diagnose,
+            recover=self.recover,
+            firing=FakeFiring(False),
+            metrics=self.metrics,
+            clock=self.clock,
+        )
+        self._ids = 0
+
+    def render(self, incident: Incident, spec: Spec | None = None) -> str:
+        self.rendered.append(incident.id)
+        return f"# post-mortem {incident.id} {incident.state}"
+
+    async def send(self, doc: dict[str, Any], received: datetime | None = None) -> Incident:
+        self._ids += 1
+        event = AlertEvent(
+            id=self._ids, alert=Alert.from_json(doc), received_at=received or self.clock()
+        )
+        async with self.store.pipeline_lock(event.alert.pipeline):
+            await self.pool.handle(event)
+        found = await self.store.open_incident(
+            event.alert.pipeline
+        ) or await self.store.last_incident(event.alert.pipeline)
+        assert found is not None
+        return found
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = await SqliteStore.open(tmp_path / "incidents.db")
+    yield s
+    await s.close()
+
+
+def events(incident: Incident) -> list[str]:
+    return [t.event for t in incident.timeline]
+
+
+async def test_firing_opens_one_incident_with_roles_sev_and_timeline(store: SqliteStore) -> None:
+    w = World(store)
+    inc = await w.send(alert_doc("etl_orders", name="PipelineDown"))
+    assert inc.state == "recovering"  # recovered by automation, awaiting the alert's resolution
+    assert inc.sev == "SEV1"  # unavailable x most users
+    assert inc.roles == {
+        "commander": "alice",
+        "scribe": "bob",
+        "liaison": "carol",
+        "sme": ["dave", "erin"],
+    }
+    assert events(inc)[:4] == ["detected", "acknowledged", "sev_set", "roles_assigned"]
+    assert inc.timeline[0].at == T0  # detected at the alert's startsAt
+    for step in (
+        "diagnosing",
+        "diagnosed",
+        "recovering",
+        "recovery_attempt",
+        "recovery_finished",
+        "verified",
+    ):
+        assert step in events(inc)
+    again = await w.send(alert_doc("etl_orders", name="PipelineHighErrorRate", fingerprint="f2"))
+    assert again.id == inc.id
+    assert "alert_joined" in events(again)
+    assert len(await store.list_incidents()) == 1
+
+
+async def test_sev_label_wins_and_automation_only_raises(store: SqliteStore) -> None:
+    w = World(store)
+    inc = await w.send(alert_doc("p", name="PipelineSLAViolation", labels={"sev": "SEV4"}))
+    assert inc.sev == "SEV4"
+    inc = await w.send(
+        alert_doc("p", name="PipelineDataStale", fingerprint="f2", labels={"sev": "SEV5"})
+    )
+    assert inc.sev == "SEV4"  # never lowered
+    inc = await w.send(
+        alert_doc("p", name="PipelineDown", fingerprint="f3", labels={"sev": "SEV2"})
+    )
+    assert inc.sev == "SEV2"
+    changes = [t.detail for t in inc.timeline if t.event == "sev_changed"]
+    assert changes == [{"from": "SEV4", "to": "SEV2", "why": "PipelineDown: sev label"}]
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "alertname", "expected"),
+    [
+        ("etl_orders", "PipelineDown", "SEV1"),  # unavailable, most
+        ("etl_orders", "PipelineHighErrorRate", "SEV2"),  # significant, most
+        ("etl_orders", "PipelineSLAViolation", "SEV3"),  # performance, most
+        ("other", "PipelineDown", "SEV3"),  # unavailable, some
+        ("quiet_job", "PipelineDataStale", "SEV4"),  # performance, none
+        ("quiet_job", "SomethingElse", "SEV4"),
+    ],
+)
+def test_computed_sev_follows_the_table(pipeline: str, alertname: str, expected: str) -> None:
+    spec = parse_spec(SPEC_YAML, "spec.yml")
+    alert = Alert.from_json(alert_doc(pipeline, name=alertname, labels={"sev": "bogus"}))
+    assert alert_sev(alert, spec)[0] == expected
+
+
+async def test_resolution_reopen_and_close(store: SqliteStore) -> None:
+    w = World(store)
+    inc = await w.send(alert_doc("p", name="PipelineDown", fingerprint="f1"))
+    ended = later(120)
+    inc = await w.send(
+        alert_doc("p", name="PipelineDown", fingerprint="f1", status="resolved", ends=ended)
+    )
+    assert inc.state == "resolved"
+    assert inc.resolved_at == ended
+    resolved = [t for t in inc.timeline if t.event == "resolved"]
+    assert resolved and resolved[0].at == ended  # at the alert's endsAt
+    assert w.rendered == [inc.id] and inc.postmortem
+    assert len(w.recover.calls) == 1  # the resolved alert started no recovery
+
+    # a new firing alert within the window reopens the same incident
+    w.clock.now = ended + timedelta(seconds=300)
+    inc2 = await w.send(alert_doc("p", name="PipelineDown", fingerprint="f1", starts=w.clock.now))
+    assert inc2.id == inc.id and "reopened" in events(inc2)
+    await w.send(
+        alert_doc(
+            "p",
+            name="PipelineDown",
+            fingerprint="f1",
+            starts=w.clock.now,
+            status="resolved",
+            ends=w.clock.now,
+        )
+    )
+    # after the window it is closed, and the next alert opens a new incident
+    w.clock.now += timedelta(seconds=601)
+    assert await w.lifecycle.close_expired() == 1
+    closed = await store.get_incident(inc.id)
+    assert closed is not None and closed.state == "closed" and events(closed)[-1] == "closed"
+    inc3 = await w.send(alert_doc("p", name="PipelineDown", fingerprint="f1", starts=w.clock.now))
+    assert inc3.id != inc.id
+
+
+async def test_out_of_order_and_repeated_notifications(store: SqliteStore) -> None:
+    w = World(store)
+    # resolved arrives before its firing: recorded as a resolved incident, no work
+    inc = await w.send(alert_doc("p", fingerprint="f1", status="resolved", ends=later(60)))
+    assert inc.state == "resolved" and events(inc)[0] == "detected"
+    late = await w.send(alert_doc("p", fingerprint="f1"))
+    assert late.id == inc.id and late.state == "resolved"
+    assert w.diagnose.calls == [] and w.recover.calls == []
+    # repeated firing (same fingerprint and startsAt) joins nothing twice
+    a = await w.send(alert_doc("q", fingerprint="g1"))
+    b = await w.send(alert_doc("q", fingerprint="g1"))
+    assert a.id == b.id and len(b.alerts) == 1
+    assert events(b).count("alert_joined") == 0
+
+
+async def test_escalation_renders_postmortem_and_counts_open(store: SqliteStore) -> None:
+    w = World(store, outcome="escalated")
+    inc = await w.send(alert_doc("etl_orders", name="PipelineDown"))
+    assert inc.state == "escalated" and "escalated" in events(inc)
+    assert inc.postmortem and w.rendered == [inc.id]
+    joined = await w.send(alert_doc("etl_orders", name="PipelineDataStale", fingerprint="z"))
+    assert joined.state == "escalated" and len(w.recover.calls) == 1  # people own it now
+    text = w.metrics.render().decode()
+    assert 'pipemedic_incidents_open{sev="SEV1"} 1.0' in text
+    assert 'pipemedic_incident_time_to_acknowledge_seconds_count{sev="SEV1"} 1.0' in text
+    assert 'pipemedic_incident_time_to_diagnose_seconds_count{sev="SEV1"} 1.0' in text
+
+
+async def test_illegal_transitions_are_refused(store: SqliteStore) -> None:
+    w = World(store)
+    inc = await w.send(alert_doc("p"))
+    with pytest.raises(IllegalTransition, match="recovering -> closed"):
+        w.lifecycle.transition(inc, "closed")
