@@ -272,7 +272,7 @@ def parse_spec(text: str, source: str = "<string>") -> Spec:
     problems: list[Problem] = []
     for error in _validator().iter_errors(raw):
         path = tuple(error.absolute_path)
-        if error.validator == "propertyNames" or (
+        if "propertyNames" in error.absolute_schema_path or (
             error.validator == "pattern"
             and isinstance(error.instance, str)
             and path
@@ -281,6 +281,26 @@ def parse_spec(text: str, source: str = "<string>") -> Spec:
             # a bad key: jsonschema reports the parent; name the key itself
             key = error.instance
             path = (*path, key) if not path or path[-1] != key else path
+        if (
+            error.validator == "additionalProperties"
+            and isinstance(error.instance, Mapping)
+            and isinstance(error.schema, Mapping)
+            and "properties" in error.schema
+        ):
+            # name each unknown key at its own line, with the fields that are allowed
+            known = error.schema["properties"]
+            for key in error.instance:
+                if key not in known:
+                    where = (*path, str(key))
+                    problems.append(
+                        Problem(
+                            source,
+                            _line_of(index, where),
+                            _dotted(where),
+                            f"unknown field {key!r} (known: {', '.join(sorted(known))})",
+                        )
+                    )
+            continue
         problems.append(
             Problem(source, _line_of(index, path), _dotted(path), _schema_message(error))
         )

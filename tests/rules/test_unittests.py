@@ -1,0 +1,81 @@
+"""`pipemedic rules test`: generated promtool unit tests pass, and can fail."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rules.generate import generate
+from rules.output import render_all, write_files
+from rules.promtool import test_rules as promtool_test
+from rules.spec import load_spec, parse_spec
+from rules.unittests import unit_tests
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_rules_test_passes_for_the_default_spec_and_custom_rules(
+    rules_cli: Callable[..., Any], monkeypatch: Any
+) -> None:
+    monkeypatch.chdir(REPO)
+    res = rules_cli("test")
+    assert res.code == 0, res.err
+    assert "pipemedic.test.yml" in res.out
+    assert "pipeline-resources.test.yml" in res.out
+
+
+def test_every_generated_alert_is_tested(tmp_path: Path) -> None:
+    spec = load_spec(REPO / "rules/pipelines.yml")
+    files = generate(spec)
+    tests = yaml.safe_load(unit_tests(spec, [])["pipemedic.test.yml"])
+    tested = {t["alertname"] for case in tests["tests"] for t in case["alert_rule_test"]}
+    assert tested == {a["alert"] for f in files for a in f.alerts()}
+    names = " ".join(case["name"] for case in tests["tests"])
+    assert "absent" in names and "within budget" in names
+    series = " ".join(s["series"] for case in tests["tests"] for s in case["input_series"])
+    # a pipeline not in the spec, and quiet pipelines
+    assert 'pipeline="pipemedic_unlisted"' in series
+    assert 'pipeline="pipemedic_quiet"' in series and 'pipeline="pipemedic_quiet_failing"' in series
+
+
+def test_tests_fail_against_rules_from_another_spec(tmp_path: Path) -> None:
+    """The generated tests detect rules that do not match the spec (wrong threshold)."""
+    spec = parse_spec(
+        "pipelines:\n  etl:\n    max_error_rate: 0.02\n    team: a\n"
+        "teams:\n  a: {}\n  data-platform: {}\n"
+    )
+    other = parse_spec(
+        "pipelines:\n  etl:\n    max_error_rate: 0.2\n    team: a\n"
+        "teams:\n  a: {}\n  data-platform: {}\n"
+    )
+    wanted = render_all(generate(other), "x")
+    write_files(tmp_path, wanted)
+    for name, text in unit_tests(spec, sorted(wanted)).items():
+        (tmp_path / name).write_text(text)
+    result = promtool_test([tmp_path / "pipemedic.test.yml"])
+    assert not result.ok
+    assert "PipelineHighErrorRate" in result.output
+
+    # and the same tests pass against the rules of their own spec
+    write_files(tmp_path, render_all(generate(spec), "x"))
+    assert promtool_test([tmp_path / "pipemedic.test.yml"]).ok
+
+
+def test_a_failing_custom_test_fails_the_command(
+    rules_cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    custom = tmp_path / "custom"
+    custom.mkdir()
+    src = REPO / "rules/custom"
+    (custom / "pipeline-resources.rules.yml").write_text(
+        (src / "pipeline-resources.rules.yml").read_text().replace("> 0.9", "> 0.99")
+    )
+    (custom / "pipeline-resources.test.yml").write_text(
+        (src / "pipeline-resources.test.yml").read_text()
+    )
+    res = rules_cli("test", "--spec", str(REPO / "rules/pipelines.yml"), "--custom", str(custom))
+    assert res.code == 1
+    assert "PipelineMemoryNearLimit" in res.err
