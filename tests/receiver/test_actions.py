@@ -149,8 +149,9 @@ def test_http_target_hides_the_query_string_and_config_is_checked() -> None:
 
 
 async def test_command_gets_the_alert_in_its_environment_and_output_is_captured(
-    session: aiohttp.ClientSession,
+    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("SECRET_FROM_PARENT", "leak")  # the receiver's own environment stays out
     script = (
         "import os; e = os.environ; print(e['PIPEMEDIC_PIPELINE'], e['PIPEMEDIC_CAUSE'], "
         "e['PIPEMEDIC_ATTEMPT'], e['PIPEMEDIC_PARAM_CHECKPOINT_AGE_SECONDS'], "
