@@ -106,9 +106,11 @@ def since_began(incident: Incident, *names: str) -> timedelta | None:
 
 
 def format_duration(value: timedelta | None) -> str:
-    """Format a duration for people: ``45s``, ``12m 05s``, ``3h 07m``, ``2d 04h``."""
+    """Format a duration for people: ``<1s``, ``45s``, ``12m 05s``, ``3h 07m``, ``2d 04h``."""
     if value is None:
         return "-"
+    if timedelta(0) < value < timedelta(seconds=1):
+        return "<1s"
     total = int(value.total_seconds())
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)

@@ -213,9 +213,9 @@ def test_users_affected_for_unknown_sev() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (45, "45s"), (725, "12m 05s"), (11220, "3h 07m"), (187200, "2d 04h")],
+    [(0, "0s"), (0.2, "<1s"), (45, "45s"), (725, "12m 05s"), (11220, "3h 07m"), (187200, "2d 04h")],
 )
-def test_format_duration(seconds: int, text: str) -> None:
+def test_format_duration(seconds: float, text: str) -> None:
 
     assert format_duration(timedelta(seconds=seconds)) == text
 
