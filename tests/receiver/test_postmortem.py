@@ -14,8 +14,9 @@ from presentation_samples import (
 
 from receiver import markdown as md
 from receiver.facts import SEV_TABLE, clean_text, format_duration, users_affected
+from receiver.followups import action_items, lessons_learned
 from receiver.models import ActionRecord
-from receiver.postmortem import action_items, lessons_learned, render_postmortem
+from receiver.postmortem import render_postmortem
 from rules.severity import DEGRADATIONS, IMPACTS, SEVS, sev_for
 from rules.spec import parse_spec
 
