@@ -16,7 +16,9 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -84,7 +86,12 @@ async def _events(request: web.Request) -> web.Response:
         health.reject("cardinality")
         return _error(422, [FieldProblem(exc.path, str(exc))], "cardinality")
     health.accepted(len(events))
-    return web.json_response({"accepted": len(events)})
+    return web.Response(body=_accepted_body(len(events)), content_type="application/json")
+
+
+@functools.lru_cache(maxsize=64)
+def _accepted_body(n: int) -> bytes:
+    return json.dumps({"accepted": n}).encode()
 
 
 def _wants_openmetrics(accept: str) -> bool:

@@ -69,6 +69,7 @@ class SnapshotWriter:
 def worker_registry(directory: str | Path, *args: Any, **kwargs: Any) -> PipelineRegistry:
     """Return a registry (same arguments as ``PipelineRegistry``) shared through ``directory``."""
     registry = PipelineRegistry(*args, **kwargs)
+    registry.reset_on_fork = True
     registry.add_listener(SnapshotWriter(directory))
     return registry
 

@@ -77,6 +77,8 @@ class PipelineRegistry:
         self._states: dict[str, PipelineState] = {}
         self._listeners: list[Callable[[PipelineRegistry, bool], None]] = []
         self._pid = os.getpid()
+        # set by worker_registry: a forked child must not report its parent's numbers again
+        self.reset_on_fork = False
         self.refused = 0  # changes refused by the bound, for the exporter's health metrics
 
     # -- reading ----------------------------------------------------------
@@ -134,7 +136,7 @@ class PipelineRegistry:
         if not changes:
             return
         with self.lock:
-            if self._pid != os.getpid():  # forked: the parent's numbers are not ours
+            if self.reset_on_fork and self._pid != os.getpid():  # forked child
                 self._states.clear()
                 self._pid = os.getpid()
             self._check_bounds(changes)
