@@ -1,10 +1,11 @@
-"""Evidence for diagnosis and recovery tests: an exporter, a real Prometheus scraping it.
+"""Evidence for diagnosis and recovery tests: the real exporter, a real Prometheus scraping it.
 
-``EvidenceExporter`` serves the pipeline series under their real names (the
-metric vocabulary of DESIGN.md) from a prometheus_client registry through a
-small aiohttp app in a background thread, so one module-scoped Prometheus can
-scrape it for a whole test module. A pipeline marked broken gets errors of
-its reason every 0.2 s until fixed, the way a failing pipeline does.
+``EvidenceExporter`` runs the project's exporter (``exporters.create_app``)
+in a background thread with its own event loop, so one module-scoped
+Prometheus can scrape it for a whole test module, and feeds it the way a
+pipeline does: JSON events over ``POST /events``. A pipeline marked broken
+sends errors of its reason every 0.2 s until fixed. Dependency probes are
+the exporter's own, from the spec given at start.
 """
 
 from __future__ import annotations
@@ -13,72 +14,79 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from exporters import create_app
 from pipemedic.stack import PrometheusServer, free_port
 from receiver.prometheus import PrometheusAPI
+from rules.spec import parse_spec
 
 SCRAPE = "500ms"
 
 
 class EvidenceExporter:
-    """Pipeline metrics on 127.0.0.1:<port>/metrics, changed by the test as it goes."""
+    """The real exporter on 127.0.0.1:<port>, fed events as the test goes."""
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.up = Gauge("pipeline_up", "alive", ["pipeline"], registry=r)
-        self.errors = Counter(
-            "pipeline_errors", "errors", ["pipeline", "category", "reason"], registry=r
-        )
-        self.dependency = Gauge(
-            "pipeline_dependency_up", "probe", ["pipeline", "dependency"], registry=r
-        )
-        self.memory = Gauge("pipeline_memory_usage_bytes", "rss", ["pipeline"], registry=r)
-        self.memory_limit = Gauge("pipeline_memory_limit_bytes", "limit", ["pipeline"], registry=r)
-        self.disk_free = Gauge("pipeline_disk_free_bytes", "disk", ["pipeline"], registry=r)
-        self.cpu = Gauge("pipeline_cpu_usage_ratio", "cpu", ["pipeline"], registry=r)
-        self.last_update = Gauge(
-            "pipeline_last_update_timestamp_seconds", "fresh", ["pipeline"], registry=r
-        )
-        self.checkpoint = Gauge(
-            "pipeline_checkpoint_timestamp_seconds", "checkpoint", ["pipeline"], registry=r
-        )
-        self.processed = Counter("pipeline_records_processed", "read", ["pipeline"], registry=r)
-        self.failed = Counter("pipeline_records_failed", "failed", ["pipeline"], registry=r)
+    def __init__(self, spec_yaml: Callable[[int], str] = lambda port: "{}") -> None:
         self.port = free_port()
+        self.spec = parse_spec(spec_yaml(self.port))
         self._broken: dict[str, tuple[str, str, Callable[[], bool]]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    # the failing pipeline -----------------------------------------------------
+    # what the pipeline reports ------------------------------------------------
+    def send(self, *events: dict[str, Any]) -> None:
+        """POST events to the exporter (from any thread); a refused event fails the test."""
+        assert self._loop is not None
+        future: Future[None] = asyncio.run_coroutine_threadsafe(
+            self._post(list(events)), self._loop
+        )
+        future.result(10)
+
+    async def _post(self, events: list[dict[str, Any]]) -> None:
+        assert self._session is not None
+        url = f"http://{self.address}/events"
+        async with self._session.post(url, json=events) as resp:
+            if resp.status != 200:
+                raise AssertionError(f"exporter refused {events}: {await resp.text()}")
+
     def healthy(self, pipeline: str) -> None:
         """Declare a live pipeline with comfortable resources and fresh data."""
         now = time.time()
-        self.up.labels(pipeline).set(1)
-        self.memory.labels(pipeline).set(200e6)
-        self.memory_limit.labels(pipeline).set(1e9)
-        self.disk_free.labels(pipeline).set(50e9)
-        self.cpu.labels(pipeline).set(0.2)
-        self.last_update.labels(pipeline).set(now - 60)
-        self.checkpoint.labels(pipeline).set(now - 600)
-        self.processed.labels(pipeline).inc(0)
-        self.failed.labels(pipeline).inc(0)
+        self.send(
+            {
+                "pipeline": pipeline,
+                "event": "heartbeat",
+                "memory_bytes": 200e6,
+                "memory_limit_bytes": 1e9,
+                "disk_free_bytes": 50e9,
+                "cpu_usage_ratio": 0.2,
+            },
+            {"pipeline": pipeline, "event": "data_updated", "timestamp": now - 60},
+            {"pipeline": pipeline, "event": "checkpoint", "timestamp": now - 600},
+        )
+
+    def resources(self, pipeline: str, **values: float) -> None:
+        """Report resource gauges with a heartbeat (memory_bytes, disk_free_bytes, ...)."""
+        self.send({"pipeline": pipeline, "event": "heartbeat", **values})
 
     def break_(
         self, pipeline: str, category: str, reason: str, until: Callable[[], bool] = lambda: False
     ) -> None:
         """Make errors of ``reason`` grow until ``fix`` (or until ``until()`` is true)."""
-        self.errors.labels(pipeline, category, reason).inc(0)
         with self._lock:
             self._broken[pipeline] = (category, reason, until)
 
@@ -86,38 +94,57 @@ class EvidenceExporter:
         with self._lock:
             self._broken.pop(pipeline, None)
 
-    def _tick(self) -> None:
+    def _failing(self) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
         with self._lock:
             for pipeline, (category, reason, until) in list(self._broken.items()):
                 if until():
                     del self._broken[pipeline]
                     continue
-                self.errors.labels(pipeline, category, reason).inc(3)
-                self.processed.labels(pipeline).inc(10)
-                self.failed.labels(pipeline).inc(3)
+                events += [
+                    {
+                        "pipeline": pipeline,
+                        "event": "error",
+                        "category": category,
+                        "reason": reason,
+                        "count": 3,
+                    },
+                    {
+                        "pipeline": pipeline,
+                        "event": "run_finished",
+                        "status": "failure",
+                        "duration_seconds": 1.0,
+                        "records_processed": 10,
+                        "records_failed": 3,
+                    },
+                ]
+        return events
 
     # serving ------------------------------------------------------------------
     def _serve(self) -> None:
         asyncio.run(self._main())
 
     async def _main(self) -> None:
-        async def metrics(request: web.Request) -> web.Response:
-            return web.Response(body=generate_latest(self.registry), content_type="text/plain")
-
-        app = web.Application()
-        app.router.add_get("/metrics", metrics)
-        runner = web.AppRunner(app)
+        self._loop = asyncio.get_running_loop()
+        runner = web.AppRunner(create_app(spec=self.spec))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", self.port).start()
-        try:
-            while not self._stop.is_set():
-                self._tick()
-                await asyncio.sleep(0.2)
-        finally:
-            await runner.cleanup()
+        async with aiohttp.ClientSession() as session:
+            self._session = session
+            self._ready.set()
+            try:
+                while not self._stop.is_set():
+                    events = self._failing()
+                    if events:
+                        await self._post(events)
+                    await asyncio.sleep(0.2)
+            finally:
+                await runner.cleanup()
 
     def start(self) -> EvidenceExporter:
         self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("the evidence exporter did not start")
         return self
 
     def stop(self) -> None:
@@ -135,9 +162,11 @@ def prometheus_config(*targets: str) -> str:
     )
 
 
-def evidence_stack(workdir: Path) -> Iterator[tuple[EvidenceExporter, PrometheusServer]]:
+def evidence_stack(
+    workdir: Path, spec_yaml: Callable[[int], str] = lambda port: "{}"
+) -> Iterator[tuple[EvidenceExporter, PrometheusServer]]:
     """Start the exporter and a Prometheus scraping it; stop both afterwards."""
-    exporter = EvidenceExporter().start()
+    exporter = EvidenceExporter(spec_yaml).start()
     server = PrometheusServer(prometheus_config(exporter.address), workdir=workdir)
     try:
         server.start()

@@ -23,7 +23,18 @@ SPEC = load_spec(None)
 def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[EvidenceExporter, PrometheusServer]]:
-    yield from evidence_stack(tmp_path_factory.mktemp("diagnosis"))
+    yield from evidence_stack(tmp_path_factory.mktemp("diagnosis"), _spec)
+
+
+def _spec(port: int) -> str:
+    """d_dep depends on an API that answers (the exporter itself) and a closed port."""
+    return f"""
+pipelines:
+  d_dep:
+    dependencies:
+      - {{name: orders_api, http: "http://127.0.0.1:{port}/-/healthy", interval: 1s}}
+      - {{name: warehouse, tcp: "127.0.0.1:{free_port()}", interval: 1s, timeout: 1s}}
+"""
 
 
 @pytest.fixture
@@ -134,8 +145,6 @@ async def test_a_dependency_probe_down_is_dependency_down(
     exporter: EvidenceExporter, prom: PrometheusAPI
 ) -> None:
     exporter.healthy("d_dep")
-    exporter.dependency.labels("d_dep", "orders_api").set(1)
-    exporter.dependency.labels("d_dep", "warehouse").set(0)
     await wait_for(prom, queries.dependency_up("d_dep"), lambda rows: len(rows) == 2)
     d = await run(alert("d_dep", name="PipelineDependencyDown"), prom)
     assert (d.cause, d.handler) == ("dependency_down", "check_infrastructure")
@@ -145,7 +154,6 @@ async def test_a_dependency_probe_down_is_dependency_down(
 async def test_expired_credentials_win_over_a_failing_probe(
     exporter: EvidenceExporter, prom: PrometheusAPI
 ) -> None:
-    exporter.dependency.labels("d_auth", "orders_api").set(0)
     await broken(exporter, prom, "d_auth", "connectivity", "auth_expired")
     d = await run(alert("d_auth", "connectivity"), prom)
     assert d.cause == "credential_expired"
@@ -154,9 +162,9 @@ async def test_expired_credentials_win_over_a_failing_probe(
 @pytest.mark.parametrize(
     ("gauge", "value", "cause"),
     [
-        ("memory", 0.95e9, "memory_limit"),
-        ("disk_free", 100e6, "disk_full"),
-        ("cpu", 0.97, "cpu_saturation"),
+        ("memory_bytes", 0.95e9, "memory_limit"),
+        ("disk_free_bytes", 100e6, "disk_full"),
+        ("cpu_usage_ratio", 0.97, "cpu_saturation"),
     ],
 )
 async def test_resource_gauges_over_their_limit(
@@ -164,11 +172,11 @@ async def test_resource_gauges_over_their_limit(
 ) -> None:
     pipeline = f"d_res_{gauge}"
     exporter.healthy(pipeline)
-    getattr(exporter, gauge).labels(pipeline).set(value)
+    exporter.resources(pipeline, **{gauge: value})
     query = {
-        "memory": queries.memory_ratio(pipeline) + " > 0.9",
-        "disk_free": queries.disk_free(pipeline) + " < 1e9",
-        "cpu": queries.cpu_ratio(pipeline) + " > 0.9",
+        "memory_bytes": queries.memory_ratio(pipeline) + " > 0.9",
+        "disk_free_bytes": queries.disk_free(pipeline) + " < 1e9",
+        "cpu_usage_ratio": queries.cpu_ratio(pipeline) + " > 0.9",
     }[gauge]
     await wait_for(prom, query)
     d = await run(alert(pipeline, "resources", "PipelineSLAViolation"), prom)

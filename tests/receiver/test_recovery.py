@@ -265,7 +265,7 @@ async def test_memory_limit_scales_resources_and_verifies_the_gauge(
     session: aiohttp.ClientSession,
     aiohttp_server: Callable[..., Any],
 ) -> None:
-    target = Target(on_call=lambda: exporter.memory_limit.labels("r_res").set(4e9))
+    target = Target(on_call=lambda: exporter.resources("r_res", memory_limit_bytes=4e9))
     server = await serve(aiohttp_server, target)
     spec = parse_spec(
         f"""
@@ -277,7 +277,7 @@ pipelines:
 """
     )
     exporter.healthy("r_res")
-    exporter.memory.labels("r_res").set(0.97e9)
+    exporter.resources("r_res", memory_bytes=0.97e9)
     await wait_for(prom, queries.memory_ratio("r_res") + " > 0.9")
     result, _, _, registry, cause = await run(
         spec, firing("r_res", "resources", "PipelineSLAViolation"), prom, session
