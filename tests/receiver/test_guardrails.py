@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -349,3 +350,74 @@ async def test_a_step_is_claimed_exactly_once_across_workers(
         results = await asyncio.gather(a.recover(spec, "g_a", 1), b.recover(spec, "g_a", 1))
     assert sorted(r.outcome for r in results) == ["recovered", "skipped"]
     assert t.calls == 1
+
+
+async def test_the_spec_overrides_the_strategy_and_escalate_means_people(
+    harness_factory: Callable[..., Harness], target: tuple[Target, int]
+) -> None:
+    t, port = target
+    h = harness_factory()
+    escalate = spec_for(port, recovery={"network_timeout": "escalate"})
+    result = await h.recover(escalate, "g_a", 1)
+    assert result.outcome == "escalated" and result.strategy is None
+    assert "no recovery strategy for cause 'network_timeout'" in result.reason
+    unconfigured = spec_for(port, recovery={"network_timeout": "scale_resources"})
+    result = await h.recover(unconfigured, "g_b", 2)
+    assert result.outcome == "escalated" and result.strategy == "scale_resources"
+    assert "pipelines.g_b.actions.scale_resources is not set" in result.reason
+    assert t.calls == 0
+    assert [e for n, e, _ in h.events if n == 2] == ["strategy", "escalated"]
+
+
+async def test_no_attempts_allowed_escalates_without_acting(
+    harness_factory: Callable[..., Harness], target: tuple[Target, int]
+) -> None:
+    t, port = target
+    h = harness_factory()
+    result = await h.recover(spec_for(port, max_attempts=0), "g_a", 1)
+    assert result.outcome == "escalated" and "attempts cap reached: 0 of 0" in result.reason
+    assert t.calls == 0
+
+
+def test_recovery_config_from_mapping_names_the_bad_field() -> None:
+    config = RecoveryConfig.from_mapping(
+        {
+            "dry_run": True,
+            "backoff_base_seconds": "500ms",
+            "circuit_reset_seconds": 60,
+            "max_concurrent_actions": 2,
+        }
+    )
+    assert (config.dry_run, config.backoff_base_seconds, config.circuit_reset_seconds) == (
+        True,
+        0.5,
+        60.0,
+    )
+    assert RecoveryConfig.from_mapping({}) == RecoveryConfig()
+    bad: list[tuple[dict[str, Any], str]] = [
+        (
+            {"max_concurrent_actions": "many"},
+            "recovery.max_concurrent_actions: expected an integer",
+        ),
+        ({"max_concurrent_actions": 0}, "recovery.max_concurrent_actions"),
+        ({"dry_run": "yes"}, "recovery.dry_run: expected true or false"),
+        ({"verify_deadline_seconds": "soon"}, "recovery.verify_deadline_seconds: 'soon' is not"),
+        ({"backoff_jitter": 2}, "recovery.backoff_jitter: must be within 0..1"),
+        ({"retries": 3}, "recovery.retries: unknown field"),
+        ({"silence_during_recovery": True}, "recovery.alertmanager_url: required"),
+        ({"alertmanager_url": "ftp://x"}, "recovery.alertmanager_url: not an http"),
+    ]
+    for raw, message in bad:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            RecoveryConfig.from_mapping(raw)
+    with pytest.raises(ValueError, match=re.escape("receiver.recovery.dry_run")):
+        RecoveryConfig.from_mapping({"dry_run": 1}, where="receiver.recovery")
+
+
+def test_metrics_live_on_the_registry_they_are_given() -> None:
+    a, b = CollectorRegistry(), CollectorRegistry()
+    RecoveryMetrics(a).actions.labels(strategy="retry_with_backoff", outcome="success").inc()
+    RecoveryMetrics(b)
+    sample = {"strategy": "retry_with_backoff", "outcome": "success"}
+    assert a.get_sample_value("pipemedic_recovery_actions_total", sample) == 1
+    assert b.get_sample_value("pipemedic_recovery_actions_total", sample) is None
