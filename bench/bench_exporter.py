@@ -13,6 +13,7 @@ Run: ``.venv/bin/python -m bench bench_exporter``
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import subprocess
@@ -211,7 +212,15 @@ def _serve(code: str, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"server on {port} did not start")
 
 
-def _wrk(port: int, script: Path, seconds: int) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """Return user+system CPU time of a process (Linux /proc), immune to other load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(port: int, script: Path, seconds: int, pid: int) -> tuple[float, float]:
+    """Return (requests/s, server CPU microseconds per request)."""
+    cpu_before = _cpu_seconds(pid)
     out = subprocess.run(
         [
             "/usr/bin/wrk",
@@ -228,10 +237,12 @@ def _wrk(port: int, script: Path, seconds: int) -> float:
     ).stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"wrk saw errors:\n{out}")
+    cpu = _cpu_seconds(pid) - cpu_before
     found = re.search(r"Requests/sec:\s*([\d.]+)", out)
-    if found is None:
+    total = re.search(r"(\d+) requests in", out)
+    if found is None or total is None:
         raise RuntimeError(f"no Requests/sec in wrk output:\n{out}")
-    return float(found.group(1))
+    return float(found.group(1)), cpu / int(total.group(1)) * 1e6
 
 
 def bench_events() -> None:
@@ -248,19 +259,27 @@ def bench_events() -> None:
         servers = {"bare": _serve(BARE_APP, free_port()), "pipemedic": _serve(OUR_APP, free_port())}
         ports = {k: int(p.args[-1]) for k, p in servers.items()}
         try:
-            results: dict[str, list[float]] = {"bare": [], "pipemedic": []}
-            for _ in range(3):  # interleaved, so drift hits both alike
+            rps: dict[str, list[float]] = {"bare": [], "pipemedic": []}
+            cpu: dict[str, list[float]] = {"bare": [], "pipemedic": []}
+            for _ in range(4):  # interleaved, so drift hits both alike
                 for name in ("bare", "pipemedic"):
-                    results[name].append(_wrk(ports[name], script, 5))
+                    r, c = _wrk(ports[name], script, 5, servers[name].pid)
+                    rps[name].append(round(r))
+                    cpu[name].append(round(c, 1))
         finally:
             for proc in servers.values():
                 proc.terminate()
                 proc.wait(10)
-    bare, ours = statistics.median(results["bare"]), statistics.median(results["pipemedic"])
+    bare, ours = statistics.median(rps["bare"]), statistics.median(rps["pipemedic"])
     print(
-        f"(b) POST /events: bare aiohttp {bare:.0f} req/s {results['bare']}, "
-        f"pipemedic {ours:.0f} req/s {results['pipemedic']}, ratio {ours / bare:.3f}x "
+        f"(b) POST /events: bare aiohttp {bare:.0f} req/s {rps['bare']}, "
+        f"pipemedic {ours:.0f} req/s {rps['pipemedic']}, ratio {ours / bare:.3f}x "
         f"(goal >= 0.8x)"
+    )
+    cb, co = statistics.median(cpu["bare"]), statistics.median(cpu["pipemedic"])
+    print(
+        f"(b) server CPU per request: bare {cb:.1f} us {cpu['bare']}, pipemedic {co:.1f} us "
+        f"{cpu['pipemedic']}; capacity ratio {cb / co:.3f}x (less sensitive to other load)"
     )
 
 
