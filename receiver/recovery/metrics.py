@@ -38,8 +38,9 @@ class RecoveryMetrics:
         )
         self.results = Counter(
             "pipemedic_recovery_results_total",
-            "Recoveries by result (recovered, escalated, dry_run, skipped).",
-            ["outcome"],
+            "Recoveries by chosen strategy (none: escalated without one) and result "
+            "(recovered, escalated, dry_run, skipped).",
+            ["strategy", "outcome"],
             registry=registry,
         )
         self.guard_blocks = Counter(

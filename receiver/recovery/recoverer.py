@@ -132,7 +132,9 @@ class Recoverer:
         """Try to fix what ``diagnosis`` found; escalate when automation cannot."""
         run = _Run(incident, alert, diagnosis, spec, record, still_firing)
         result = await self._recover(run)
-        self.metrics.results.labels(outcome=result.outcome).inc()
+        self.metrics.results.labels(
+            strategy=result.strategy or "none", outcome=result.outcome
+        ).inc()
         return result
 
     # stages ------------------------------------------------------------------

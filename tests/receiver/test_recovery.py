@@ -305,13 +305,17 @@ pipelines:
 """
     )
     await break_pipeline(exporter, prom, "r_logic", "logic", "bug")
-    result, timeline, ledger, _, cause = await run(spec, firing("r_logic", "logic"), prom, session)
+    result, timeline, ledger, registry, cause = await run(
+        spec, firing("r_logic", "logic"), prom, session
+    )
     assert cause == "logic_error"
     assert result.outcome == "escalated" and result.strategy is None
     assert result.reason.startswith("requires manual intervention")
     assert "logic_error" in result.reason
     assert target.calls == [] and ledger.all() == []
     assert timeline.names() == ["escalated"]
+    escalated = {"strategy": "none", "outcome": "escalated"}
+    assert registry.get_sample_value("pipemedic_recovery_results_total", escalated) == 1
 
 
 async def test_a_fix_that_does_not_clear_is_retried_then_escalated(
