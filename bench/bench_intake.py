@@ -129,8 +129,18 @@ def _start_receiver(workdir: Path, run: str, workers: int) -> tuple[subprocess.P
         "recovery: {dry_run: true}\n"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipemedic.cli", "--log-level", "warning", "receiver",
-         "--listen", f"127.0.0.1:{port}", "--config", "receiver.yml"],
+        [
+            sys.executable,
+            "-m",
+            "pipemedic.cli",
+            "--log-level",
+            "warning",
+            "receiver",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--config",
+            "receiver.yml",
+        ],
         cwd=folder,
         stderr=subprocess.DEVNULL,
     )
@@ -158,11 +168,30 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def _wrk(url: str, script: Path, alerts: int, run: str, connections: int, delay_ms: float = 0) -> dict[str, float]:
-    env = {**os.environ, "BENCH_ALERTS": str(alerts), "BENCH_RUN": run, "BENCH_DELAY_MS": str(int(delay_ms))}
+def _wrk(
+    url: str, script: Path, alerts: int, run: str, connections: int, delay_ms: float = 0
+) -> dict[str, float]:
+    env = {
+        **os.environ,
+        "BENCH_ALERTS": str(alerts),
+        "BENCH_RUN": run,
+        "BENCH_DELAY_MS": str(int(delay_ms)),
+    }
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{DURATION}", "--latency", "-s", str(script), url + "/alerts"],
-        env=env, capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{DURATION}",
+            "--latency",
+            "-s",
+            str(script),
+            url + "/alerts",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
@@ -185,7 +214,12 @@ def _measure(url: str, script: Path, alerts: int, run: str) -> dict[str, float]:
     paced_conns = 4
     delay = 1000.0 * paced_conns / (full["rps"] / 2)
     half = _wrk(url, script, alerts, run + "half", paced_conns, delay)
-    return {"rps": full["rps"], "p50": half["p50"], "p99": half["p99"], "rate": half["rps"] / full["rps"]}
+    return {
+        "rps": full["rps"],
+        "p50": half["p50"],
+        "p99": half["p99"],
+        "rate": half["rps"] / full["rps"],
+    }
 
 
 def main() -> None:

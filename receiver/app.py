@@ -168,6 +168,9 @@ def create_app(
                 config, store, prom, session, pool.worker_id, metrics.registry
             )
         app[WORKER] = pool
+        if config.worker_concurrency == 0:  # intake-only replica
+            yield
+            return
         app[INTAKE].on_commit = pool.wake
         await pool.start()
         yield

@@ -42,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"pipemedic receiver: {exc}", file=sys.stderr)
         return 2
     host, port = args.listen or _host_port(config.listen or DEFAULT_LISTEN)
+    # The store's writer thread needs the GIL briefly per commit; the default 5 ms
+    # switch interval makes every commit wait behind request parsing (a convoy).
+    sys.setswitchinterval(0.0005)
     log.info("receiver listening", extra={"listen": f"{host}:{port}", "store": config.store_url})
     web.run_app(
         app,

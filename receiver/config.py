@@ -14,7 +14,7 @@ Example ``receiver.yml``::
       basic: {username: alertmanager, password_env: PIPEMEDIC_RECEIVER_PASSWORD}
     body_limit_bytes: 1048576
     queue: {max_depth: 100000}
-    workers: {concurrency: 4, lease_seconds: 300}
+    workers: {concurrency: 4, lease_seconds: 300}   # 0: intake only (another replica works)
     prometheus_url: http://127.0.0.1:9090
     spec: rules/pipelines.yml
     reopen_window: 30m
@@ -236,7 +236,7 @@ def parse_config(raw: Any, source: str = "<string>") -> ReceiverConfig:
             queue.get("max_depth", defaults.queue_max_depth), "queue.max_depth", 1
         ),
         worker_concurrency=reader.integer(
-            workers.get("concurrency", defaults.worker_concurrency), "workers.concurrency", 1
+            workers.get("concurrency", defaults.worker_concurrency), "workers.concurrency", 0
         ),
         lease_seconds=reader.duration(
             workers.get("lease_seconds", defaults.lease_seconds), "workers.lease_seconds"

@@ -97,7 +97,8 @@ async def test_bearer_auth_truncation_and_resolution(
     server = await aiohttp_server(app)
     http_config = f"          authorization:\n            credentials_file: {token}\n"
     am = await asyncio.to_thread(alertmanager_server, _am_config(server.port, http_config, 2))
-    store: SqliteStore = app[STORE]
+    store = app[STORE]
+    assert isinstance(store, SqliteStore)
 
     await asyncio.to_thread(_post_alerts, am.url, _alerts("etl_orders", 5))
 
@@ -146,7 +147,8 @@ async def test_basic_auth_and_wrong_credentials(
     )
     await asyncio.to_thread(_post_alerts, am_good.url, _alerts("good_pipe", 1))
     await asyncio.to_thread(_post_alerts, am_bad.url, _alerts("bad_pipe", 1))
-    store: SqliteStore = app[STORE]
+    store = app[STORE]
+    assert isinstance(store, SqliteStore)
 
     async def both_seen() -> bool:
         return (

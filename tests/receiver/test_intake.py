@@ -61,8 +61,11 @@ async def test_accepts_what_real_alertmanagers_send(aiohttp_client: Any, tmp_pat
 
 
 async def _refused(
-    client: TestClient, body: bytes, status: int, content_type: str = "application/json"
-) -> dict[str, Any]:  # type: ignore[type-arg]
+    client: TestClient,  # type: ignore[type-arg]
+    body: bytes,
+    status: int,
+    content_type: str = "application/json",
+) -> dict[str, Any]:
     resp = await client.post("/alerts", data=body, headers={"Content-Type": content_type})
     assert resp.status == status, await resp.text()
     doc: dict[str, Any] = await resp.json()
