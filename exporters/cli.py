@@ -53,7 +53,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     host, port = args.listen
     _log.info("exporter listening", extra={"listen": f"{host}:{port}", "spec": spec.source})
-    web.run_app(create_app(spec=spec, config=config), host=host, port=port, print=None)
+    # no access log: at thousands of events a second it would cost more than the events
+    app = create_app(spec=spec, config=config)
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
     return 0
 
 
