@@ -5,7 +5,8 @@ the incident, strategy, cause and attempt, plus the alert labels named in
 ``body_labels`` (an allow-list; default ``alertname`` and ``pipeline``), as
 JSON data. Redirects are not followed, so no answer can send the request to
 another host. 2xx is success; 429, 5xx and network errors are retryable;
-other answers are not (the way Alertmanager's notifiers judge a webhook).
+other answers and TLS failures are not (the way Alertmanager's notifiers
+judge a webhook). ``verify_tls: false`` turns certificate checks off.
 
 Spec example::
 
@@ -96,6 +97,8 @@ class HttpAction:
                 status = resp.status
         except TimeoutError:
             return ActionOutcome("timeout", True, f"no answer within {self.timeout:g}s")
+        except aiohttp.ClientSSLError as exc:  # a bad certificate does not heal by retrying
+            return ActionOutcome("failure", False, f"TLS: {type(exc).__name__}: {exc}")
         except aiohttp.ClientError as exc:
             return ActionOutcome("failure", True, f"{type(exc).__name__}: {exc}")
         detail = f"HTTP {status}: {text}"

@@ -269,3 +269,54 @@ def test_build_action_takes_exactly_one_known_kind() -> None:
         build_action({"command": {"argv": ["true"]}, "http": {"url": "http://x/"}}, "a.b")
     with pytest.raises(ActionConfigError, match="exactly one"):
         build_action({"dry_run": True}, "a.b")
+
+
+@pytest.fixture
+async def tls_port(aiohttp_server: Callable[..., Any], tmp_path: Path) -> int:
+    """An HTTPS endpoint with a self-signed certificate (made by the openssl binary)."""
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response({"tls": True})
+
+    app = web.Application()
+    app.router.add_post("/act", ok)
+    server = await aiohttp_server(app, host="127.0.0.1", ssl=context)
+    port: int = server.port
+    return port
+
+
+async def test_http_verifies_tls_unless_configured_not_to(
+    session: aiohttp.ClientSession, tls_port: int
+) -> None:
+    url = f"https://127.0.0.1:{tls_port}/act"
+    refused = await HttpAction({"url": url}).run(context(session))
+    assert (refused.outcome, refused.retryable) == ("failure", False)
+    assert refused.detail.startswith("TLS:")
+    accepted = await HttpAction({"url": url, "verify_tls": False}).run(context(session))
+    assert accepted.outcome == "success"
