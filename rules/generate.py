@@ -17,6 +17,14 @@ alert sees this cycle's constants and signals):
 Burn-rate alerts for pipelines with an ``slo`` live in ``pipemedic-slo``
 (:mod:`rules.slo`).
 
+What the spec holds (thresholds, ``for``, heartbeat timeouts) is data; what
+it does not (the error-ratio rate window, ``keep_firing_for``) is the
+generator's :class:`Timing`, production values by default. ``pipemedic demo``
+and its end-to-end test pass a seconds-long ``Timing`` (and a spec copy with
+short ``for`` values) so that one generator serves both; the recording rules
+keep their production names (``...:rate5m``) so that everything reading them
+(alerts, SLO rules, dashboards) stays the same.
+
 Example::
 
     files = generate(load_spec("rules/pipelines.yml"))
@@ -26,10 +34,11 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from rules.alerts import JOIN_LABELS, AlertKind, for_seconds, kind, params_for
-from rules.durations import format_duration
+from rules.durations import format_duration, parse_duration
 from rules.promql import Expr, agg, binop, call, matrix, number, selector
 from rules.rulefile import RuleFile, alert_rule, alert_rules, constant, for_constants, record
 from rules.slo import slo_file
@@ -38,7 +47,9 @@ from rules.spec import Spec
 __all__ = [
     "EXPORTER_JOB",
     "PIPELINE_KINDS",
+    "PRODUCTION",
     "PUSHGATEWAY_JOB",
+    "Timing",
     "default_metric",
     "generate",
     "joined",
@@ -53,6 +64,29 @@ PUSHGATEWAY_JOB = "pipemedic-pushgateway"
 PIPELINE_KINDS: tuple[str, ...] = ("down", "error_rate", "sla", "staleness", "dependency")
 _BY = ("pipeline",)
 _FAILED = {"status": "failure"}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How quickly the generated rules react, beyond the spec's ``for`` values.
+
+    ``rate_window``: the window of the error-ratio rates (production ``5m``).
+    ``keep_firing_for``: ``None`` keeps each alert kind's own; a duration
+    replaces it on every alert (``0s`` drops it). Only demos and tests
+    shorten these; ``pipemedic rules generate`` always writes production timing.
+    """
+
+    rate_window: str = "5m"
+    keep_firing_for: str | None = None
+
+    def __post_init__(self) -> None:
+        if parse_duration(self.rate_window) <= 0:  # ValueError names a bad duration
+            raise ValueError(f"Timing.rate_window must be positive, got {self.rate_window!r}")
+        if self.keep_firing_for is not None:
+            parse_duration(self.keep_firing_for)
+
+
+PRODUCTION = Timing()
 
 
 def spec_metric(k: AlertKind) -> str:
@@ -102,22 +136,23 @@ def joined(signal: Expr, op: str, k: AlertKind, has_spec: bool) -> Expr:
     return binop(listed, "or", unlisted, on=_BY, newline=True)
 
 
-def _rate5m(metric: str, matchers: dict[str, str] | None = None) -> Expr:
-    return agg("sum", call("rate", matrix(selector(metric, matchers), "5m")), _BY)
+def _rate(metric: str, window: str, matchers: dict[str, str] | None = None) -> Expr:
+    return agg("sum", call("rate", matrix(selector(metric, matchers), window)), _BY)
 
 
-def signal_rules() -> list[dict[str, Any]]:
+def signal_rules(window: str = PRODUCTION.rate_window) -> list[dict[str, Any]]:
     """Return the recording rules the alerts (and the SLO group) read.
 
     The error ratio is the larger of failed/processed records and failed/all
     runs over 5m. A pipeline with no records and no runs in the window has no
     ratio at all (never NaN, so nothing fires on it), while runs that fail
-    before reading a record still count.
+    before reading a record still count. ``window`` is the rate window
+    (:class:`Timing`); the rule names keep ``rate5m`` whatever it is.
     """
     failed = selector("pipeline:records_failed:rate5m")
     processed = selector("pipeline:records_processed:rate5m")
-    runs_failed = selector("pipeline:runs_failed:rate5m")
-    runs = selector("pipeline:runs:rate5m")
+    runs = selector("pipeline_status:runs:rate5m")
+    runs_failed = agg("sum", selector("pipeline_status:runs:rate5m", _FAILED), _BY)
     records_ratio = selector("pipeline:records_error_ratio:rate5m")
     runs_ratio = selector("pipeline:runs_error_ratio:rate5m")
     # max(records, runs) where both exist, whichever exists otherwise
@@ -127,18 +162,24 @@ def signal_rules() -> list[dict[str, Any]]:
         records_ratio,
         on=_BY,
     )
+    by_status = ("pipeline", "status")
     return [
-        record("pipeline:records_failed:rate5m", _rate5m("pipeline_records_failed_total")),
-        record("pipeline:records_processed:rate5m", _rate5m("pipeline_records_processed_total")),
-        record("pipeline:runs_failed:rate5m", _rate5m("pipeline_runs_total", _FAILED)),
-        record("pipeline:runs:rate5m", _rate5m("pipeline_runs_total")),
+        record("pipeline:records_failed:rate5m", _rate("pipeline_records_failed_total", window)),
+        record(
+            "pipeline:records_processed:rate5m", _rate("pipeline_records_processed_total", window)
+        ),
+        # one pass over the runs counter, by status; both run signals derive from it
+        record(
+            "pipeline_status:runs:rate5m",
+            agg("sum", call("rate", matrix(selector("pipeline_runs_total"), window)), by_status),
+        ),
         record(
             "pipeline:records_error_ratio:rate5m",
             binop(failed, "/", binop(processed, ">", number(0))),
         ),
         record(
             "pipeline:runs_error_ratio:rate5m",
-            binop(runs_failed, "/", binop(runs, ">", number(0))),
+            binop(runs_failed, "/", binop(agg("sum", runs, _BY), ">", number(0)), on=_BY),
         ),
         record("pipeline:error_ratio:rate5m", larger),
     ]
@@ -180,7 +221,15 @@ def exporter_down_rule(spec: Spec) -> dict[str, Any]:
     return alert_rule(k, expr, for_, params_for(spec.defaults, "exporter_down").labels())
 
 
-def generate(spec: Spec) -> list[RuleFile]:
+def _apply_keep_firing(files: list[RuleFile], keep_firing_for: str) -> None:
+    """Set (or, for ``0s``, drop) ``keep_firing_for`` on every alert of ``files``."""
+    for alert in (a for f in files for a in f.alerts()):
+        alert.pop("keep_firing_for", None)
+        if parse_duration(keep_firing_for) > 0:
+            alert["keep_firing_for"] = keep_firing_for
+
+
+def generate(spec: Spec, timing: Timing = PRODUCTION) -> list[RuleFile]:
     """Return the rule files for a spec, deterministically (same spec, same rules)."""
     constants, listed = param_constants(spec, PIPELINE_KINDS)
     markers, for_overrides = for_constants(spec, PIPELINE_KINDS)
@@ -190,9 +239,12 @@ def generate(spec: Spec) -> list[RuleFile]:
         expr = joined(signal, op, k, bool(listed[name]))
         alerts += alert_rules(k, expr, spec, for_overrides[name])
     alerts.append(exporter_down_rule(spec))
-    group = {"name": "pipemedic-pipelines", "rules": constants + markers + signal_rules() + alerts}
+    signals_ = signal_rules(timing.rate_window)
+    group = {"name": "pipemedic-pipelines", "rules": constants + markers + signals_ + alerts}
     files = [RuleFile("pipemedic-pipelines", [group])]
     slo = slo_file(spec)
     if slo is not None:
         files.append(slo)
+    if timing.keep_firing_for is not None:
+        _apply_keep_firing(files, timing.keep_firing_for)
     return files
