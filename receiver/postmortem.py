@@ -270,7 +270,8 @@ def _result(result: Any) -> str:
             return "empty"
         samples = []
         for r in result:
-            metric = r.get("metric") or {}
+            # raw Prometheus rows carry "metric"; the diagnosis probe's compact rows "labels"
+            metric = r.get("metric") or r.get("labels") or {}
             labels = ",".join(f'{k}="{v}"' for k, v in sorted(metric.items()))
             value = r["value"][1] if isinstance(r["value"], list | tuple) else r["value"]
             samples.append(f"{{{labels}}} {value}")
