@@ -248,6 +248,7 @@ async def run_demo(options: DemoOptions) -> int:
     exporter_url = f"http://{ports.address('exporter')}"
     report.line(f"pipemedic demo: run folder {run}", run=str(run))
     started: list[ManagedServer] = []
+    began = time.monotonic()
     try:
         await runner.setup()
         await web.TCPSite(runner, LOOPBACK, ports.exporter).start()
@@ -261,7 +262,8 @@ async def run_demo(options: DemoOptions) -> int:
         for server in reversed(started):
             await asyncio.to_thread(server.stop)
         await runner.cleanup()
-        report.line("stopped everything", run=str(run))
+        took = time.monotonic() - began
+        report.line(f"stopped everything; the demo took {took:.0f}s", seconds=round(took, 1))
 
 
 async def _scenario(
@@ -319,7 +321,12 @@ async def _scenario(
         ),
         encoding="utf-8",
     )
-    report.line(f"\nsummary ({elapsed:.0f}s after the faults were injected):\n{table}\n")
+    report.line(
+        f"\nsummary ({elapsed:.0f}s after the faults were injected):\n{table}\n",
+        event="summary",
+        ok=ok,
+        rows=[r.to_json() for r in rows],
+    )
     for row in rows:
         for problem in row.problems:
             report.line(f"PROBLEM {row.pipeline}: {problem}", pipeline=row.pipeline)

@@ -1,6 +1,6 @@
 """The demo's scenario as a test: ``pipemedic demo --keep-running --free-ports`` for real.
 
-One run of the real command (simulated pipelines and the exporter, a
+One run of the real command, with ``--log-format json`` (simulated pipelines and the exporter, a
 ``pipemedic receiver`` subprocess, real Alertmanager and Prometheus, all on
 free loopback ports). While it keeps running, the test asks the receiver's
 API and the simulator's control-call log what happened, checks every
@@ -25,7 +25,9 @@ from typing import Any
 
 import pytest
 
+from pipemedic.demo.progress import Progress, Reporter
 from pipemedic.demo.scenario import SCENARIO
+from receiver.models import parse_time
 
 START_DEADLINE = 300.0  # generous: a loaded 2-core machine; the demo takes ~40s idle
 
@@ -47,6 +49,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 sys.executable,
                 "-m",
                 "pipemedic",
+                "--log-format",
+                "json",
                 "demo",
                 "--keep-running",
                 "--free-ports",
@@ -143,7 +147,6 @@ def test_summary_and_postmortems_are_written(demo: dict[str, Any]) -> None:
     assert [r["pipeline"] for r in summary["rows"]] == [f.pipeline for f in SCENARIO]
     table = (out / "summary.md").read_text()
     assert "| pipeline" in table and "time to recover" in table
-    assert "summary (" in demo["log"].read_text()
     postmortems = sorted((out / "postmortems").glob("incident-*.md"))
     assert len(postmortems) == len(SCENARIO)
     bug = next(p for p in postmortems if "demo_revenue_report" in p.name).read_text()
@@ -154,6 +157,43 @@ def test_summary_and_postmortems_are_written(demo: dict[str, Any]) -> None:
     assert "retry_with_backoff" in orders
 
 
+def test_progress_is_reported_as_it_happens(demo: dict[str, Any]) -> None:
+    """Every output line is one JSON object; each pipeline's story is in them, in order."""
+    lines = [json.loads(line) for line in demo["log"].read_text().splitlines() if line]
+    events: dict[str, list[str]] = {}
+    for doc in lines:
+        if "pipeline" in doc and "event" in doc:
+            events.setdefault(doc["pipeline"], []).append(doc["event"])
+    for fault in SCENARIO:
+        story = events[fault.pipeline]
+        end = "resolved" if fault.state == "resolved" else "escalated"
+        wanted = ["fault_injected", "detected", "diagnosed", end]
+        positions = [story.index(step) for step in wanted]
+        assert positions == sorted(positions), story
+        if fault.fix is not None:
+            assert story.index("action_started") < story.index("recovered"), story
+    summary = next(doc for doc in lines if doc.get("event") == "summary")
+    assert summary["ok"] is True and len(summary["rows"]) == len(SCENARIO)
+
+
+def test_text_progress_tells_each_step(demo: dict[str, Any]) -> None:
+    """The same incidents in text mode: one readable line per step, oldest first."""
+    shown: list[str] = []
+    incidents = _incidents(demo)
+    first = min(parse_time(i["opened_at"]) for i in incidents)
+    assert first is not None
+    Progress(Reporter(json_lines=False, write=shown.append), first).update(incidents)
+    text = "\n".join(shown)
+    assert "alert PipelineHighErrorRate fired" in text
+    for fault in SCENARIO:
+        assert f"diagnosed {fault.cause}" in text
+    assert "backing off" in text and "recovered by retry_with_backoff (attempt 2)" in text
+    assert "ESCALATED to Staff Data Engineer" in text
+    offsets = [float(line.split("s", 1)[0]) for line in shown]
+    assert offsets == sorted(offsets)
+
+
+# last: it stops the stack the tests above look at
 def test_the_stack_is_up_until_ctrl_c_then_everything_stops(demo: dict[str, Any]) -> None:
     urls = demo["urls"]
     assert "prometheus_build_info" in _get(urls["prometheus"] + "/metrics")
