@@ -18,9 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from pipemedic.demo.scenario import Fault
+from pipemedic.taxonomy import REASON_CAUSE
 from receiver.models import parse_time
 
-__all__ = ["Progress", "Reporter", "Row", "describe", "render_table", "summarize"]
+__all__ = ["Progress", "Reporter", "Row", "describe", "kind_of", "render_table", "summarize"]
 
 log = logging.getLogger("pipemedic.demo")
 
@@ -129,7 +130,7 @@ class Row:
     """One line of the summary: a fault, what pipemedic did, and whether it was right."""
 
     pipeline: str
-    kind: str
+    kind: str  # the runbook's incident kind of the diagnosed cause
     fault: str
     incident: int | None = None
     state: str = "no incident"
@@ -143,6 +144,11 @@ class Row:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def kind_of(cause: str | None) -> str | None:
+    """Return the runbook incident kind a diagnosed cause belongs to (the taxonomy's)."""
+    return next((cat for cat, c in REASON_CAUSE.values() if c == cause), None)
 
 
 def _strategy(incident: Mapping[str, Any]) -> str | None:
@@ -169,7 +175,7 @@ def summarize(
     """Return one row per fault from the newest incident of its pipeline."""
     rows = []
     for fault in faults:
-        row = Row(fault.pipeline, fault.category, fault.title)
+        row = Row(fault.pipeline, "-", fault.title)
         mine = [i for i in incidents if i.get("pipeline") == fault.pipeline]
         calls = sum(hits.get(fault.pipeline, {}).values())
         row.calls = calls
@@ -184,12 +190,15 @@ def summarize(
         row.incident = int(incident["id"])
         row.state = str(incident["state"])
         row.cause = diagnosis.get("cause")
+        row.kind = kind_of(row.cause) or "-"
         row.strategy = _strategy(incident)
         row.outcome = _outcome(incident)
         row.actions = len(actions)
         row.recover_seconds = _seconds(incident.get("opened_at"), incident.get("resolved_at"))
         if len(mine) > 1:
             row.problems.append(f"{len(mine)} incidents instead of one")
+        if row.kind != fault.category:
+            row.problems.append(f"incident kind {row.kind!r}, expected {fault.category!r}")
         if row.cause != fault.cause:
             row.problems.append(f"cause {row.cause!r}, expected {fault.cause!r}")
         if row.strategy != fault.strategy:
