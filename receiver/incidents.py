@@ -284,8 +284,7 @@ class Lifecycle:
             if self.metrics is not None:
                 took = (ended - incident.opened_at).total_seconds()
                 self.metrics.time_to_recover.labels(sev=incident.sev).observe(max(took, 0.0))
-            await self.store.save_incident(incident)
-            await self.write_postmortem(incident)
+            await self.write_postmortem(incident)  # saved with the new state, in one write
         else:
             await self.store.save_incident(incident)
         return Correlation(incident, "resolved")
@@ -333,7 +332,6 @@ class Lifecycle:
         if incident.state in ("escalated", "resolved", "closed"):
             return
         self.transition(incident, "escalated", {"reason": reason, "roles": incident.roles})
-        await self.store.save_incident(incident)
         await self.write_postmortem(incident)
 
     async def close(self, incident: Incident) -> None:
@@ -357,13 +355,16 @@ class Lifecycle:
         return closed
 
     async def write_postmortem(self, incident: Incident) -> None:
-        """Render and store the post-mortem draft, with the ledger's actions attached."""
-        if self.render_postmortem is None:
-            return
-        fresh = await self.store.get_incident(incident.id)
-        if fresh is not None:
-            incident.actions = fresh.actions
-        incident.postmortem = self.render_postmortem(incident, self.spec)
+        """Render the post-mortem draft (ledger actions attached) and save the incident.
+
+        One save covers the state change and the draft, so no reader sees a
+        resolved or escalated incident without its post-mortem.
+        """
+        if self.render_postmortem is not None:
+            fresh = await self.store.get_incident(incident.id)
+            if fresh is not None:
+                incident.actions = fresh.actions
+            incident.postmortem = self.render_postmortem(incident, self.spec)
         await self.store.save_incident(incident)
 
     async def refresh_open_metrics(self) -> None:
