@@ -10,7 +10,8 @@ Three groups of methods:
 
 * the durable queue: ``ingest`` (idempotent on (fingerprint, startsAt,
   status), durable when it returns), ``claim_events`` (leased, so work of a
-  dead worker is taken again), ``finish_event``;
+  dead worker is taken again; ``renew_leases`` keeps long work leased),
+  ``finish_event``;
 * incidents: one open incident per pipeline, with timeline and actions;
 * the action ledger (``ActionLedger``): the guardrails' shared state, and
   exactly-once claims of recovery steps across replicas.
@@ -71,6 +72,17 @@ class Store(ActionLedger, Protocol):
 
     async def claim_events(self, worker: str, limit: int, lease_seconds: float) -> list[AlertEvent]:
         """Take up to ``limit`` unprocessed events, oldest first, leased to ``worker``."""
+        ...
+
+    async def renew_leases(
+        self, worker: str, event_ids: Sequence[int], lease_seconds: float
+    ) -> set[int]:
+        """Extend ``worker``'s leases on unfinished events; return the ids it still holds.
+
+        A worker calls it while it processes events, so work that outlives one
+        lease is not claimed and run again by another worker. An id missing
+        from the answer was finished or claimed by someone else meanwhile.
+        """
         ...
 
     async def finish_event(self, event_id: int, worker: str) -> None:

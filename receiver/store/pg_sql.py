@@ -61,6 +61,13 @@ UPDATE alert_events SET finished_at = clock_timestamp(), lease_until = NULL
 WHERE id = $1 AND claimed_by = $2 AND finished_at IS NULL
 """
 
+# Only the worker holding an unfinished event's lease may extend it.
+RENEW_LEASES = """
+UPDATE alert_events SET lease_until = clock_timestamp() + make_interval(secs => $3)
+WHERE id = ANY($1::bigint[]) AND claimed_by = $2 AND finished_at IS NULL
+RETURNING id
+"""
+
 QUEUE_DEPTH = "SELECT count(*) FROM alert_events WHERE finished_at IS NULL"
 
 LOCK_PIPELINE = "SELECT pg_advisory_lock($1, hashtext($2))"

@@ -246,6 +246,15 @@ class PostgresStore:
             for r in sorted(rows, key=lambda r: int(r["id"]))
         ]
 
+    async def renew_leases(
+        self, worker: str, event_ids: Sequence[int], lease_seconds: float
+    ) -> set[int]:
+        if not event_ids:
+            return set()
+        async with self._conn() as conn:
+            rows = await conn.fetch(sql.RENEW_LEASES, list(event_ids), worker, float(lease_seconds))
+        return {int(r["id"]) for r in rows}
+
     async def finish_event(self, event_id: int, worker: str) -> None:
         async with self._conn() as conn:
             await conn.execute(sql.FINISH_EVENT, event_id, worker)

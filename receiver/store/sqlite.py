@@ -112,6 +112,12 @@ WHERE id IN (
 RETURNING id, alert, received_at, group_key, attempts
 """
 
+# Only the worker holding an unfinished event's lease may extend it.
+_RENEW_LEASE = """
+UPDATE events SET lease_until = ?
+WHERE id = ? AND lease_owner = ? AND processed_at IS NULL
+"""
+
 _BEGIN_ACTION = """
 INSERT INTO actions (incident_id, step, pipeline, target, worker, outcome, started_at,
                      lease_until, doc)
@@ -235,6 +241,22 @@ class SqliteStore:
             )
             for row in rows
         ]
+
+    async def renew_leases(
+        self, worker: str, event_ids: Sequence[int], lease_seconds: float
+    ) -> set[int]:
+        until = self._clock() + lease_seconds
+        ids = list(event_ids)
+
+        def renew(conn: sqlite3.Connection) -> set[int]:
+            held: set[int] = set()
+            for event_id in ids:
+                cur = conn.execute(_RENEW_LEASE, (until, event_id, worker))
+                if cur.rowcount == 1:
+                    held.add(event_id)
+            return held
+
+        return await self._writer.submit(renew) if ids else set()
 
     async def finish_event(self, event_id: int, worker: str) -> None:
         now = self._clock()

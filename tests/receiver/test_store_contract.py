@@ -183,6 +183,35 @@ async def test_an_expired_lease_is_claimed_again_by_another_worker(store: Store)
     assert await store.queue_depth() == 1
 
 
+async def test_a_renewed_lease_keeps_the_event_from_other_workers(store: Store) -> None:
+    await store.ingest(notification(alert("fp1"), alert("fp2")))
+    one, two = await store.claim_events("w1", 10, lease_seconds=0.05)
+
+    assert await store.renew_leases("w1", [one.id, two.id], lease_seconds=60) == {one.id, two.id}
+    assert await store.renew_leases("w2", [one.id], lease_seconds=60) == set()  # not its lease
+    await asyncio.sleep(0.2)  # the first leases would have run out by now
+    assert await store.claim_events("w2", 10, lease_seconds=60) == []
+
+    await store.finish_event(one.id, "w1")
+    assert await store.renew_leases("w1", [one.id, two.id], lease_seconds=0.05) == {two.id}
+    assert await store.renew_leases("w1", [], lease_seconds=60) == set()
+
+
+async def test_a_lease_lost_to_another_worker_is_not_renewed(store: Store) -> None:
+    await store.ingest(notification(alert("fp1")))
+    (taken,) = await store.claim_events("slow-worker", 10, lease_seconds=0.05)
+    retaken: list[int] = []
+
+    async def claimed() -> bool:
+        retaken.extend(e.id for e in await store.claim_events("w2", 10, lease_seconds=60))
+        return bool(retaken)
+
+    await until(claimed)
+    assert retaken == [taken.id]
+    assert await store.renew_leases("slow-worker", [taken.id], lease_seconds=60) == set()
+    assert await store.renew_leases("w2", [taken.id], lease_seconds=60) == {taken.id}
+
+
 async def test_finished_events_are_never_claimed_again(store: Store) -> None:
     await store.ingest(notification(alert("fp1"), alert("fp2")))
     events = await store.claim_events("w1", 10, lease_seconds=0.05)
