@@ -17,20 +17,13 @@ from aiohttp import web
 from exporters.app import create_app
 from exporters.config import DEFAULT_LISTEN, ExporterConfig
 from exporters.registry import DEFAULT_MAX_PIPELINES
+from pipemedic.address import listen_address
 from rules.errors import SpecError
 from rules.spec import load_spec
 
-__all__ = ["parse_listen", "register"]
+__all__ = ["register"]
 
 _log = logging.getLogger(__name__)
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """Split ``HOST:PORT`` (``[::1]:9108`` for IPv6); argparse shows the error."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. {DEFAULT_LISTEN})")
-    return host.strip("[]"), int(port)
 
 
 def _positive(text: str) -> int:
@@ -68,8 +61,8 @@ def register(sub: Any) -> None:
     )
     parser.add_argument(
         "--listen",
-        type=parse_listen,
-        default=parse_listen(DEFAULT_LISTEN),
+        type=listen_address,
+        default=listen_address(DEFAULT_LISTEN),
         metavar="HOST:PORT",
         help=f"address to serve on (default {DEFAULT_LISTEN})",
     )

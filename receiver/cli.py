@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pipemedic.address import listen_address, split_host_port
 from receiver.config import DEFAULT_LISTEN, load_config
 from receiver.errors import ConfigError
 from rules.errors import RulesError
@@ -22,13 +23,6 @@ from rules.errors import RulesError
 __all__ = ["register", "run"]
 
 log = logging.getLogger(__name__)
-
-
-def _host_port(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, RulesError) as exc:
         print(f"pipemedic receiver: {exc}", file=sys.stderr)
         return 2
-    host, port = args.listen or _host_port(config.listen or DEFAULT_LISTEN)
+    host, port = args.listen or split_host_port(config.listen or DEFAULT_LISTEN)
     # The store's writer thread needs the GIL briefly per commit; the default 5 ms
     # switch interval makes every commit wait behind request parsing (a convoy).
     sys.setswitchinterval(0.0005)
@@ -68,7 +62,7 @@ def register(sub: Any) -> None:
     )
     parser.add_argument(
         "--listen",
-        type=_host_port,
+        type=listen_address,
         default=None,
         metavar="HOST:PORT",
         help=f"address to listen on (default: the config's listen, else {DEFAULT_LISTEN})",

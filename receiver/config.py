@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from pipemedic.address import split_host_port
 from receiver.errors import ConfigError
 from receiver.recovery.config import RecoveryConfig
 from rules.durations import parse_duration
@@ -164,9 +165,10 @@ class _Reader:
 
 
 def _listen(value: str, reader: _Reader) -> str:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise reader.fail("listen", f"must be HOST:PORT, got {value!r}")
+    try:
+        split_host_port(value)
+    except ValueError as exc:
+        raise reader.fail("listen", str(exc)) from None
     return value
 
 

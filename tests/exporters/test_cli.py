@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters.cli import parse_listen
+from pipemedic.address import listen_address as parse_listen
 from pipemedic.cli import build_parser
 
 
