@@ -27,7 +27,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 __all__ = [
     "AlertmanagerServer",
@@ -114,8 +114,20 @@ class ManagedServer:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
+    def prepare(self) -> None:
+        """Set up the work folder before the process starts (subclasses: e.g. initdb)."""
+
+    def popen_kwargs(self) -> dict[str, Any]:
+        """Return extra ``subprocess.Popen`` arguments (subclasses: e.g. run as another user)."""
+        return {}
+
+    def is_ready(self) -> bool:
+        """Tell whether the server answers; by default its ready endpoint returns 2xx."""
+        return _http_ok(self.url + self.ready_path)
+
     def start(self) -> Self:
-        """Start the process and wait until its ready endpoint answers 200."""
+        """Start the process and wait until ``is_ready``; fail with the log if it dies."""
+        self.prepare()
         argv = list(self.argv())
         with self.log_path.open("ab") as log_file:
             self.proc = subprocess.Popen(
@@ -125,6 +137,7 @@ class ManagedServer:
                 stdin=subprocess.DEVNULL,
                 cwd=self.workdir,
                 start_new_session=True,
+                **self.popen_kwargs(),
             )
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
@@ -133,12 +146,12 @@ class ManagedServer:
                     f"{self.name} exited with {self.proc.returncode} during start-up "
                     f"({' '.join(argv)}); log:\n{self.log_tail()}"
                 )
-            if _http_ok(self.url + self.ready_path):
+            if self.is_ready():
                 return self
             time.sleep(0.1)
         self.stop()
         raise ServerError(
-            f"{self.name} not ready on {self.url} after {self.start_timeout:.0f}s; log:\n"
+            f"{self.name} not ready on {self.address} after {self.start_timeout:.0f}s; log:\n"
             f"{self.log_tail()}"
         )
 
@@ -382,8 +395,8 @@ class PostgresServer(ManagedServer):
             "shared_buffers=32MB",
         ]
 
-    def start(self) -> Self:
-        """Initialise the cluster, start ``postgres`` and wait until it accepts connections."""
+    def prepare(self) -> None:
+        """Hand the folder to the cluster's owner and run ``initdb``."""
         if self._account is not None:
             os.chown(self.workdir, self._account.pw_uid, self._account.pw_gid)
             self.log_path.touch()
@@ -400,19 +413,12 @@ class PostgresServer(ManagedServer):
                 "--locale=C",
             ]
         )
-        argv = list(self.argv())
-        with self.log_path.open("ab") as log_file:
-            self.proc = subprocess.Popen(
-                argv,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.workdir,
-                start_new_session=True,
-                user=self._uid,
-                group=self._gid,
-                extra_groups=self._extra_groups,
-            )
+
+    def popen_kwargs(self) -> dict[str, Any]:
+        return {"user": self._uid, "group": self._gid, "extra_groups": self._extra_groups}
+
+    def is_ready(self) -> bool:
+        """Ask ``pg_isready``: the server accepts connections on its loopback port."""
         isready = [
             str(self.bindir / "pg_isready"),
             "-h",
@@ -424,22 +430,7 @@ class PostgresServer(ManagedServer):
             "-d",
             "postgres",
         ]
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ServerError(
-                    f"postgres exited with {self.proc.returncode} during start-up "
-                    f"({' '.join(argv)}); log:\n{self.log_tail()}"
-                )
-            probe = subprocess.run(isready, capture_output=True, check=False)
-            if probe.returncode == 0:
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise ServerError(
-            f"postgres not ready on {self.address} after {self.start_timeout:.0f}s; log:\n"
-            f"{self.log_tail()}"
-        )
+        return subprocess.run(isready, capture_output=True, check=False).returncode == 0
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run one SQL command with ``psql`` (for set-up; never with untrusted text)."""
