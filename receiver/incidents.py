@@ -21,7 +21,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -327,11 +327,18 @@ class Lifecycle:
             took = (self.clock() - incident.opened_at).total_seconds()
             self.metrics.time_to_diagnose.labels(sev=incident.sev).observe(max(took, 0.0))
 
-    async def escalate(self, incident: Incident, reason: str) -> None:
-        """Hand the incident to people: state escalated, post-mortem drafted."""
+    async def escalate(
+        self, incident: Incident, reason: str, detail: Mapping[str, Any] | None = None
+    ) -> None:
+        """Hand the incident to people: state escalated, post-mortem drafted.
+
+        One ``escalated`` timeline entry carries the reason, the roles and any
+        ``detail`` of whoever decided (the recoverer's strategy, for one).
+        """
         if incident.state in ("escalated", "resolved", "closed"):
             return
-        self.transition(incident, "escalated", {"reason": reason, "roles": incident.roles})
+        entry = {**(detail or {}), "reason": reason, "roles": incident.roles}
+        self.transition(incident, "escalated", entry)
         await self.write_postmortem(incident)
 
     async def close(self, incident: Incident) -> None:

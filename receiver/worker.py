@@ -10,7 +10,14 @@ Diagnosis, recovery and the firing check are injected (``Diagnose``,
 ``Recover``, ``FiringCheck``: one-method Protocols) so this module knows
 nothing of Prometheus queries or actions. An event is finished in the store
 only after its stages ran; a crash leaves it leased, and the lease (or, for
-SQLite, the next start) hands it to a worker again.
+SQLite, the next start) hands it to a worker again. While events are in
+flight a heartbeat renews their leases (every third of ``lease_seconds``), so
+work that outlives one lease is never claimed and run again elsewhere.
+
+A recovery skipped because a step is still leased to another worker
+(``busy_until``) is waited out and tried again: this worker holds the
+pipeline's lock, so that step's worker is not working on it (it died, or
+lost the store), and the recoverer then takes the step over.
 
 Example::
 
@@ -27,7 +34,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -46,6 +53,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# How often a recovery may wait out another worker's step lease and try again
+# (a wait, then at most a few short retries while the store's clock catches up).
+_TAKEOVER_ROUNDS = 20
+# While waiting for a lease to end, how often to check the alert still fires.
+_LEASE_WAIT_POLL_SECONDS = 5.0
 
 
 class Diagnose(Protocol):
@@ -108,6 +121,7 @@ class WorkerPool:
         metrics: ReceiverMetrics | None = None,
         worker_id: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        heartbeat_seconds: float | None = None,
     ) -> None:
         self.store = store
         self.lifecycle = lifecycle
@@ -121,10 +135,12 @@ class WorkerPool:
         self.metrics = metrics
         self.worker_id = worker_id or f"{os.uname().nodename}:{os.getpid()}"
         self.clock = clock
+        self.heartbeat_seconds = heartbeat_seconds or lease_seconds / 3
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self._last_sweep = 0.0
 
     # running ---------------------------------------------------------------
@@ -132,6 +148,7 @@ class WorkerPool:
         """Start the dispatcher; events waiting from before a crash are taken first."""
         await self.lifecycle.refresh_open_metrics()
         self._loop_task = asyncio.create_task(self._dispatch(), name="pipemedic-worker")
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="pipemedic-heartbeat")
 
     def wake(self) -> None:
         """Tell the dispatcher new events were committed (no need to wait a poll)."""
@@ -151,6 +168,10 @@ class WorkerPool:
                 task.cancel()
             if still:
                 await asyncio.wait(still)
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
 
     async def run_until_idle(self, deadline_seconds: float = 30.0) -> None:
         """Wait until the queue is empty and nothing is in flight (tests, tools)."""
@@ -190,6 +211,26 @@ class WorkerPool:
         self._in_flight.pop(event_id, None)
         self._wake.set()
 
+    async def _heartbeat(self) -> None:
+        """Renew the leases of in-flight events so no other worker claims them meanwhile."""
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            ids = list(self._in_flight)
+            if not ids:
+                continue
+            try:
+                held = await self.store.renew_leases(self.worker_id, ids, self.lease_seconds)
+            except Exception as exc:  # store down: the next beat tries again, say so
+                log.warning("cannot renew event leases: %s", exc)
+                continue
+            for event_id in sorted(set(ids) - held):
+                if event_id in self._in_flight:  # not finished meanwhile: really lost
+                    log.warning(
+                        "lost the lease of event %d while working on it; "
+                        "another worker may process it too",
+                        event_id,
+                    )
+
     async def _sweep(self) -> None:
         now = time.monotonic()
         if now - self._last_sweep < 30.0:
@@ -217,6 +258,7 @@ class WorkerPool:
                     extra={"fingerprint": event.alert.fingerprint},
                 )
                 result = "abandoned"
+                await self._abandon(event)
             else:
                 async with self.store.pipeline_lock(event.alert.pipeline):
                     await self.handle(event)
@@ -230,6 +272,24 @@ class WorkerPool:
             self.metrics.events_processed.labels(result=result).inc()
             self.metrics.event_processing_seconds.observe(time.perf_counter() - started)
             self.metrics.queue_depth.set(await self.store.queue_depth())
+
+    async def _abandon(self, event: AlertEvent) -> None:
+        """Say on the pipeline's incident, if there is one, that an event was given up."""
+        detail = {
+            "event_id": event.id,
+            "alert": event.alert.name,
+            "fingerprint": event.alert.fingerprint,
+            "status": event.alert.status,
+            "attempts": event.attempts - 1,
+        }
+        try:
+            async with self.store.pipeline_lock(event.alert.pipeline):
+                incident = await self.store.open_incident(event.alert.pipeline)
+                if incident is not None:
+                    self.lifecycle.note(incident, "event_abandoned", detail)
+                    await self.store.save_incident(incident)
+        except Exception:  # the log line above already says it was given up
+            log.exception("cannot note abandoned event %d on its incident", event.id)
 
     async def handle(self, event: AlertEvent) -> None:
         """Run the stages for one event (the caller holds the pipeline lock)."""
@@ -256,7 +316,9 @@ class WorkerPool:
 
     async def _recover(self, incident: Incident, alert: Alert, diagnosis: Diagnosis) -> str:
         if self.recover is None:
-            await self.lifecycle.escalate(incident, "automatic recovery is not configured")
+            await self.lifecycle.escalate(
+                incident, "requires manual intervention: automatic recovery is not configured"
+            )
             return "escalated"
         spec = self.lifecycle.spec.pipeline(incident.pipeline)
         strategy = spec.strategy_for(diagnosis.cause)
@@ -265,7 +327,12 @@ class WorkerPool:
         )
         await self.store.save_incident(incident)
 
+        escalation: dict[str, Any] = {}
+
         async def record(event: str, detail: Any) -> None:
+            if event == "escalated" and isinstance(detail, Mapping):
+                escalation.update(detail)  # one entry, written with the state change below
+                return
             self.lifecycle.note(incident, event, detail)
             await self.store.save_incident(incident)
 
@@ -273,12 +340,44 @@ class WorkerPool:
             return await self.firing(alert) is not False
 
         result = await self.recover(incident, alert, diagnosis, spec, record, still_firing)
+        for _ in range(_TAKEOVER_ROUNDS):
+            busy = getattr(result, "busy_until", None)
+            if not isinstance(busy, datetime):
+                break
+            if not await self._wait_for_lease(incident, busy, result.reason, still_firing):
+                break
+            result = await self.recover(incident, alert, diagnosis, spec, record, still_firing)
         detail = {"outcome": result.outcome, "strategy": result.strategy, "reason": result.reason}
         self.lifecycle.note(incident, "recovery_finished", detail)
         await self.store.save_incident(incident)
         if result.outcome == "escalated":
-            await self.lifecycle.escalate(incident, result.reason)
+            await self.lifecycle.escalate(incident, result.reason, escalation)
+        elif escalation:  # a recovery that noted an escalation but ended otherwise
+            self.lifecycle.note(incident, "escalated", escalation)
+            await self.store.save_incident(incident)
         return result.outcome
+
+    async def _wait_for_lease(
+        self,
+        incident: Incident,
+        until: datetime,
+        why: str,
+        still_firing: Callable[[], Awaitable[bool]],
+    ) -> bool:
+        """Wait until another worker's step lease ends; False if the alert stopped firing.
+
+        The caller holds the pipeline's lock, so that worker is not working on the
+        step here; the heartbeat keeps this event leased meanwhile.
+        """
+        detail = {"until": until.isoformat(), "why": why, "worker": self.worker_id}
+        self.lifecycle.note(incident, "waiting_for_lease", detail)
+        await self.store.save_incident(incident)
+        while (left := (until - self.clock()).total_seconds()) > 0:
+            # (on SIGTERM the drain deadline cancels this: the event stays unfinished)
+            await asyncio.sleep(min(left, _LEASE_WAIT_POLL_SECONDS))
+            if not await still_firing():
+                return False
+        return True
 
     async def _verify(self, incident: Incident, alert: Alert) -> None:
         firing = await self.firing(alert)

@@ -13,7 +13,14 @@ Timeline events (the diagnosis itself is the lifecycle's ``diagnosed``):
 ``strategy``, ``guardrail_blocked``,
 ``action_started``, ``action_finished``, ``verification``, ``backoff``,
 ``dry_run``, ``silence_created``, ``silence_expired``, ``silence_failed``,
-``recovered``, ``skipped``, ``escalated``.
+``recovered``, ``skipped``, ``escalated``, and ``action_taken_over`` when a
+step left ``running`` by a dead worker is claimed again after its lease (the
+same step, not a new attempt).
+
+A step of the incident still ``running`` under its lease ends the call as
+``skipped`` with ``busy_until`` set: a caller that holds the pipeline's lock
+knows that step's worker is not working on it, waits until then and calls
+again to take the step over (``receiver.worker`` does).
 """
 
 from __future__ import annotations
@@ -59,6 +66,13 @@ class RecoveryResult:
     strategy: str | None
     actions: tuple[ActionRecord, ...]
     reason: str
+    # skipped because a step is leased to another worker until then (see the docstring)
+    busy_until: datetime | None = None
+
+
+# After losing the claim of a step whose lease looked over (the store's clock may
+# lag the worker's), ask again this much later.
+_RECLAIM_SECONDS = 1.0
 
 
 @dataclass
@@ -186,14 +200,15 @@ class Recoverer:
             history = await self._history(run.incident)
             done, attempt = len(history), len(history) + 1
             running = [r for r in history if r.outcome == "running"]
+            dead: ActionRecord | None = None
             if running:
                 step = running[-1]
                 lease_end = step.started_at + timedelta(seconds=self.config.lease_seconds)
                 if lease_end > self.clock():
-                    return await self._skip(
-                        run, f"step {step.step} is in progress on worker {step.worker!r}"
-                    )
+                    why = f"step {step.step} is in progress on worker {step.worker!r}"
+                    return await self._skip(run, why, busy_until=lease_end)
                 # its worker died: take the same step over (the ledger allows it)
+                dead = step
                 attempt = _step_number(step.step)
                 done = attempt - 1
             blocked = self.guard.attempts_left(done, plan.max_attempts)
@@ -202,9 +217,21 @@ class Recoverer:
                 return await self._escalate(run, blocked.reason)
             if not await run.still_firing():
                 return await self._skip(run, "the alert resolved; no further attempt")
-            admitted = await self._admit(run, action, attempt)
+            admitted = await self._admit(run, action, attempt, dead)
             if isinstance(admitted, RecoveryResult):
                 return admitted
+            if dead is not None:
+                await run.record(
+                    "action_taken_over",
+                    {
+                        "step": admitted.step,
+                        "action": admitted.action,
+                        "target": admitted.target,
+                        "from_worker": dead.worker,
+                        "to_worker": admitted.worker,
+                        "started_by_dead_worker_at": dead.started_at.isoformat(),
+                    },
+                )
             outcome, verification = await self._execute(run, action, plan, admitted)
             if verification is not None and verification.cleared:
                 await run.record("recovered", {"strategy": run.strategy, "attempts": attempt})
@@ -232,9 +259,12 @@ class Recoverer:
             await self.sleep(delay)
 
     async def _admit(
-        self, run: _Run, action: Action, attempt: int
+        self, run: _Run, action: Action, attempt: int, dead: ActionRecord | None = None
     ) -> ActionRecord | RecoveryResult:
-        """Pass the guard stage and claim the step in the ledger, waiting out short blocks."""
+        """Pass the guard stage and claim the step in the ledger, waiting out short blocks.
+
+        ``dead``: the running step of a dead worker to take over (same step name).
+        """
         assert run.strategy is not None
         waited = 0.0
         while True:
@@ -245,7 +275,7 @@ class Recoverer:
                 if blocked is None:
                     record = ActionRecord(
                         incident_id=run.incident.id,
-                        step=f"{run.strategy}#{attempt}",
+                        step=dead.step if dead else f"{run.strategy}#{attempt}",
                         pipeline=run.incident.pipeline,
                         strategy=run.strategy,
                         action=_kind(action),
@@ -266,9 +296,11 @@ class Recoverer:
                 return await self._skip(run, "the alert resolved while waiting for a guardrail")
         if not claimed:
             self.metrics.actions.labels(strategy=run.strategy, outcome="skipped").inc()
-            return await self._skip(
-                run, f"step {record.step} is already claimed by another worker; not run twice"
-            )
+            why = f"step {record.step} is already claimed by another worker; not run twice"
+            if dead is not None:  # the store's lease has not run out yet by its own clock
+                retry = self.clock() + timedelta(seconds=_RECLAIM_SECONDS)
+                return await self._skip(run, why, busy_until=retry)
+            return await self._skip(run, why)
         return record
 
     async def _execute(
@@ -393,9 +425,14 @@ class Recoverer:
         await run.record("escalated", {"reason": reason, "strategy": run.strategy})
         return RecoveryResult("escalated", run.strategy, run.actions, reason)
 
-    async def _skip(self, run: _Run, why: str) -> RecoveryResult:
-        await run.record("skipped", {"reason": why, "strategy": run.strategy})
-        return RecoveryResult("skipped", run.strategy, run.actions, why)
+    async def _skip(
+        self, run: _Run, why: str, busy_until: datetime | None = None
+    ) -> RecoveryResult:
+        detail: dict[str, Any] = {"reason": why, "strategy": run.strategy}
+        if busy_until is not None:
+            detail["busy_until"] = busy_until.isoformat()
+        await run.record("skipped", detail)
+        return RecoveryResult("skipped", run.strategy, run.actions, why, busy_until)
 
     async def _silence(self, run: _Run) -> str | None:
         if self.silences is None:

@@ -3,8 +3,9 @@
 A step is one row keyed by (incident_id, step). The first ``begin_action``
 inserts it and wins; every later one loses, unless the row is still
 ``running`` and its lease ran out on the database's clock (the worker died
-mid-action), in which case the caller takes it over and the takeover is
-written to the incident's timeline as ``action_taken_over``.
+mid-action), in which case the caller takes it over. The caller (the
+recoverer) writes the takeover to the incident's timeline as
+``action_taken_over``, the same on every store, so it is written once.
 
 These functions take an asyncpg connection inside a transaction;
 ``PostgresStore`` supplies it.
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from receiver.models import ActionRecord, format_time
+from receiver.models import ActionRecord
 from receiver.store import pg_sql as sql
 from receiver.store.base import StoreError
 
@@ -32,7 +33,7 @@ __all__ = [
     "json_text",
 ]
 
-# Timeline event written when a worker takes over a step whose lease ran out.
+# Timeline event the recoverer writes when it takes over a step whose lease ran out.
 TAKEOVER_EVENT = "action_taken_over"
 # Timeline event for an outcome reported by a worker that had lost its claim.
 LATE_RESULT_EVENT = "action_result_after_takeover"
@@ -110,15 +111,6 @@ async def begin_action(conn: Any, record: ActionRecord, lease_seconds: float) ->
         record.worker,
         lease,
     )
-    detail = {
-        "step": record.step,
-        "action": record.action,
-        "target": record.target,
-        "from_worker": held["worker"],
-        "to_worker": record.worker,
-        "lease_expired_at": format_time(held["lease_until"]),
-    }
-    await note(conn, record.incident_id, record.started_at, TAKEOVER_EVENT, detail)
     return True
 
 

@@ -13,8 +13,9 @@ Each guarantee lives in the database, so it holds across replicas:
   connection ends, even if its process died;
 * the action ledger (``pg_ledger``) claims (incident_id, step) exactly once;
 * takeovers are written to the incident's timeline: ``work_taken_over`` when
-  an event is claimed again after its lease ran out, ``action_taken_over``
-  when a running step is.
+  an event is claimed again after its lease ran out (here), and
+  ``action_taken_over`` when a running step is (by the recoverer, on every store);
+* ``renew_leases`` extends a worker's event leases while it still works on them.
 
 Leases run on the database's clock, the one clock all replicas share. The
 statements are in ``pg_sql`` (all parameterised), the schema in

@@ -252,9 +252,8 @@ async def test_a_killed_replicas_event_lock_and_step_are_taken_over(
     assert notes[RETAKEN_EVENT]["from_worker"] == "replica-a"
     assert notes[RETAKEN_EVENT]["to_worker"] == "replica-b"
     assert notes[RETAKEN_EVENT]["attempt"] == 2
-    assert notes[TAKEOVER_EVENT]["from_worker"] == "replica-a"
-    assert notes[TAKEOVER_EVENT]["to_worker"] == "replica-b"
-    assert notes[TAKEOVER_EVENT]["step"] == "retry_with_backoff#1"
+    # The step's takeover is the recoverer's to write (test_worker.py), once on any store.
+    assert TAKEOVER_EVENT not in notes
     (done,) = got.actions
     assert (done.worker, done.outcome) == ("replica-b", "success")
     assert json.dumps(got.to_json())  # the timeline stays JSON for the API
