@@ -7,12 +7,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from core_helpers import T0, FakeDiagnose, FakeFiring, FakeRecover, alert_doc, later
 
 from receiver.incidents import IllegalTransition, Lifecycle, alert_sev
 from receiver.metrics import ReceiverMetrics
 from receiver.models import Alert, AlertEvent, Incident
+from receiver.prometheus import PrometheusAPI
+from receiver.recovery import Recoverer, RecoveryConfig
 from receiver.store.sqlite import SqliteStore
 from receiver.worker import WorkerPool
 from rules.spec import Spec, parse_spec
@@ -229,3 +232,31 @@ async def test_illegal_transitions_are_refused(store: SqliteStore) -> None:
     inc = await w.send(alert_doc("p"))
     with pytest.raises(IllegalTransition, match="recovering -> closed"):
         w.lifecycle.transition(inc, "closed")
+
+
+@pytest.mark.parametrize("configured", [True, False])
+async def test_an_escalation_is_one_timeline_entry_carrying_the_reason(
+    store: SqliteStore, configured: bool
+) -> None:
+    w = World(store)
+    w.diagnose.cause = "logic_error"  # no strategy: the real recoverer escalates at once
+    async with aiohttp.ClientSession() as session:
+        # Prometheus is never asked on this path; the address is a closed loopback port.
+        prom = PrometheusAPI("http://127.0.0.1:9", session)
+        recoverer = Recoverer(RecoveryConfig(), store, prom, session)
+        w.pool.recover = recoverer.recover if configured else None
+        inc = await w.send(alert_doc("etl_orders", name="PipelineDown"))
+
+    assert inc.state == "escalated"
+    (entry,) = [t for t in inc.timeline if t.event == "escalated"]
+    why = (
+        "no recovery strategy for cause 'logic_error'"
+        if configured
+        else "automatic recovery is not configured"
+    )
+    assert entry.detail["reason"] == f"requires manual intervention: {why}"
+    assert entry.detail["roles"]["commander"] == "alice"
+    if configured:
+        assert entry.detail["strategy"] is None  # the recoverer's detail rides along
+        assert events(inc).index("recovery_finished") < events(inc).index("escalated")
+    assert w.rendered == [inc.id]  # drafted once, from the state with that one entry
