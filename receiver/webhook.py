@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,54 @@ def _fallback_fingerprint(alert: Alert) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
+def _time(text: Any) -> datetime | None:
+    """Parse like ``models.parse_time``, without its rewriting for the common forms."""
+    if not text or text.startswith("0001-01-01"):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)  # 3.11+: "Z" and any fraction length
+    except ValueError:
+        return parse_time(text)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
+
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def _alert(doc: dict[str, Any]) -> Alert:
+    """Build an ``Alert`` from a schema-valid alert object (as ``Alert.from_json``)."""
+    return Alert(
+        doc["status"],
+        doc.get("labels") or {},
+        doc.get("annotations") or {},
+        _time(doc.get("startsAt")) or _EPOCH,
+        _time(doc.get("endsAt")),
+        doc.get("fingerprint") or "",
+        doc.get("generatorURL") or "",
+    )
+
+
+def _notification(doc: dict[str, Any]) -> Notification:
+    """Build the ``Notification`` of a schema-valid body (as ``Notification.from_json``).
+
+    The decoded dicts are fresh and owned by this request, so they are used
+    as they are instead of being copied.
+    """
+    return Notification(
+        doc.get("receiver", ""),
+        doc["status"],
+        tuple(_alert(a) for a in doc.get("alerts") or ()),
+        doc.get("groupLabels") or {},
+        doc.get("commonLabels") or {},
+        doc.get("commonAnnotations") or {},
+        doc.get("externalURL", ""),
+        doc.get("groupKey", ""),
+        int(doc.get("truncatedAlerts") or 0),
+    )
+
+
 def parse_notification(doc: Any) -> Notification:
     """Validate a decoded body against the schema and build a ``Notification``."""
     error = None if fast_valid(doc) else next(iter(schema_validator().iter_errors(doc)), None)
@@ -72,7 +121,7 @@ def parse_notification(doc: Any) -> Notification:
             message = message[:300] + "..."
         raise PayloadError(message, _dotted(best.absolute_path))
     try:
-        notification = Notification.from_json(doc)
+        notification = _notification(doc)
     except (ValueError, OverflowError) as exc:
         # the pattern admits e.g. month 13; say which alert's time is impossible
         for i, alert in enumerate(doc["alerts"]):

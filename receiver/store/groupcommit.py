@@ -33,7 +33,7 @@ __all__ = ["CommitObserver", "GroupCommitWriter"]
 
 T = TypeVar("T")
 CommitObserver = Callable[[float, int], None]
-"""Called with (commit seconds, jobs in the batch) after each commit."""
+"""Called with (commit seconds, operations in the batch) after each commit."""
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class _Job:
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    weight: int = 1
 
 
 _STOP = object()
@@ -85,13 +86,17 @@ class GroupCommitWriter:
         if self._startup_error is not None:
             raise StoreUnavailable(f"cannot open SQLite: {self._startup_error}")
 
-    async def submit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` in the next transaction; return after it committed."""
+    async def submit(self, fn: Callable[[sqlite3.Connection], T], *, weight: int = 1) -> T:
+        """Run ``fn(conn)`` in the next transaction; return after it committed.
+
+        ``weight`` is how many callers' operations ``fn`` carries (a batch of
+        ingests is one job), as reported to the commit observer.
+        """
         if self._stopped or not self._thread.is_alive():
             raise StoreUnavailable("the SQLite writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(fn, future, loop))
+        self._queue.put(_Job(fn, future, loop, weight))
         return await future
 
     async def stop(self) -> None:
@@ -162,7 +167,7 @@ class GroupCommitWriter:
             return
         if self.on_commit is not None:
             try:
-                self.on_commit(time.perf_counter() - started, len(batch))
+                self.on_commit(time.perf_counter() - started, sum(j.weight for j in batch))
             except Exception:  # an observer never breaks storage
                 log.exception("commit observer failed")
         self._deliver(done)

@@ -35,9 +35,9 @@ from receiver.models import (
     Incident,
     IngestResult,
     Notification,
-    format_time,
 )
 from receiver.store.base import StoreError
+from receiver.store.batching import Batcher
 from receiver.store.codec import (
     action_from_doc,
     alert_from_doc,
@@ -47,6 +47,7 @@ from receiver.store.codec import (
     incident_to_doc,
 )
 from receiver.store.groupcommit import CommitObserver, GroupCommitWriter
+from receiver.store.sqlite_ingest import insert_batch
 
 __all__ = ["SqliteStore"]
 
@@ -93,13 +94,6 @@ CREATE TABLE IF NOT EXISTS actions (
 );
 CREATE INDEX IF NOT EXISTS actions_started ON actions (started_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
-_INSERT_EVENT = """
-INSERT INTO events (fingerprint, starts_at, status, pipeline, alert, group_key, receiver,
-                    received_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (fingerprint, starts_at, status) DO NOTHING
 """
 
 _CLAIM = """
@@ -166,6 +160,7 @@ class SqliteStore:
         )
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending = 0
+        self._ingests: Batcher[Notification, IngestResult] = Batcher(self._flush_ingests)
 
     @classmethod
     async def open(cls, path: str | Path, **kwargs: Any) -> SqliteStore:
@@ -184,6 +179,7 @@ class SqliteStore:
         self._writer.on_commit = observer
 
     async def close(self) -> None:
+        await self._ingests.close()
         await self._writer.stop()
 
     async def ping(self) -> None:
@@ -200,29 +196,18 @@ class SqliteStore:
 
     # durable queue ---------------------------------------------------------
     async def ingest(self, notification: Notification) -> IngestResult:
+        if not notification.alerts:
+            return IngestResult(accepted=0, duplicates=0)
+        return await self._ingests.submit(notification)
+
+    async def _flush_ingests(self, batch: list[Notification]) -> list[IngestResult]:
+        """Insert a batch of concurrent ingests in one job (``sqlite_ingest``)."""
         received = self._clock()
-        rows = [
-            (
-                alert.fingerprint,
-                format_time(alert.starts_at) or "",
-                alert.status,
-                alert.pipeline,
-                dumps(alert.to_json()),
-                notification.group_key,
-                notification.receiver,
-                received,
-            )
-            for alert in notification.alerts
-        ]
-
-        def write(conn: sqlite3.Connection) -> int:
-            before = conn.total_changes
-            conn.executemany(_INSERT_EVENT, rows)
-            return conn.total_changes - before
-
-        accepted = await self._writer.submit(write) if rows else 0
-        self._pending += accepted
-        return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
+        results = await self._writer.submit(
+            lambda conn: insert_batch(conn, batch, received), weight=len(batch)
+        )
+        self._pending += sum(r.accepted for r in results)
+        return results
 
     async def claim_events(self, worker: str, limit: int, lease_seconds: float) -> list[AlertEvent]:
         now = self._clock()
