@@ -21,7 +21,7 @@ from receiver.errors import PayloadError
 from receiver.models import Alert, Notification, parse_time
 from receiver.webhook_fast import fast_valid
 
-__all__ = ["SCHEMA_PATH", "decode_body", "parse_notification", "schema_validator"]
+__all__ = ["SCHEMA_PATH", "decode_body", "fast_time", "parse_notification", "schema_validator"]
 
 SCHEMA_PATH = Path(__file__).with_name("webhook.schema.json")
 
@@ -63,7 +63,7 @@ def _fallback_fingerprint(alert: Alert) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def _time(text: Any) -> datetime | None:
+def fast_time(text: Any) -> datetime | None:
     """Parse like ``models.parse_time``, without its rewriting for the common forms."""
     if not text or text.startswith("0001-01-01"):
         return None
@@ -85,8 +85,8 @@ def _alert(doc: dict[str, Any]) -> Alert:
         doc["status"],
         doc.get("labels") or {},
         doc.get("annotations") or {},
-        _time(doc.get("startsAt")) or _EPOCH,
-        _time(doc.get("endsAt")),
+        fast_time(doc.get("startsAt")) or _EPOCH,
+        fast_time(doc.get("endsAt")),
         doc.get("fingerprint") or "",
         doc.get("generatorURL") or "",
     )

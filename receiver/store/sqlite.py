@@ -47,7 +47,7 @@ from receiver.store.codec import (
     incident_to_doc,
 )
 from receiver.store.groupcommit import CommitObserver, GroupCommitWriter
-from receiver.store.sqlite_ingest import insert_batch
+from receiver.store.sqlite_ingest import EventRows, event_rows, insert_batch
 
 __all__ = ["SqliteStore"]
 
@@ -160,7 +160,7 @@ class SqliteStore:
         )
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending = 0
-        self._ingests: Batcher[Notification, IngestResult] = Batcher(self._flush_ingests)
+        self._ingests: Batcher[EventRows, IngestResult] = Batcher(self._flush_ingests)
 
     @classmethod
     async def open(cls, path: str | Path, **kwargs: Any) -> SqliteStore:
@@ -198,13 +198,12 @@ class SqliteStore:
     async def ingest(self, notification: Notification) -> IngestResult:
         if not notification.alerts:
             return IngestResult(accepted=0, duplicates=0)
-        return await self._ingests.submit(notification)
+        return await self._ingests.submit(event_rows(notification, self._clock()))
 
-    async def _flush_ingests(self, batch: list[Notification]) -> list[IngestResult]:
+    async def _flush_ingests(self, batch: list[EventRows]) -> list[IngestResult]:
         """Insert a batch of concurrent ingests in one job (``sqlite_ingest``)."""
-        received = self._clock()
         results = await self._writer.submit(
-            lambda conn: insert_batch(conn, batch, received), weight=len(batch)
+            lambda conn: insert_batch(conn, batch), weight=len(batch)
         )
         self._pending += sum(r.accepted for r in results)
         return results

@@ -14,16 +14,17 @@ the keys it was first to send (``batching.credit``).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from receiver.models import Alert, IngestResult, Notification, format_time
 from receiver.store.batching import credit
-from receiver.store.codec import dumps
 
-__all__ = ["insert_batch", "starts_key"]
+__all__ = ["EventRows", "event_rows", "insert_batch", "iso", "starts_key"]
 
 _COLUMNS = 8
 _MAX_CHUNK = 256  # rows per statement: 2048 parameters, below every SQLite limit
@@ -42,51 +43,79 @@ def _sql(rows: int) -> str:
     return sql
 
 
-def _iso(value: datetime | None) -> str | None:
-    """Return ``format_time(value)``, without its conversions when already UTC."""
+def iso(value: datetime | None) -> str | None:
+    """Return ``format_time(value)`` at a third of its cost when already UTC."""
     if value is None:
         return None
     if value.tzinfo is UTC:
-        return value.isoformat(timespec="milliseconds")[:-6] + "Z"
+        return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031 (the fastest form)
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond // 1000,
+        )
     return format_time(value)
 
 
 def starts_key(alert: Alert) -> str:
     """Return the ``starts_at`` column of an alert: its idempotency key part."""
-    return _iso(alert.starts_at) or ""
+    return iso(alert.starts_at) or ""
+
+
+# ``codec.dumps`` with its encoder built once (json.dumps builds one per call).
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
 def _alert_text(alert: Alert) -> str:
-    """Return ``dumps(alert.to_json())`` at a lower cost."""
-    return dumps(
+    """Return ``codec.dumps(alert.to_json())`` at a lower cost."""
+    return _encode(
         {
             "status": alert.status,
             "labels": alert.labels,
             "annotations": alert.annotations,
-            "startsAt": _iso(alert.starts_at),
-            "endsAt": _iso(alert.ends_at),
+            "startsAt": iso(alert.starts_at),
+            "endsAt": iso(alert.ends_at),
             "fingerprint": alert.fingerprint,
             "generatorURL": alert.generator_url,
         }
     )
 
 
-def insert_batch(
-    conn: sqlite3.Connection, notifications: Sequence[Notification], received_at: float
-) -> list[IngestResult]:
-    """Insert every alert of ``notifications``; return each one's accepted/duplicate counts."""
+@dataclass(frozen=True, slots=True)
+class EventRows:
+    """One notification's rows for the events table, built before it joins a batch."""
+
+    keys: list[tuple[str, str, str]]
+    params: list[Any]
+
+
+def event_rows(notification: Notification, received_at: float) -> EventRows:
+    """Build the INSERT parameters of a notification's alerts (on the caller's thread).
+
+    Done while the previous batch commits, so the writer thread's serial
+    cycle is only the INSERTs and the fsync.
+    """
+    keys: list[tuple[str, str, str]] = []
     params: list[Any] = []
-    keys: list[list[tuple[str, str, str]]] = []
-    for n in notifications:
-        mine: list[tuple[str, str, str]] = []
-        for a in n.alerts:
-            key = (a.fingerprint, starts_key(a), a.status)
-            mine.append(key)
-            params += (*key, a.pipeline, _alert_text(a), n.group_key, n.receiver, received_at)
-        keys.append(mine)
+    group_key, receiver = notification.group_key, notification.receiver
+    for a in notification.alerts:
+        key = (a.fingerprint, iso(a.starts_at) or "", a.status)
+        keys.append(key)
+        params += (*key, a.pipeline, _alert_text(a), group_key, receiver, received_at)
+    return EventRows(keys, params)
+
+
+def insert_batch(conn: sqlite3.Connection, batch: Sequence[EventRows]) -> list[IngestResult]:
+    """Insert every row of ``batch``; return each notification's accepted/duplicate counts."""
+    params: list[Any] = []
+    for rows in batch:
+        params += rows.params
     total = len(params) // _COLUMNS
     if total == 0:
-        return [IngestResult(0, 0) for _ in notifications]
+        return [IngestResult(0, 0) for _ in batch]
     before = conn.total_changes
     done = 0
     while done < total:
@@ -95,7 +124,7 @@ def insert_batch(
         done += size
     changed = conn.total_changes - before
     if changed == total:
-        return [IngestResult(len(k), 0) for k in keys]
+        return [IngestResult(len(r.keys), 0) for r in batch]
     inserted: set[tuple[str, str, str]] = set()
     if changed:
         # INTEGER PRIMARY KEY: the new rows got the ids max+1, max+2, ... in order
@@ -106,4 +135,5 @@ def insert_batch(
                 (int(last) - changed,),
             ).fetchall()
         )
+    keys = [r.keys for r in batch]
     return [IngestResult(n, len(k) - n) for k, n in zip(keys, credit(keys, inserted), strict=True)]

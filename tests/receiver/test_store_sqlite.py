@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from core_helpers import alert_doc, notification_doc
 
-from receiver.models import Notification
+from receiver.models import Notification, format_time, parse_time
 from receiver.store import open_store
-from receiver.store.base import StoreError
+from receiver.store.base import StoreError, StoreUnavailable
+from receiver.store.batching import Batcher, credit
 from receiver.store.sqlite import SqliteStore
-from receiver.webhook import schema_validator
+from receiver.store.sqlite_ingest import iso as starts_key_of
+from receiver.webhook import fast_time, schema_validator
 from receiver.webhook_fast import fast_valid
 
 
@@ -85,3 +89,127 @@ def test_fast_check_never_accepts_what_the_schema_refuses(doc: Any) -> None:
     assert fast_valid(doc) <= schema_ok
     if schema_ok and doc.get("truncatedAlerts") is not True:
         assert fast_valid(doc)
+
+
+def _n(*alerts: dict[str, Any]) -> Notification:
+    return Notification.from_json(notification_doc(*alerts))
+
+
+async def test_duplicates_across_requests_of_one_batch_are_credited_to_the_first(
+    tmp_path: Path,
+) -> None:
+    store = await SqliteStore.open(tmp_path / "s.db")
+    try:
+        old = alert_doc("old", fingerprint="00000000000000aa")
+        assert (await store.ingest(_n(old))).accepted == 1
+        a, b = alert_doc("a", fingerprint="a" * 16), alert_doc("b", fingerprint="b" * 16)
+        c = alert_doc("c", fingerprint="c" * 16)
+        # one gather: all reach the batcher before its first flush, so they share a batch
+        results = await asyncio.gather(
+            store.ingest(_n(a, b)),  # new
+            store.ingest(_n(a, b)),  # an HA peer's copy in the same batch
+            store.ingest(_n(old, c)),  # stored before, plus one new
+            store.ingest(_n(c, c)),  # c again, twice in itself
+        )
+        assert [(r.accepted, r.duplicates) for r in results] == [(2, 0), (0, 2), (1, 1), (0, 2)]
+        assert await store.event_counts() == {"pending": 4, "processed": 0}
+        assert await store.queue_depth() == 4
+        resolved = alert_doc("a", fingerprint="a" * 16, status="resolved")
+        assert (await store.ingest(_n(resolved))).accepted == 1  # status is part of the key
+    finally:
+        await store.close()
+
+
+async def test_a_failing_batch_fails_every_request_in_it_and_keeps_what_was_committed(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.db"
+    store = await SqliteStore.open(db, busy_timeout_ms=50)
+    try:
+        await store.ingest(_n(alert_doc("kept", fingerprint="1" * 16)))
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock: commits fail
+        docs = [alert_doc(f"p{i}", fingerprint=f"{i:016x}") for i in range(5)]
+        results = await asyncio.gather(*(store.ingest(_n(d)) for d in docs), return_exceptions=True)
+        assert all(isinstance(r, StoreUnavailable) for r in results), results
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        assert await store.event_counts() == {"pending": 1, "processed": 0}
+        assert await store.queue_depth() == 1
+        # the retry (Alertmanager retries on 503) stores them, once
+        again = await asyncio.gather(*(store.ingest(_n(d)) for d in docs))
+        assert [r.accepted for r in again] == [1] * 5
+        assert await store.event_counts() == {"pending": 6, "processed": 0}
+    finally:
+        await store.close()
+
+
+async def test_large_batches_are_split_into_statements_and_all_stored(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "s.db")
+    try:
+        notes = [
+            _n(*(alert_doc(f"p{i}", fingerprint=f"{i:08x}{j:08x}") for j in range(20)))
+            for i in range(37)
+        ]  # 740 rows: chunks of 256, 256, 128, 64, 32, 4
+        results = await asyncio.gather(*(store.ingest(n) for n in notes))
+        assert [r.accepted for r in results] == [20] * 37
+        claimed = await store.claim_events("w", 1000, lease_seconds=60)
+        assert len(claimed) == 740
+        assert {e.alert.fingerprint for e in claimed} == {
+            a.fingerprint for n in notes for a in n.alerts
+        }
+    finally:
+        await store.close()
+
+
+async def test_batcher_hands_a_flush_failure_to_every_item_and_goes_on() -> None:
+    calls: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[int]:
+        calls.append(items)
+        await asyncio.sleep(0)
+        if 13 in items:
+            raise StoreUnavailable("disk on fire")
+        return [i * 2 for i in items]
+
+    batcher: Batcher[int, int] = Batcher(flush, max_batch=3)
+    results = await asyncio.gather(*(batcher.submit(i) for i in range(1, 8)))
+    assert results == [2, 4, 6, 8, 10, 12, 14]
+    assert calls == [[1, 2, 3], [4, 5, 6], [7]]
+    failed = await asyncio.gather(*(batcher.submit(i) for i in (12, 13)), return_exceptions=True)
+    assert all(isinstance(r, StoreUnavailable) for r in failed)
+    assert await batcher.submit(5) == 10
+    await batcher.close()
+
+
+def test_credit_goes_to_the_first_sender_of_each_key() -> None:
+    assert credit([["a", "b"], ["a", "c"], ["c"], []], {"a", "c"}) == [1, 1, 0, 0]
+
+
+def test_fast_alert_times_match_parse_time() -> None:
+    samples = [
+        "2026-01-01T12:00:00Z",
+        "2026-01-01T12:00:00.5Z",
+        "2026-01-01T12:00:00.123456789Z",
+        "2026-01-01t12:00:00.1z",
+        "2026-01-01T00:30:00-01:30",
+        "0001-01-01T00:00:00Z",
+        "",
+    ]
+    for text in samples:
+        try:
+            expected: Any = parse_time(text)
+        except ValueError:
+            expected = ValueError
+        try:
+            got: Any = fast_time(text)
+        except ValueError:
+            got = ValueError
+        assert got == expected, text
+        if isinstance(got, datetime):
+            assert got.tzinfo is UTC and starts_key_of(got) == format_time(got)
+    # parse_time (models.py) reads the offset's digits as fraction digits here; the
+    # intake's parser does not
+    assert fast_time("2026-01-01T12:00:00.999999999+02:00") == datetime(
+        2026, 1, 1, 10, 0, 0, 999999, tzinfo=UTC
+    )
