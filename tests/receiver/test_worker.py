@@ -250,7 +250,9 @@ async def test_work_that_outlives_its_lease_is_not_claimed_by_another_worker(
     first, second = await replica(), await replica()
     recover = GatedRecover()
     diagnose = FakeDiagnose()
+    # replica-a does not poll again meanwhile: only its heartbeat may keep the lease.
     a = pool(first, recover, worker_id="replica-a", diagnose=diagnose, lease_seconds=0.3)
+    a.poll_interval = 3600.0
     b = pool(second, recover, worker_id="replica-b", diagnose=diagnose, lease_seconds=0.3)
     await first.ingest(notification(alert_doc("etl_orders")))
     await a.start()
