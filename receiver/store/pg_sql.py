@@ -15,13 +15,17 @@ INSERT INTO store_heartbeat (id, at) VALUES (1, clock_timestamp())
 ON CONFLICT (id) DO UPDATE SET at = EXCLUDED.at
 """
 
-# One statement, so one transaction: all alerts of a notification or none.
+# One statement, so one transaction, for a whole batch of concurrent ingests
+# (``batching.Batcher``): all its alerts or none. Rows go in array order, so a
+# key sent twice in a batch is stored from its first sender.
 INGEST = """
 INSERT INTO alert_events (fingerprint, starts_at, status, alert, group_key)
-SELECT f, s, st, a::jsonb, $5
-FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[]) AS n (f, s, st, a)
+SELECT f, s, st, a::jsonb, g
+FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[])
+     WITH ORDINALITY AS n (f, s, st, a, g, i)
+ORDER BY i
 ON CONFLICT ON CONSTRAINT alert_events_dedup DO NOTHING
-RETURNING id
+RETURNING fingerprint, starts_at, status
 """
 
 # An event waits while an older one of the same alert is leased to another

@@ -2,9 +2,10 @@
 
 Each guarantee lives in the database, so it holds across replicas:
 
-* ``ingest`` inserts a notification's alerts in one statement with ``ON
-  CONFLICT DO NOTHING`` on (fingerprint, starts_at, status): a repeat, even
-  from another Alertmanager peer to another replica, changes nothing;
+* ``ingest`` inserts alerts with ``ON CONFLICT DO NOTHING`` on (fingerprint,
+  starts_at, status): a repeat, even from another Alertmanager peer to another
+  replica, changes nothing. Concurrent ingests of one replica share one
+  statement and one commit (``batching.Batcher``), as on SQLite;
 * ``claim_events`` takes rows ``FOR UPDATE SKIP LOCKED`` and leases them
   (``claimed_by``, ``lease_until``); a dead replica's rows are taken again
   once the lease ran out;
@@ -54,6 +55,7 @@ from receiver.models import (
 from receiver.store import pg_ledger
 from receiver.store import pg_sql as sql
 from receiver.store.base import StoreError, StoreUnavailable
+from receiver.store.batching import Batcher, credit
 from receiver.store.pg_migrate import migrate
 
 __all__ = ["RETAKEN_EVENT", "PostgresStore", "redact_dsn"]
@@ -160,6 +162,7 @@ class PostgresStore:
         self._pool = pool
         self._lock_pool = lock_pool
         self._local_locks: dict[str, asyncio.Lock] = {}
+        self._ingests: Batcher[Notification, IngestResult] = Batcher(self._flush_ingests)
 
     @classmethod
     async def open(
@@ -211,24 +214,35 @@ class PostgresStore:
             await conn.execute(sql.HEARTBEAT)
 
     async def close(self) -> None:
+        await self._ingests.close()
         await self._lock_pool.close()
         await self._pool.close()
 
     # durable queue ---------------------------------------------------------
     async def ingest(self, notification: Notification) -> IngestResult:
-        alerts = notification.alerts
-        if not alerts:
+        if not notification.alerts:
             return IngestResult(accepted=0, duplicates=0)
+        return await self._ingests.submit(notification)
+
+    async def _flush_ingests(self, batch: list[Notification]) -> list[IngestResult]:
+        """Insert the alerts of concurrent ingests in one statement (one commit)."""
+        keys: list[list[tuple[str, datetime, str]]] = []
+        fingerprints, starts, statuses, docs, groups = [], [], [], [], []
+        for n in batch:
+            keys.append([(a.fingerprint, a.starts_at, a.status) for a in n.alerts])
+            for a in n.alerts:
+                fingerprints.append(a.fingerprint)
+                starts.append(a.starts_at)
+                statuses.append(a.status)
+                docs.append(json.dumps(a.to_json()))
+                groups.append(n.group_key)
         async with self._conn() as conn:
-            rows = await conn.fetch(
-                sql.INGEST,
-                [a.fingerprint for a in alerts],
-                [a.starts_at for a in alerts],
-                [a.status for a in alerts],
-                [json.dumps(a.to_json()) for a in alerts],
-                notification.group_key,
-            )
-        return IngestResult(accepted=len(rows), duplicates=len(alerts) - len(rows))
+            rows = await conn.fetch(sql.INGEST, fingerprints, starts, statuses, docs, groups)
+        inserted = {(r["fingerprint"], r["starts_at"], r["status"]) for r in rows}
+        return [
+            IngestResult(accepted=n, duplicates=len(k) - n)
+            for k, n in zip(keys, credit(keys, inserted), strict=True)
+        ]
 
     async def claim_events(self, worker: str, limit: int, lease_seconds: float) -> list[AlertEvent]:
         async with self._conn(transaction=True) as conn:

@@ -420,3 +420,21 @@ async def test_actions_since_filters_by_time_pipeline_and_target(store: Store) -
         (two.id, "s1")
     ]
     assert keys(await store.actions_since(at(201))) == []
+
+
+async def test_concurrent_ingests_share_a_batch_and_duplicates_go_to_the_first(
+    store: Store,
+) -> None:
+    assert (await store.ingest(notification(alert("old")))).accepted == 1
+    a, b, c = alert("fa"), alert("fb"), alert("fc")
+    # one gather: every ingest reaches the store's batcher before its first flush
+    results = await asyncio.gather(
+        store.ingest(notification(a, b)),
+        store.ingest(notification(a, b)),  # an HA peer's copy, same batch
+        store.ingest(notification(alert("old"), c)),  # stored before, plus one new
+        store.ingest(notification(c, c)),
+    )
+    assert [(r.accepted, r.duplicates) for r in results] == [(2, 0), (0, 2), (1, 1), (0, 2)]
+    assert await store.queue_depth() == 4
+    claimed = await store.claim_events("w1", 10, lease_seconds=60)
+    assert sorted(e.alert.fingerprint for e in claimed) == ["fa", "fb", "fc", "old"]
