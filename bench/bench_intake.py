@@ -2,13 +2,24 @@
 
 wrk posts realistic Alertmanager notifications, each a new group with new
 fingerprints (a Lua script builds every body), with 1 and with 20 alerts per
-notification. Runs alternate bare / receiver in the same session; the ratio
-of requests/s is the result. Latency at half the maximum rate: wrk2 is not
-available, so the same Lua script paces each connection with wrk's
-``delay()`` hook (a fixed-rate approximation without coordinated-omission
-correction) at half the receiver's measured maximum, and wrk reports p50/p99.
+notification. Each round measures the bare app, then the receiver in
+intake-only mode (``workers.concurrency: 0``) and with 4 workers, each on a
+fresh database; the result is the median over rounds of the per-round ratio
+of requests/s (and its min..max spread).
 
-Run: ``.venv/bin/python -m bench bench_intake`` (about 2 minutes, loopback only).
+Latency at half the maximum rate: wrk2 is not available, so wrk's ``delay()``
+hook paces every connection (integer milliseconds between a response and the
+next request). The rate that gives depends on the service time, so the
+connection count is calibrated: a first paced run measures the rate reached,
+a second run scales the connections to aim at half the receiver's median
+maximum, and its achieved rate is reported next to its p50/p99. Pacing is
+closed-loop (a stalled server is sent less), so p99 is not corrected for
+coordinated omission.
+
+Run: ``.venv/bin/python -m bench bench_intake`` (about 2.5 minutes, loopback only).
+Environment: ``BENCH_INTAKE_DURATION`` (default 4s), ``BENCH_INTAKE_ROUNDS`` (3),
+``BENCH_INTAKE_CONNECTIONS`` (32), ``BENCH_INTAKE_STORE_OPTIONS`` (e.g.
+``?synchronous=NORMAL``, appended to the SQLite URL).
 """
 
 from __future__ import annotations
@@ -29,9 +40,12 @@ from pathlib import Path
 
 from pipemedic.stack import free_port
 
-DURATION = os.environ.get("BENCH_INTAKE_DURATION", "6s")
-CONNECTIONS = 32
-ROUNDS = 2
+DURATION = os.environ.get("BENCH_INTAKE_DURATION", "4s")
+PACED_DURATION = "3s"
+CONNECTIONS = int(os.environ.get("BENCH_INTAKE_CONNECTIONS", "32"))
+ROUNDS = int(os.environ.get("BENCH_INTAKE_ROUNDS", "3"))
+STORE_OPTIONS = os.environ.get("BENCH_INTAKE_STORE_OPTIONS", "")
+PACE_MS = 10  # wrk delay() between a response and the next request on a connection
 
 _BARE_APP = textwrap.dedent(
     """
@@ -122,7 +136,7 @@ def _start_receiver(workdir: Path, run: str, workers: int) -> tuple[subprocess.P
     folder = workdir / run
     folder.mkdir()
     (folder / "receiver.yml").write_text(
-        f"store: sqlite:///{folder / 'receiver.db'}\n"
+        f"store: sqlite:///{folder / 'receiver.db'}{STORE_OPTIONS}\n"
         f"prometheus_url: http://127.0.0.1:{free_port()}\n"
         "queue: {max_depth: 10000000}\n"
         f"workers: {{concurrency: {workers}}}\n"
@@ -169,7 +183,13 @@ def _ms(text: str) -> float:
 
 
 def _wrk(
-    url: str, script: Path, alerts: int, run: str, connections: int, delay_ms: float = 0
+    url: str,
+    script: Path,
+    alerts: int,
+    run: str,
+    connections: int,
+    delay_ms: float = 0,
+    duration: str = DURATION,
 ) -> dict[str, float]:
     env = {
         **os.environ,
@@ -180,9 +200,9 @@ def _wrk(
     out = subprocess.run(
         [
             "wrk",
-            "-t2",
+            f"-t{min(2, connections)}",
             f"-c{connections}",
-            f"-d{DURATION}",
+            f"-d{duration}",
             "--latency",
             "-s",
             str(script),
@@ -206,20 +226,27 @@ def _wrk(
     }
 
 
-def _measure(url: str, script: Path, alerts: int, run: str) -> dict[str, float]:
-    """Maximum rate with 32 connections, then latency at about half of it."""
-    full = _wrk(url, script, alerts, run + "max", CONNECTIONS)
+def _maximum(url: str, script: Path, alerts: int, run: str) -> float:
+    """Return requests/s with ``CONNECTIONS`` unpaced connections; fail on any error."""
+    full = _wrk(url, script, alerts, run, CONNECTIONS)
     if full["non2xx"] or full["socket_errors"]:
-        raise RuntimeError(f"receiver errors under load: {full}")
-    paced_conns = 4
-    delay = 1000.0 * paced_conns / (full["rps"] / 2)
-    half = _wrk(url, script, alerts, run + "half", paced_conns, delay)
-    return {
-        "rps": full["rps"],
-        "p50": half["p50"],
-        "p99": half["p99"],
-        "rate": half["rps"] / full["rps"],
-    }
+        raise RuntimeError(f"errors under load at {url}: {full}")
+    return full["rps"]
+
+
+def _paced(url: str, script: Path, alerts: int, run: str, target: float) -> dict[str, float]:
+    """Aim at ``target`` req/s with paced connections; calibrate once, return the 2nd run."""
+    conns = max(1, round(target * PACE_MS / 1000))
+    first = _wrk(url, script, alerts, run + "c", conns, PACE_MS, PACED_DURATION)
+    conns = max(1, round(conns * target / max(first["rps"], 1.0)))
+    second = _wrk(url, script, alerts, run + "p", conns, PACE_MS, PACED_DURATION)
+    if second["non2xx"] or second["socket_errors"]:
+        raise RuntimeError(f"errors under paced load at {url}: {second}")
+    return {**second, "connections": float(conns)}
+
+
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.2f}..{max(values):.2f}"
 
 
 def main() -> None:
@@ -230,38 +257,52 @@ def main() -> None:
     script.write_text(_LUA)
     modes = {"intake-only": 0, "with-workers": 4}
     bare_rps: dict[int, list[float]] = {}
-    found: dict[tuple[int, str], list[dict[str, float]]] = {}
+    rps: dict[tuple[int, str], list[float]] = {}
+    ratios: dict[tuple[int, str], list[float]] = {}
+    paced: dict[tuple[int, str], dict[str, float]] = {}
+    started = time.monotonic()
     try:
         bare, bare_url = _start_bare(workdir)
         try:
             for alerts in (1, 20):
                 for round_ in range(ROUNDS):
                     run = f"a{alerts}r{round_}"
-                    bare_rps.setdefault(alerts, []).append(
-                        _wrk(bare_url, script, alerts, run + "bare", CONNECTIONS)["rps"]
-                    )
+                    bare_now = _maximum(bare_url, script, alerts, run + "bare")
+                    bare_rps.setdefault(alerts, []).append(bare_now)
                     for mode, workers in modes.items():
                         proc, url = _start_receiver(workdir, f"{run}{mode}", workers)
                         try:
-                            found.setdefault((alerts, mode), []).append(
-                                _measure(url, script, alerts, f"{run}{mode}")
-                            )
+                            got = _maximum(url, script, alerts, f"{run}{mode}")
+                            if round_ == ROUNDS - 1:  # latency at half the median maximum
+                                target = statistics.median([*rps.get((alerts, mode), []), got])
+                                paced[(alerts, mode)] = _paced(
+                                    url, script, alerts, f"{run}{mode}half", target / 2
+                                )
                         finally:
                             _stop(proc)
+                        rps.setdefault((alerts, mode), []).append(got)
+                        ratios.setdefault((alerts, mode), []).append(got / bare_now)
         finally:
             _stop(bare)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"wrk -t2 -c{CONNECTIONS} -d{DURATION}; latency: 4 connections paced by wrk delay()")
-    for (alerts, mode), rows in found.items():
+    print(
+        f"wrk -t2 -c{CONNECTIONS} -d{DURATION}, {ROUNDS} rounds (bare, intake-only, "
+        f"with-workers per round); store sqlite{STORE_OPTIONS or ' (synchronous=FULL)'}; "
+        f"latency: wrk delay({PACE_MS} ms) pacing, connections calibrated to half the "
+        f"median maximum; {time.monotonic() - started:.0f} s"
+    )
+    for (alerts, mode), values in rps.items():
         bare_med = statistics.median(bare_rps[alerts])
-        rps = statistics.median(r["rps"] for r in rows)
+        med = statistics.median(values)
+        r = ratios[(alerts, mode)]
+        p = paced[(alerts, mode)]
         print(
             f"alerts/notification={alerts:2d} {mode:12s} bare={bare_med:7.0f} req/s  "
-            f"receiver={rps:7.0f} req/s ({rps * alerts:7.0f} alerts/s)  "
-            f"ratio={rps / bare_med:.2f}x  at ~{statistics.median(r['rate'] for r in rows):.2f}x "
-            f"of max: p50={statistics.median(r['p50'] for r in rows):.1f} ms "
-            f"p99={max(r['p99'] for r in rows):.1f} ms"
+            f"receiver={med:7.0f} req/s ({med * alerts:7.0f} alerts/s)  "
+            f"ratio median={statistics.median(r):.2f}x spread={_spread(r)}  "
+            f"paced at {p['rps']:.0f} req/s = {p['rps'] / med:.2f}x of max "
+            f"({p['connections']:.0f} conns): p50={p['p50']:.1f} ms p99={p['p99']:.1f} ms"
         )
 
 
