@@ -145,6 +145,9 @@ class GroupCommitWriter:
         except sqlite3.Error as exc:
             self._fail_all(batch, exc)
             return
+        if len(batch) == 1:  # alone: the transaction is its savepoint (fewer GIL hand-offs)
+            self._run_alone(conn, batch[0])
+            return
         for job in batch:
             try:
                 conn.execute("SAVEPOINT job")
@@ -157,6 +160,15 @@ class GroupCommitWriter:
             except Exception as exc:
                 self._rollback_savepoint(conn)
                 done.append((job, None, exc))
+        self._commit(conn, batch, done)
+
+    def _commit(
+        self,
+        conn: sqlite3.Connection,
+        batch: list[_Job],
+        done: list[tuple[_Job, Any, BaseException | None]],
+    ) -> None:
+        """Commit, then tell the observer and resolve the callers (all fail if it fails)."""
         started = time.perf_counter()
         try:
             conn.execute("COMMIT")
@@ -171,6 +183,19 @@ class GroupCommitWriter:
             except Exception:  # an observer never breaks storage
                 log.exception("commit observer failed")
         self._deliver(done)
+
+    def _run_alone(self, conn: sqlite3.Connection, job: _Job) -> None:
+        """Run one job in its own transaction; roll back on any failure."""
+        try:
+            result = job.fn(conn)
+        except Exception as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                exc = StoreUnavailable(f"SQLite: {exc}")
+            self._deliver([(job, None, exc)])
+            return
+        self._commit(conn, [job], [(job, result, None)])
 
     @staticmethod
     def _rollback_savepoint(conn: sqlite3.Connection) -> None:
