@@ -8,7 +8,9 @@ alert sees this cycle's constants and signals):
 2. ``pipeline:<param>:spec``: one constant per listed pipeline and kind, only
    where the pipeline differs from the defaults: overrides are data.
 3. ``pipeline:alert_for:spec{kind, for}``: pipelines whose ``for`` differs.
-4. Signals: ``pipeline:error_ratio:rate5m`` and its parts.
+4. Signals, each recorded once: ``pipeline:error_ratio:rate5m`` and its
+   parts, ``pipeline:up:max``, ``pipeline:last_run_duration_seconds:max``,
+   ``pipeline:staleness_seconds``, ``pipeline_dependency:up:max``.
 5. Alerts: ``signal <op> on(pipeline) group_left(...) spec`` for listed
    pipelines, ``or on(pipeline)`` the same against the default for every
    other pipeline, so a pipeline absent from the spec is covered by the
@@ -39,7 +41,7 @@ from typing import Any
 
 from rules.alerts import JOIN_LABELS, AlertKind, for_seconds, kind, params_for
 from rules.durations import format_duration, parse_duration
-from rules.promql import Expr, agg, binop, call, matrix, number, selector
+from rules.promql import Expr, agg, binop, call, matrix, number, parenthesized, selector
 from rules.rulefile import RuleFile, alert_rule, alert_rules, constant, for_constants, record
 from rules.slo import slo_file
 from rules.spec import Spec
@@ -51,6 +53,7 @@ __all__ = [
     "PUSHGATEWAY_JOB",
     "Timing",
     "default_metric",
+    "gauge_signal_rules",
     "generate",
     "joined",
     "param_constants",
@@ -123,8 +126,16 @@ def param_constants(
     return rules, listed
 
 
-def joined(signal: Expr, op: str, k: AlertKind, has_spec: bool) -> Expr:
-    """Join ``signal`` with the kind's spec series, falling back to the default."""
+def joined(signal: Expr, op: str, k: AlertKind, has_spec: bool, floor: float | None = None) -> Expr:
+    """Join ``signal`` with the kind's spec series, falling back to the default.
+
+    ``floor``, for ``>`` kinds: the lowest threshold of any pipeline. Keeping
+    only ``signal > floor`` first changes no result (a pipeline above its own
+    threshold is above the lowest one) but leaves the joins a handful of
+    series instead of every pipeline.
+    """
+    if floor is not None:
+        signal = parenthesized(binop(signal, op, number(floor)))
     default = selector(default_metric(k))
     if not has_spec:
         return binop(signal, op, default, on=(), group_left=JOIN_LABELS)
@@ -134,6 +145,12 @@ def joined(signal: Expr, op: str, k: AlertKind, has_spec: bool) -> Expr:
         binop(signal, "unless", spec_series, on=_BY), op, default, on=(), group_left=JOIN_LABELS
     )
     return binop(listed, "or", unlisted, on=_BY, newline=True)
+
+
+def lowest_threshold(spec: Spec, kind_name: str) -> float:
+    """Return the lowest threshold of one kind over the defaults and every listed pipeline."""
+    values = [params_for(p, kind_name).value for p in spec.pipelines.values()]
+    return min([params_for(spec.defaults, kind_name).value, *values])
 
 
 def _rate(metric: str, window: str, matchers: dict[str, str] | None = None) -> Expr:
@@ -153,15 +170,10 @@ def signal_rules(window: str = PRODUCTION.rate_window) -> list[dict[str, Any]]:
     processed = selector("pipeline:records_processed:rate5m")
     runs = selector("pipeline_status:runs:rate5m")
     runs_failed = agg("sum", selector("pipeline_status:runs:rate5m", _FAILED), _BY)
-    records_ratio = selector("pipeline:records_error_ratio:rate5m")
-    runs_ratio = selector("pipeline:runs_error_ratio:rate5m")
-    # max(records, runs) where both exist, whichever exists otherwise
-    larger = binop(
-        binop(binop(records_ratio, ">=", runs_ratio, on=_BY), "or", runs_ratio, on=_BY),
-        "or",
-        records_ratio,
-        on=_BY,
-    )
+    # max(records, runs) where both exist, whichever exists otherwise: one read of
+    # both recorded ratios (a set operation would read each of them twice)
+    ratios = "pipeline:records_error_ratio:rate5m|pipeline:runs_error_ratio:rate5m"
+    larger = agg("max", selector("", {"__name__": "=~" + ratios}), _BY)
     by_status = ("pipeline", "status")
     return [
         record("pipeline:records_failed:rate5m", _rate("pipeline_records_failed_total", window)),
@@ -189,21 +201,37 @@ def _max_by(metric: str, *by: str) -> Expr:
     return agg("max", selector(metric), by or _BY)
 
 
+# Per-pipeline signals, recorded once per cycle so that each alert reads a
+# recorded series instead of aggregating the raw ones in both of its branches
+# (listed and unlisted pipelines) and in every ``for`` partition.
+UP = "pipeline:up:max"
+LAST_RUN_DURATION = "pipeline:last_run_duration_seconds:max"
+STALENESS = "pipeline:staleness_seconds"
+DEPENDENCY_UP = "pipeline_dependency:up:max"
+
+
+def gauge_signal_rules() -> list[dict[str, Any]]:
+    """Return the recorded per-pipeline gauges the alerts compare with their thresholds."""
+    return [
+        record(UP, _max_by("pipeline_up")),
+        record(LAST_RUN_DURATION, _max_by("pipeline_last_run_duration_seconds")),
+        record(
+            STALENESS,
+            binop(call("time"), "-", _max_by("pipeline_last_update_timestamp_seconds")),
+        ),
+        record(DEPENDENCY_UP, _max_by("pipeline_dependency_up", "pipeline", "dependency")),
+    ]
+
+
 def signals() -> dict[str, tuple[Expr, str]]:
     """Return kind -> (signal, operator that joins it with the kind's spec series)."""
     zero = number(0)
     return {
-        "down": (binop(_max_by("pipeline_up"), "==", zero), "*"),
+        "down": (binop(selector(UP), "==", zero), "*"),
         "error_rate": (selector("pipeline:error_ratio:rate5m"), ">"),
-        "sla": (_max_by("pipeline_last_run_duration_seconds"), ">"),
-        "staleness": (
-            binop(call("time"), "-", _max_by("pipeline_last_update_timestamp_seconds")),
-            ">",
-        ),
-        "dependency": (
-            binop(_max_by("pipeline_dependency_up", "pipeline", "dependency"), "==", zero),
-            "*",
-        ),
+        "sla": (selector(LAST_RUN_DURATION), ">"),
+        "staleness": (selector(STALENESS), ">"),
+        "dependency": (binop(selector(DEPENDENCY_UP), "==", zero), "*"),
     }
 
 
@@ -236,10 +264,11 @@ def generate(spec: Spec, timing: Timing = PRODUCTION) -> list[RuleFile]:
     alerts: list[dict[str, Any]] = []
     for name, (signal, op) in signals().items():
         k = kind(name)
-        expr = joined(signal, op, k, bool(listed[name]))
+        floor = lowest_threshold(spec, name) if op == ">" else None
+        expr = joined(signal, op, k, bool(listed[name]), floor)
         alerts += alert_rules(k, expr, spec, for_overrides[name])
     alerts.append(exporter_down_rule(spec))
-    signals_ = signal_rules(timing.rate_window)
+    signals_ = signal_rules(timing.rate_window) + gauge_signal_rules()
     group = {"name": "pipemedic-pipelines", "rules": constants + markers + signals_ + alerts}
     files = [RuleFile("pipemedic-pipelines", [group])]
     slo = slo_file(spec)

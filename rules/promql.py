@@ -33,6 +33,7 @@ __all__ = [
     "check",
     "matrix",
     "number",
+    "parenthesized",
     "parse",
     "selector",
     "selectors_in",
@@ -145,6 +146,11 @@ def binop(
     right = _wrap(rhs, precedence + 1 if op != "^" else precedence)
     sep = "\n" if newline else " "
     return Expr(f"{left}{sep}{op}{modifier}{sep if newline else ' '}{right}", precedence)
+
+
+def parenthesized(expr: Expr) -> Expr:
+    """Return ``(expr)`` as an atom, where parentheses help the reader though PromQL needs none."""
+    return Expr(f"({expr.text})")
 
 
 def parse(text: str) -> promql_parser.Expr:
