@@ -178,7 +178,8 @@ def rule_class(rule: Mapping[str, Any]) -> str:
     """Name what a rule is for: a spec ``constant``, a recorded ``signal``, or an ``alert``."""
     if rule["type"] == "alerting":
         return "alerts"
-    return "constants" if str(rule["query"]).startswith("vector(") else "signals"
+    name = str(rule["name"])
+    return "constants" if name.endswith((":spec", ":default")) else "signals"
 
 
 def breakdown(prom: PrometheusServer) -> dict[str, float]:

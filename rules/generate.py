@@ -14,7 +14,9 @@ alert sees this cycle's constants and signals):
 5. Alerts: ``signal <op> on(pipeline) group_left(...) spec`` for listed
    pipelines, ``or on(pipeline)`` the same against the default for every
    other pipeline, so a pipeline absent from the spec is covered by the
-   defaults. Alerts per kind = 1 + distinct overridden ``for`` values.
+   defaults. Alerts per kind = 1 + distinct overridden ``for`` values; a kind
+   with several such rules records its condition once
+   (``pipeline:<kind>_alert:condition``) and its rules read that.
 
 Burn-rate alerts for pipelines with an ``slo`` live in ``pipemedic-slo``
 (:mod:`rules.slo`).
@@ -42,7 +44,15 @@ from typing import Any
 from rules.alerts import JOIN_LABELS, AlertKind, for_seconds, kind, params_for
 from rules.durations import format_duration, parse_duration
 from rules.promql import Expr, agg, binop, call, matrix, number, parenthesized, selector
-from rules.rulefile import RuleFile, alert_rule, alert_rules, constant, for_constants, record
+from rules.rulefile import (
+    RuleFile,
+    alert_rule,
+    alert_rules,
+    constant,
+    constants,
+    for_constants,
+    record,
+)
 from rules.slo import slo_file
 from rules.spec import Spec
 
@@ -52,6 +62,7 @@ __all__ = [
     "PRODUCTION",
     "PUSHGATEWAY_JOB",
     "Timing",
+    "condition_metric",
     "default_metric",
     "gauge_signal_rules",
     "generate",
@@ -102,6 +113,11 @@ def default_metric(k: AlertKind) -> str:
     return f"pipemedic:{k.param}:default"
 
 
+def condition_metric(k: AlertKind) -> str:
+    """Return the recorded condition of a kind whose alert is split by ``for``."""
+    return f"pipeline:{k.kind}_alert:condition"
+
+
 def param_constants(
     spec: Spec, kinds: Iterable[str]
 ) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
@@ -116,13 +132,13 @@ def param_constants(
         base = params_for(spec.defaults, name)
         rules.append(constant(default_metric(k), base.value, base.labels()))
         listed[name] = []
+        rows: list[tuple[dict[str, str], float]] = []
         for pipeline, p in spec.pipelines.items():
             mine = params_for(p, name)
             if mine != base:
                 listed[name].append(pipeline)
-                rules.append(
-                    constant(spec_metric(k), mine.value, {"pipeline": pipeline, **mine.labels()})
-                )
+                rows.append(({"pipeline": pipeline, **mine.labels()}, mine.value))
+        rules += constants(spec_metric(k), rows)
     return rules, listed
 
 
@@ -262,14 +278,22 @@ def generate(spec: Spec, timing: Timing = PRODUCTION) -> list[RuleFile]:
     constants, listed = param_constants(spec, PIPELINE_KINDS)
     markers, for_overrides = for_constants(spec, PIPELINE_KINDS)
     alerts: list[dict[str, Any]] = []
+    conditions: list[dict[str, Any]] = []
     for name, (signal, op) in signals().items():
         k = kind(name)
         floor = lowest_threshold(spec, name) if op == ">" else None
         expr = joined(signal, op, k, bool(listed[name]), floor)
+        if for_overrides[name]:
+            # several rules (one per `for`) share the condition: evaluate it once
+            conditions.append(record(condition_metric(k), expr))
+            expr = selector(condition_metric(k))
         alerts += alert_rules(k, expr, spec, for_overrides[name])
     alerts.append(exporter_down_rule(spec))
     signals_ = signal_rules(timing.rate_window) + gauge_signal_rules()
-    group = {"name": "pipemedic-pipelines", "rules": constants + markers + signals_ + alerts}
+    group = {
+        "name": "pipemedic-pipelines",
+        "rules": constants + markers + signals_ + conditions + alerts,
+    }
     files = [RuleFile("pipemedic-pipelines", [group])]
     slo = slo_file(spec)
     if slo is not None:
