@@ -52,7 +52,7 @@ def parse_time(text: str | None) -> datetime | None:
     # Go writes up to nanoseconds; Python takes microseconds.
     head, _, tail = text.partition(".")
     if tail:
-        digits = "".join(ch for ch in tail if ch.isdigit())
+        digits = tail[: len(tail) - len(tail.lstrip("0123456789"))]
         zone = tail[len(digits) :]
         text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))

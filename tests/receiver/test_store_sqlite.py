@@ -208,8 +208,8 @@ def test_fast_alert_times_match_parse_time() -> None:
         assert got == expected, text
         if isinstance(got, datetime):
             assert got.tzinfo is UTC and starts_key_of(got) == format_time(got)
-    # parse_time (models.py) reads the offset's digits as fraction digits here; the
-    # intake's parser does not
-    assert fast_time("2026-01-01T12:00:00.999999999+02:00") == datetime(
-        2026, 1, 1, 10, 0, 0, 999999, tzinfo=UTC
-    )
+    # nanoseconds with a non-UTC offset: the offset's digits are not fraction digits
+    nanos_with_offset = "2026-01-01T12:00:00.999999999+02:00"
+    expected_time = datetime(2026, 1, 1, 10, 0, 0, 999999, tzinfo=UTC)
+    assert fast_time(nanos_with_offset) == expected_time
+    assert parse_time(nanos_with_offset) == expected_time
