@@ -44,15 +44,7 @@ from typing import Any
 from rules.alerts import JOIN_LABELS, AlertKind, for_seconds, kind, params_for
 from rules.durations import format_duration, parse_duration
 from rules.promql import Expr, agg, binop, call, matrix, number, parenthesized, selector
-from rules.rulefile import (
-    RuleFile,
-    alert_rule,
-    alert_rules,
-    constant,
-    constants,
-    for_constants,
-    record,
-)
+from rules.rulefile import RuleFile, alert_rule, alert_rules, constant, for_constants, record
 from rules.slo import slo_file
 from rules.spec import Spec
 
@@ -132,13 +124,13 @@ def param_constants(
         base = params_for(spec.defaults, name)
         rules.append(constant(default_metric(k), base.value, base.labels()))
         listed[name] = []
-        rows: list[tuple[dict[str, str], float]] = []
         for pipeline, p in spec.pipelines.items():
             mine = params_for(p, name)
             if mine != base:
                 listed[name].append(pipeline)
-                rows.append(({"pipeline": pipeline, **mine.labels()}, mine.value))
-        rules += constants(spec_metric(k), rows)
+                rules.append(
+                    constant(spec_metric(k), mine.value, {"pipeline": pipeline, **mine.labels()})
+                )
     return rules, listed
 
 

@@ -37,7 +37,6 @@ __all__ = [
     "parse",
     "selector",
     "selectors_in",
-    "set_union",
 ]
 
 # Binary operator precedence, lowest first (Prometheus' parser/lex.go).
@@ -147,12 +146,6 @@ def binop(
     right = _wrap(rhs, precedence + 1 if op != "^" else precedence)
     sep = "\n" if newline else " "
     return Expr(f"{left}{sep}{op}{modifier}{sep if newline else ' '}{right}", precedence)
-
-
-def set_union(terms: Iterable[Expr]) -> Expr:
-    """Return ``a or b or ...`` one term a line, for long lists of series SREs read."""
-    texts = [_wrap(t, _PRECEDENCE["or"] + 1) for t in terms]
-    return Expr("\nor ".join(texts), _PRECEDENCE["or"])
 
 
 def parenthesized(expr: Expr) -> Expr:

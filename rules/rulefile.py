@@ -1,10 +1,7 @@
 """Building blocks shared by the generated groups: rule files, constants, partitioned alerts.
 
 Per-pipeline settings become constant recording rules (``vector(x)`` with a
-``pipeline`` label); an alert is one rule shared by all pipelines. Pipelines
-whose constants of one metric carry the same other labels share a rule
-(:func:`constants`): one ``label_replace(vector(x), "pipeline", ...)`` line
-each, so a large spec costs Prometheus a few rules, not one per pipeline. Only
+``pipeline`` label); an alert is one rule shared by all pipelines. Only
 ``for`` cannot be data in Prometheus, so :func:`alert_rules` emits one rule
 per distinct ``for`` value, selecting its pipelines through the
 ``pipeline:alert_for:spec`` markers of :func:`for_constants`.
@@ -18,18 +15,16 @@ from typing import Any
 
 from rules.alerts import AlertKind, for_seconds
 from rules.durations import format_duration, parse_duration
-from rules.promql import Expr, binop, call, check, number, selector, set_union
+from rules.promql import Expr, binop, call, check, number, selector
 from rules.spec import PipelineSpec, Spec
 
 __all__ = [
     "FOR_LABEL",
     "FOR_MARKER",
-    "MAX_MERGED",
     "RuleFile",
     "alert_rule",
     "alert_rules",
     "constant",
-    "constants",
     "for_constants",
     "record",
 ]
@@ -38,8 +33,6 @@ FOR_MARKER = "pipeline:alert_for:spec"
 # Static label of the rules of pipelines whose ``for`` differs from the defaults.
 FOR_LABEL = "for_override"
 _BY = ("pipeline",)
-# Pipelines per merged constant rule; an `or` chain costs the square of its length.
-MAX_MERGED = 100
 
 
 @dataclass
@@ -67,42 +60,13 @@ def constant(name: str, value: float, labels: dict[str, str]) -> dict[str, Any]:
     return record(name, call("vector", number(value)), labels)
 
 
-def constants(name: str, rows: Iterable[tuple[dict[str, str], float]]) -> list[dict[str, Any]]:
-    """Return the rules recording per-pipeline constants of one metric, in few rules.
-
-    ``rows`` are (labels with ``pipeline``, value). Rows whose labels agree
-    apart from ``pipeline`` share a rule of at most MAX_MERGED pipelines; a
-    row alone keeps the plain ``vector(value)`` form. Order follows ``rows``.
-    """
-    shared: dict[tuple[tuple[str, str], ...], list[tuple[str, float]]] = {}
-    for labels, value in rows:
-        rest = tuple((k, v) for k, v in labels.items() if k != "pipeline")
-        shared.setdefault(rest, []).append((labels["pipeline"], value))
-    rules: list[dict[str, Any]] = []
-    for rest, members in shared.items():
-        for start in range(0, len(members), MAX_MERGED):
-            chunk = members[start : start + MAX_MERGED]
-            if len(chunk) == 1:
-                rules.append(constant(name, chunk[0][1], {"pipeline": chunk[0][0], **dict(rest)}))
-                continue
-            for pipeline, _ in chunk:
-                if "$" in pipeline:  # the spec schema forbids it; label_replace would expand it
-                    raise ValueError(f"pipeline name {pipeline!r} cannot be a replacement")
-            terms = [
-                call("label_replace", call("vector", number(v)), "pipeline", p, "", "")
-                for p, v in chunk
-            ]
-            rules.append(record(name, set_union(terms), dict(rest)))
-    return rules
-
-
 def for_constants(
     spec: Spec,
     kinds: Iterable[str],
     applies: Callable[[PipelineSpec], bool] = lambda p: True,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, str]]]:
     """Return markers for pipelines whose ``for`` differs, and kind -> {pipeline: for}."""
-    rows: list[tuple[dict[str, str], float]] = []
+    rules: list[dict[str, Any]] = []
     overrides: dict[str, dict[str, str]] = {}
     for name in kinds:
         default_for = for_seconds(spec.defaults, name)
@@ -112,8 +76,9 @@ def for_constants(
             if mine != default_for and applies(p):
                 for_ = format_duration(mine)
                 overrides[name][pipeline] = for_
-                rows.append(({"pipeline": pipeline, "kind": name, "for": for_}, 1))
-    rules = constants(FOR_MARKER, rows)
+                rules.append(
+                    constant(FOR_MARKER, 1, {"pipeline": pipeline, "kind": name, "for": for_})
+                )
     return rules, overrides
 
 

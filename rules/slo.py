@@ -18,7 +18,7 @@ from typing import Any
 
 from rules.alerts import JOIN_LABELS, kind, params_for
 from rules.promql import Expr, binop, call, matrix, number, selector
-from rules.rulefile import RuleFile, alert_rules, constants, for_constants, record
+from rules.rulefile import RuleFile, alert_rules, constant, for_constants, record
 from rules.spec import PipelineSpec, Spec
 
 __all__ = ["BUDGET_METRIC", "BURN_WINDOWS", "SHORT_WINDOW", "TIER_KIND", "ratio_metric", "slo_file"]
@@ -112,14 +112,14 @@ def slo_file(spec: Spec) -> RuleFile | None:
     """Return the SLO rule file, or None when no pipeline declares an ``slo``."""
     if not any(_has_slo(p) for p in spec.pipelines.values()):
         return None
-    rows: list[tuple[dict[str, str], float]] = []
+    rules: list[dict[str, Any]] = []
     for tier, kind_name in TIER_KIND.items():
         for name, p in spec.pipelines.items():
             if p.slo is None or not getattr(p.slo, tier):
                 continue
             params = params_for(p, kind_name)
-            rows.append(({"pipeline": name, "tier": tier, **params.labels()}, params.value))
-    rules = constants(BUDGET_METRIC, rows)
+            labels = {"pipeline": name, "tier": tier, **params.labels()}
+            rules.append(constant(BUDGET_METRIC, params.value, labels))
     markers, for_overrides = for_constants(spec, TIER_KIND.values(), _has_slo)
     rules += markers + _ratio_rules()
     for tier, kind_name in TIER_KIND.items():
