@@ -2,7 +2,8 @@
 
 Public surface: :class:`RecoveryConfig`, :class:`Recoverer`,
 :class:`RecoveryResult`, :class:`RecoveryMetrics`, and the strategy table
-:data:`STRATEGIES`. See ``recoverer.py`` for the stages and timeline events.
+:data:`STRATEGIES`. See ``recoverer.py`` for the stages and timeline
+events, ``steps.py`` for one step (guard, ledger claim, action, verification).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from receiver.recovery.config import RecoveryConfig
 from receiver.recovery.guard import Blocked, Guard
 from receiver.recovery.metrics import RecoveryMetrics
-from receiver.recovery.recoverer import MANUAL, Record, Recoverer, RecoveryResult
+from receiver.recovery.recoverer import Recoverer
+from receiver.recovery.run import MANUAL, Record, RecoveryResult
 from receiver.recovery.strategies import STRATEGIES, StepPlan, Strategy
 from receiver.recovery.verify import Verification, Verifier, symptoms
 
