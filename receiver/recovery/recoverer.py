@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 import aiohttp
 from prometheus_client import CollectorRegistry
 
-from receiver.actions import Action, ActionConfigError, build_action
+from receiver.actions import ACTION_KINDS, Action, ActionConfigError, ActionFactory, build_action
 from receiver.models import ActionRecord, Alert, Diagnosis, Incident, utcnow
 from receiver.prometheus import PrometheusAPI
 from receiver.recovery.config import RecoveryConfig
@@ -45,7 +45,7 @@ from receiver.recovery.metrics import RecoveryMetrics
 from receiver.recovery.run import MANUAL, Record, RecoveryResult, Run, step_number
 from receiver.recovery.silencing import silenced
 from receiver.recovery.steps import StepRunner
-from receiver.recovery.strategies import STRATEGIES, StepPlan
+from receiver.recovery.strategies import STRATEGIES, StepPlan, Strategy
 from receiver.recovery.verify import Verifier
 from receiver.silences import Silences
 from receiver.store.base import ActionLedger
@@ -76,8 +76,12 @@ class Recoverer:
         worker_id: str = "local",
         metrics: RecoveryMetrics | None = None,
         rng: random.Random | None = None,
+        strategies: Mapping[str, Strategy] = STRATEGIES,
+        action_kinds: Mapping[str, ActionFactory] = ACTION_KINDS,
     ) -> None:
         self.config = config
+        self.strategies = strategies  # name -> strategy (built-ins plus plugins)
+        self.action_kinds = action_kinds
         self.ledger = ledger
         self.session = session
         self.clock = clock
@@ -137,7 +141,7 @@ class Recoverer:
         run.strategy = spec.strategy_for(d.cause)
         if run.strategy is None:
             return await run.escalate(f"no recovery strategy for cause {d.cause!r}")
-        strategy = STRATEGIES.get(run.strategy)
+        strategy = self.strategies.get(run.strategy)
         if strategy is None:
             return await run.escalate(f"unknown recovery strategy {run.strategy!r}")
         where = f"pipelines.{spec.name}.actions.{run.strategy}"
@@ -148,7 +152,7 @@ class Recoverer:
                 f"{run.strategy} has no action configured ({where} is not set)"
             )
         try:
-            action, action_dry_run = build_action(action_config, where)
+            action, action_dry_run = build_action(action_config, where, self.action_kinds)
         except ActionConfigError as exc:
             return await run.escalate(f"action configuration unusable: {exc}")
         plan = strategy.plan(d, spec)
