@@ -10,7 +10,9 @@ Prometheus client, the worker tasks) is opened and closed in ``cleanup_ctx``,
 in that order and its reverse: on SIGTERM the workers drain first, then the
 session and the store close. Diagnosis, recovery, the firing check and the
 post-mortem renderer can be replaced through keyword arguments (tests use
-this seam instead of patching).
+this seam instead of patching). Installed plugins (``receiver.plugins``) are
+loaded here, once, and their tables passed down to diagnosis and recovery; a
+broken plugin, or a spec naming one that is not installed, stops start-up.
 
 Example::
 
@@ -20,7 +22,7 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -29,12 +31,14 @@ from prometheus_client import CollectorRegistry
 
 from receiver.auth import Authenticator
 from receiver.config import ReceiverConfig
+from receiver.diagnosis import HANDLERS, Handler
 from receiver.diagnosis import diagnose as prometheus_diagnose
 from receiver.incidents import Lifecycle, RenderPostmortem
 from receiver.intake import Intake
 from receiver.keys import CONFIG, HTTP_SESSION, INTAKE, METRICS, SPEC, STORE, WORKER
 from receiver.metrics import ReceiverMetrics, metrics_handler
 from receiver.models import Alert, Diagnosis
+from receiver.plugins import Tables, check_spec, load_plugins
 from receiver.postmortem import render_postmortem
 from receiver.prometheus import PrometheusAPI, PrometheusError, selector
 from receiver.recovery import Recoverer
@@ -59,11 +63,12 @@ RecoverFactory = Callable[
 class PrometheusDiagnose:
     """The diagnosis stage on the real handlers (``receiver.diagnosis``)."""
 
-    def __init__(self, prom: PrometheusAPI) -> None:
+    def __init__(self, prom: PrometheusAPI, handlers: Mapping[str, Handler] = HANDLERS) -> None:
         self.prom = prom
+        self.handlers = handlers
 
     async def __call__(self, alert: Alert, spec: PipelineSpec) -> Diagnosis:
-        return await prometheus_diagnose(alert, spec, self.prom)
+        return await prometheus_diagnose(alert, spec, self.prom, handlers=self.handlers)
 
 
 class PrometheusFiringCheck:
@@ -82,25 +87,31 @@ class PrometheusFiringCheck:
             return None
 
 
-def default_recover(
-    config: ReceiverConfig,
-    store: Store,
-    prom: PrometheusAPI,
-    session: aiohttp.ClientSession,
-    worker_id: str,
-    registry: CollectorRegistry,
-) -> Recover:
-    """Build the guarded ``Recoverer`` on the shared store (its action ledger)."""
-    recoverer = Recoverer(
-        config.recovery,
-        store,
-        prom,
-        session,
-        worker_id=worker_id,
-        metrics=RecoveryMetrics(registry),
-    )
-    recover: Recover = recoverer.recover
-    return recover
+def recover_with(tables: Tables) -> RecoverFactory:
+    """Return the factory of the guarded ``Recoverer`` using ``tables``' strategies and actions."""
+
+    def build(
+        config: ReceiverConfig,
+        store: Store,
+        prom: PrometheusAPI,
+        session: aiohttp.ClientSession,
+        worker_id: str,
+        registry: CollectorRegistry,
+    ) -> Recover:
+        recoverer = Recoverer(
+            config.recovery,
+            store,  # the shared store is the action ledger
+            prom,
+            session,
+            worker_id=worker_id,
+            metrics=RecoveryMetrics(registry),
+            strategies=tables.strategies,
+            action_kinds=tables.actions,
+        )
+        recover: Recover = recoverer.recover
+        return recover
+
+    return build
 
 
 def create_app(
@@ -113,14 +124,21 @@ def create_app(
     postmortem: RenderPostmortem | None = render_postmortem,
     worker_id: str | None = None,
     drain_seconds: float = 30.0,
+    plugins: Tables | None = None,
 ) -> web.Application:
-    """Return the receiver app for ``config``; nothing is opened until it starts."""
+    """Return the receiver app for ``config``; nothing is opened until it starts.
+
+    ``plugins``: the extension tables; by default the installed entry points
+    are loaded now (``PluginError`` for a broken one).
+    """
     app = web.Application(client_max_size=config.body_limit_bytes)
     metrics = ReceiverMetrics()
     app[CONFIG] = config
     app[METRICS] = metrics
     app[SPEC] = spec if spec is not None else load_spec(config.spec_path)
-    recover_factory: RecoverFactory | None = default_recover if recover is _UNSET else recover
+    tables = plugins if plugins is not None else load_plugins()
+    check_spec(app[SPEC], tables)
+    recover_factory: RecoverFactory | None = recover_with(tables) if recover is _UNSET else recover
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = await open_store(config.store_url, on_commit=metrics.observe_commit)
@@ -154,7 +172,7 @@ def create_app(
         pool = WorkerPool(
             store,
             lifecycle,
-            diagnose=diagnose or PrometheusDiagnose(prom),
+            diagnose=diagnose or PrometheusDiagnose(prom, tables.handlers),
             recover=None,
             firing=firing or PrometheusFiringCheck(prom),
             concurrency=config.worker_concurrency,

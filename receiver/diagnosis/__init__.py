@@ -8,7 +8,10 @@ only then is the cause ``unknown``. Prometheus unreachable is ``unknown`` with
 the error text, never a guess.
 
 Adding a handler is one async function ``(probe) -> Finding | None`` in its
-own module and one line in :data:`HANDLERS`.
+own module and one line in :data:`HANDLERS`. Third-party handlers are entry
+points in the group ``pipemedic.diagnosis_handlers`` named by category;
+``receiver.plugins`` merges them into a copy of the table that the app
+passes in as ``handlers``.
 
 Example::
 
@@ -20,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Final
 
 from receiver.diagnosis.data_integrity import check_data_integrity
@@ -68,11 +72,11 @@ ALERT_HANDLERS: Final[dict[str, str]] = {
 FALLBACK = "dominant_error_reason"
 
 
-def handler_for(alert: Alert) -> Handler | None:
+def handler_for(alert: Alert, handlers: Mapping[str, Handler] = HANDLERS) -> Handler | None:
     """Return the first handler for an alert: by category, else by alert name."""
-    handler = HANDLERS.get(alert.category)
+    handler = handlers.get(alert.category)
     if handler is None:
-        handler = HANDLERS.get(ALERT_HANDLERS.get(alert.name, ""))
+        handler = handlers.get(ALERT_HANDLERS.get(alert.name, ""))
     return handler
 
 
@@ -81,13 +85,19 @@ def _name(handler: Handler | None) -> str:
 
 
 async def diagnose(
-    alert: Alert, spec: PipelineSpec, prom: PrometheusAPI, *, window: str = "15m"
+    alert: Alert,
+    spec: PipelineSpec,
+    prom: PrometheusAPI,
+    *,
+    window: str = "15m",
+    handlers: Mapping[str, Handler] = HANDLERS,
 ) -> Diagnosis:
     """Diagnose an alert from Prometheus evidence; never raises.
 
-    ``window`` is how far back error counts are looked at.
+    ``window`` is how far back error counts are looked at; ``handlers`` is
+    the category table (built-ins plus installed plugins).
     """
-    handler = handler_for(alert)
+    handler = handler_for(alert, handlers)
     name = _name(handler)
     if not alert.pipeline:
         return Diagnosis(

@@ -9,6 +9,9 @@ condition needs people), and it hands the action parameters it found in
 the diagnosis' evidence (e.g. the checkpoint's age).
 
 Adding one is a class with ``plan`` and one line in :data:`STRATEGIES`.
+Third-party strategies are entry points in the group
+``pipemedic.recovery_strategies``; ``receiver.plugins`` merges them into a
+copy of this table that the app hands the ``Recoverer``.
 """
 
 from __future__ import annotations
