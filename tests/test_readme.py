@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,19 @@ import yaml
 
 from exporters import parse_events
 from pipemedic.cli import build_parser
+from receiver.actions import HttpAction
 from receiver.config import parse_config
+from receiver.plugins import (
+    ACTIONS_GROUP,
+    HANDLERS_GROUP,
+    STRATEGIES_GROUP,
+    Tables,
+    builtin_tables,
+    check_spec,
+)
+from receiver.recovery.strategies import RetryWithBackoff
+from rules.errors import SpecError
+from rules.spec import parse_spec
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, flags=re.S)
@@ -74,3 +87,28 @@ def test_the_readme_python_examples_compile() -> None:
     for lang, body in BLOCKS:
         if lang == "python":
             compile(body, "README.md", "exec")
+
+
+def test_the_readme_plugin_example_is_what_the_receiver_loads() -> None:
+    (pyproject,) = [body for lang, body in BLOCKS if lang == "toml"]
+    groups = tomllib.loads(pyproject)["project"]["entry-points"]
+    assert set(groups) == {HANDLERS_GROUP, ACTIONS_GROUP, STRATEGIES_GROUP}
+    for names in groups.values():
+        for name, value in names.items():
+            assert re.fullmatch(r"[a-z][a-z0-9_]*", name), name
+            assert re.fullmatch(r"[a-z_][a-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*", value), value
+    (spec_yaml,) = [body for lang, body in BLOCKS if lang == "yaml" and "plugin:" in body]
+    spec = parse_spec(spec_yaml, "README.md")
+    builtin = builtin_tables()
+    installed = Tables(
+        handlers=builtin.handlers,
+        actions={**builtin.actions, **dict.fromkeys(groups[ACTIONS_GROUP], HttpAction)},
+        strategies={
+            **builtin.strategies,
+            **dict.fromkeys(groups[STRATEGIES_GROUP], RetryWithBackoff()),
+        },
+    )
+    check_spec(spec, installed)  # every name the spec uses is one the toml installs
+    missing = "pipelines.stream_clicks.recovery.consumer_lag: no strategy 'restart_consumer'"
+    with pytest.raises(SpecError, match=re.escape(missing)):
+        check_spec(spec, builtin)
