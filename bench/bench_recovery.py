@@ -45,6 +45,9 @@ class _MemoryLedger:
     async def begin_action(self, record: ActionRecord, lease_seconds: float) -> bool:
         return self.rows.setdefault((record.incident_id, record.step), record) is record
 
+    async def renew_action(self, record: ActionRecord, lease_seconds: float) -> bool:
+        return self.rows.get((record.incident_id, record.step)) == record
+
     async def end_action(self, record: ActionRecord) -> None:
         self.rows[(record.incident_id, record.step)] = record
 

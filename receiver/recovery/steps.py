@@ -5,15 +5,23 @@ in the shared ledger (waiting out short, transient blocks such as the rate
 limit); ``StepRunner.execute`` runs the claimed step's action, verifies
 through Prometheus that the condition cleared, and stores the outcome.
 The attempt loop around them is the recoverer's.
+
+While a step runs, its ledger lease is renewed every third of
+``recovery.lease_seconds`` (``ActionLedger.renew_action``), so an action plus
+its verification may take longer than one lease: only a worker that stopped
+renewing (it died) loses the step to another replica. A renewal that finds
+the step no longer its own is logged, and written to the timeline as
+``action_lease_lost`` once the action has ended.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import aiohttp
@@ -34,8 +42,15 @@ __all__ = ["StepRunner"]
 log = logging.getLogger(__name__)
 
 # After losing the claim of a step whose lease looked over (the store's clock may
-# lag the worker's), ask again this much later.
+# lag the worker's, or its worker is alive and renewing), ask again this much later.
 _RECLAIM_SECONDS = 1.0
+
+
+@dataclass
+class _Lease:
+    """What the renewal loop found out about a running step's claim."""
+
+    lost: bool = False
 
 
 class StepRunner:
@@ -63,6 +78,8 @@ class StepRunner:
         self.clock = clock
         self.sleep = sleep
         self.worker_id = worker_id
+        # real time on purpose: leases run on the store's clock, not the injected one
+        self.renew_every = config.lease_seconds / 3
 
     async def blocked(self, run: Run, blocked: Blocked) -> None:
         """Count and record that a guardrail said no."""
@@ -142,40 +159,45 @@ class StepRunner:
             labels=run.alert.labels,
             params=plan.params,
         )
-        started = time.perf_counter()
-        try:
-            outcome = await action.run(ctx)
-        except Exception as exc:  # an action must not leave its step "running"
-            log.exception("action %s raised", action.target)
-            outcome = ActionOutcome("failure", False, f"action raised {type(exc).__name__}: {exc}")
-        duration = time.perf_counter() - started
-        self.metrics.action_duration.labels(strategy=run.strategy, action=record.action).observe(
-            duration
-        )
-        self.metrics.actions.labels(strategy=run.strategy, outcome=outcome.outcome).inc()
-        await run.record(
-            "action_finished",
-            {
-                "step": record.step,
-                "outcome": outcome.outcome,
-                "retryable": outcome.retryable,
-                "detail": truncate(outcome.detail, 1000),
-                "duration_seconds": round(duration, 3),
-            },
-        )
-        verification = None
-        if outcome.ok:
-            verification = await self.verifier.verify(run.diagnosis.cause, run.incident.pipeline)
-            result = "cleared" if verification.cleared else "not_cleared"
-            self.metrics.verifications.labels(result=result).inc()
+        async with self._leased(record) as lease:
+            started = time.perf_counter()
+            try:
+                outcome = await action.run(ctx)
+            except Exception as exc:  # an action must not leave its step "running"
+                log.exception("action %s raised", action.target)
+                why = f"action raised {type(exc).__name__}: {exc}"
+                outcome = ActionOutcome("failure", False, why)
+            duration = time.perf_counter() - started
+            self.metrics.action_duration.labels(
+                strategy=run.strategy, action=record.action
+            ).observe(duration)
+            self.metrics.actions.labels(strategy=run.strategy, outcome=outcome.outcome).inc()
             await run.record(
-                "verification",
+                "action_finished",
                 {
                     "step": record.step,
-                    "cleared": verification.cleared,
-                    "detail": verification.detail,
+                    "outcome": outcome.outcome,
+                    "retryable": outcome.retryable,
+                    "detail": truncate(outcome.detail, 1000),
+                    "duration_seconds": round(duration, 3),
                 },
             )
+            verification = None
+            if outcome.ok:
+                cause, pipeline = run.diagnosis.cause, run.incident.pipeline
+                verification = await self.verifier.verify(cause, pipeline)
+                result = "cleared" if verification.cleared else "not_cleared"
+                self.metrics.verifications.labels(result=result).inc()
+                await run.record(
+                    "verification",
+                    {
+                        "step": record.step,
+                        "cleared": verification.cleared,
+                        "detail": verification.detail,
+                    },
+                )
+        if lease.lost:  # recorded here, not by the renewal task: one writer per incident
+            await run.record("action_lease_lost", {"step": record.step, "worker": record.worker})
         final = replace(
             record,
             ended_at=self.clock(),
@@ -187,3 +209,33 @@ class StepRunner:
         await self.ledger.end_action(final)
         run.actions = (*run.actions, final)
         return outcome, verification
+
+    @contextlib.asynccontextmanager
+    async def _leased(self, record: ActionRecord) -> AsyncIterator[_Lease]:
+        """Renew ``record``'s ledger lease in the background while the block runs."""
+        lease = _Lease()
+        task = asyncio.create_task(self._renew(record, lease), name=f"lease-{record.step}")
+        try:
+            yield lease
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _renew(self, record: ActionRecord, lease: _Lease) -> None:
+        while True:
+            await asyncio.sleep(self.renew_every)
+            try:
+                held = await self.ledger.renew_action(record, self.config.lease_seconds)
+            except Exception as exc:  # store down: the next renewal tries again, say so
+                log.warning("cannot renew the lease of step %s: %s", record.step, exc)
+                continue
+            if not held:
+                log.warning(
+                    "lost the claim of step %s of incident %d while running it; "
+                    "another worker may have taken it over",
+                    record.step,
+                    record.incident_id,
+                )
+                lease.lost = True
+                return

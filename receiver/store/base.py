@@ -14,7 +14,8 @@ Three groups of methods:
   ``finish_event``;
 * incidents: one open incident per pipeline, with timeline and actions;
 * the action ledger (``ActionLedger``): the guardrails' shared state, and
-  exactly-once claims of recovery steps across replicas.
+  exactly-once claims of recovery steps across replicas (``renew_action``
+  keeps a long step claimed).
 """
 
 from __future__ import annotations
@@ -44,6 +45,16 @@ class ActionLedger(Protocol):
         """Claim ``(incident_id, step)`` for ``record.worker``; False if already claimed.
 
         A claim whose lease ran out (its worker died) may be taken again.
+        """
+        ...
+
+    async def renew_action(self, record: ActionRecord, lease_seconds: float) -> bool:
+        """Extend ``record.worker``'s lease on its running step to ``lease_seconds`` from now.
+
+        The step's worker calls it while the action and its verification run,
+        so a step that outlives one lease is not taken over while its worker is
+        alive. False: the step is no longer running under this worker's claim
+        (taken over after a lapsed lease, or ended).
         """
         ...
 

@@ -3,7 +3,8 @@
 A step is one row keyed by (incident_id, step). The first ``begin_action``
 inserts it and wins; every later one loses, unless the row is still
 ``running`` and its lease ran out on the database's clock (the worker died
-mid-action), in which case the caller takes it over. The caller (the
+mid-action), in which case the caller takes it over. A living worker keeps
+its lease with ``renew_action`` while the step runs. The caller (the
 recoverer) writes the takeover to the incident's timeline as
 ``action_taken_over``, the same on every store, so it is written once.
 
@@ -31,6 +32,7 @@ __all__ = [
     "begin_action",
     "end_action",
     "json_text",
+    "renew_action",
 ]
 
 # Timeline event the recoverer writes when it takes over a step whose lease ran out.
@@ -112,6 +114,14 @@ async def begin_action(conn: Any, record: ActionRecord, lease_seconds: float) ->
         lease,
     )
     return True
+
+
+async def renew_action(conn: Any, record: ActionRecord, lease_seconds: float) -> bool:
+    """Extend ``record.worker``'s lease on its running step (database clock); False if lost."""
+    found = await conn.fetchval(
+        sql.RENEW_ACTION, record.incident_id, record.step, record.worker, float(lease_seconds)
+    )
+    return bool(found)
 
 
 async def end_action(conn: Any, record: ActionRecord) -> None:

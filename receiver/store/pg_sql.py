@@ -151,6 +151,12 @@ SET pipeline = $3, strategy = $4, action = $5, target = $6, started_at = $7,
     lease_until = clock_timestamp() + make_interval(secs => $11)
 WHERE incident_id = $1 AND step = $2
 """
+# Only the worker holding a running step's claim may extend its lease.
+RENEW_ACTION = """
+UPDATE actions SET lease_until = clock_timestamp() + make_interval(secs => $4)
+WHERE incident_id = $1 AND step = $2 AND worker = $3 AND outcome = 'running'
+RETURNING true
+"""
 # Only the worker holding the claim records its outcome.
 END_ACTION = """
 UPDATE actions

@@ -402,6 +402,10 @@ class PostgresStore:
         async with self._conn(transaction=True) as conn:
             return await pg_ledger.begin_action(conn, record, lease_seconds)
 
+    async def renew_action(self, record: ActionRecord, lease_seconds: float) -> bool:
+        async with self._conn() as conn:
+            return await pg_ledger.renew_action(conn, record, lease_seconds)
+
     async def end_action(self, record: ActionRecord) -> None:
         async with self._conn(transaction=True) as conn:
             await pg_ledger.end_action(conn, record)

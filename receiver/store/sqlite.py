@@ -37,7 +37,6 @@ from receiver.models import (
     Notification,
 )
 from receiver.store.base import StoreError
-from receiver.store.batching import Batcher
 from receiver.store.codec import (
     action_from_doc,
     alert_from_doc,
@@ -47,7 +46,7 @@ from receiver.store.codec import (
     incident_to_doc,
 )
 from receiver.store.groupcommit import CommitObserver, GroupCommitWriter
-from receiver.store.sqlite_ingest import EventRows, event_rows, insert_batch
+from receiver.store.sqlite_ingest import event_rows, insert_batch
 
 __all__ = ["SqliteStore"]
 
@@ -123,6 +122,12 @@ ON CONFLICT (incident_id, step) DO UPDATE SET
 WHERE actions.outcome = 'running' AND actions.lease_until < ?
 """
 
+# Only the worker holding a running step's claim may extend its lease.
+_RENEW_ACTION = """
+UPDATE actions SET lease_until = ?
+WHERE incident_id = ? AND step = ? AND worker = ? AND outcome = 'running'
+"""
+
 
 def _connect(path: str, busy_timeout_ms: int, synchronous: str) -> Callable[[], sqlite3.Connection]:
     def connect() -> sqlite3.Connection:
@@ -160,7 +165,6 @@ class SqliteStore:
         )
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending = 0
-        self._ingests: Batcher[EventRows, IngestResult] = Batcher(self._flush_ingests)
 
     @classmethod
     async def open(cls, path: str | Path, **kwargs: Any) -> SqliteStore:
@@ -179,7 +183,6 @@ class SqliteStore:
         self._writer.on_commit = observer
 
     async def close(self) -> None:
-        await self._ingests.close()
         await self._writer.stop()
 
     async def ping(self) -> None:
@@ -198,15 +201,11 @@ class SqliteStore:
     async def ingest(self, notification: Notification) -> IngestResult:
         if not notification.alerts:
             return IngestResult(accepted=0, duplicates=0)
-        return await self._ingests.submit(event_rows(notification, self._clock()))
-
-    async def _flush_ingests(self, batch: list[EventRows]) -> list[IngestResult]:
-        """Insert a batch of concurrent ingests in one job (``sqlite_ingest``)."""
-        results = await self._writer.submit(
-            lambda conn: insert_batch(conn, batch), weight=len(batch)
-        )
-        self._pending += sum(r.accepted for r in results)
-        return results
+        # concurrent ingests are merged into one statement by the writer (sqlite_ingest)
+        rows = event_rows(notification, self._clock())
+        result: IngestResult = await self._writer.submit_item(insert_batch, rows)
+        self._pending += result.accepted
+        return result
 
     async def claim_events(self, worker: str, limit: int, lease_seconds: float) -> list[AlertEvent]:
         now = self._clock()
@@ -390,6 +389,19 @@ class SqliteStore:
             return conn.execute(_BEGIN_ACTION, params).rowcount == 1
 
         return await self._writer.submit(claim)
+
+    async def renew_action(self, record: ActionRecord, lease_seconds: float) -> bool:
+        params = (
+            self._clock() + lease_seconds,
+            record.incident_id,
+            record.step,
+            record.worker,
+        )
+
+        def renew(conn: sqlite3.Connection) -> bool:
+            return conn.execute(_RENEW_ACTION, params).rowcount == 1
+
+        return await self._writer.submit(renew)
 
     async def end_action(self, record: ActionRecord) -> None:
         params = (record.outcome, dumps(record.to_json()), record.incident_id, record.step)

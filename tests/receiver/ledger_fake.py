@@ -2,8 +2,9 @@
 
 Same rules as ``receiver.store.base.ActionLedger``: ``(incident_id, step)`` is
 claimed once; a claim whose lease ran out (still ``running``) may be taken
-again; ``end_action`` of a step never begun is an error; ``actions_since``
-returns oldest first.
+again; ``renew_action`` extends a running step's lease for its own worker;
+``end_action`` of a step never begun is an error; ``actions_since`` returns
+oldest first.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ class InMemoryLedger:
                 return False
         self.rows[key] = (record, now + timedelta(seconds=lease_seconds))
         self.claims += 1
+        return True
+
+    async def renew_action(self, record: ActionRecord, lease_seconds: float) -> bool:
+        key = (record.incident_id, record.step)
+        found = self.rows.get(key)
+        if found is None or found[0].outcome != "running" or found[0].worker != record.worker:
+            return False
+        self.rows[key] = (found[0], self.clock() + timedelta(seconds=lease_seconds))
         return True
 
     async def end_action(self, record: ActionRecord) -> None:

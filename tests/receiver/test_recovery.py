@@ -7,6 +7,8 @@ the verification reads the cleared (or not) condition back from Prometheus.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -27,6 +29,7 @@ from receiver.diagnosis import diagnose, queries
 from receiver.models import Alert, Incident
 from receiver.prometheus import PrometheusAPI
 from receiver.recovery import Recoverer, RecoveryConfig, RecoveryMetrics, RecoveryResult
+from receiver.store.sqlite import SqliteStore
 from rules.spec import Spec, parse_spec
 
 FAST = RecoveryConfig(
@@ -421,3 +424,83 @@ pipelines:
     assert f"POST http://127.0.0.1:{server.port}/retry" in action.detail
     assert timeline.names() == ["strategy", "dry_run"]
     assert count(registry, "retry_with_backoff", "dry_run") == 1
+
+
+class HeldTarget:
+    """An endpoint whose first call is held until ``release``; later calls answer at once."""
+
+    def __init__(self, on_release: Callable[[], None]) -> None:
+        self.calls = 0
+        self.arrived = asyncio.Event()
+        self.release = asyncio.Event()
+        self.on_release = on_release
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.calls += 1
+        if self.calls == 1:
+            self.arrived.set()
+            await self.release.wait()
+            self.on_release()
+        return web.json_response({"ok": True})
+
+
+async def test_a_step_outliving_its_lease_is_not_taken_over_while_its_worker_lives(
+    exporter: EvidenceExporter,
+    prom: PrometheusAPI,
+    session: aiohttp.ClientSession,
+    aiohttp_server: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    target = HeldTarget(on_release=lambda: exporter.fix("r_long"))
+    app = web.Application()
+    app.router.add_post("/retry", target.handle)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    spec = parse_spec(
+        f"""
+pipelines:
+  r_long:
+    actions:
+      retry_with_backoff: {{http: {{url: "http://127.0.0.1:{server.port}/retry", timeout: 60s}}}}
+"""
+    )
+    await break_pipeline(exporter, prom, "r_long", "connectivity", "timeout")
+    pipeline = spec.pipeline("r_long")
+    alert = firing("r_long", "connectivity")
+    diagnosis = await diagnose(alert, pipeline, prom)
+    lease = 0.6
+    config = dataclasses.replace(FAST, lease_seconds=lease)
+    store = await SqliteStore.open(tmp_path / "receiver.db")
+    try:
+        inc = await store.create_incident(incident("r_long"))
+        owner = Recoverer(config, store, prom, session, worker_id="owner")
+        other = Recoverer(config, store, prom, session, worker_id="other")
+        owner_timeline, other_timeline = Timeline(), Timeline()
+        owning = asyncio.create_task(
+            owner.recover(inc, alert, diagnosis, pipeline, owner_timeline, always_firing)
+        )
+        await asyncio.wait_for(target.arrived.wait(), 30)  # the owner's action is in flight
+        # Another replica tries the incident again and again across several leases.
+        tries: list[RecoveryResult] = []
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 4 * lease
+        while loop.time() < end:
+            tries.append(
+                await other.recover(inc, alert, diagnosis, pipeline, other_timeline, always_firing)
+            )
+            await asyncio.sleep(0.1)
+        target.release.set()
+        result = await asyncio.wait_for(owning, 60)
+        rows = await store.actions_since(inc.opened_at)
+    finally:
+        target.release.set()
+        await store.close()
+
+    assert target.calls == 1  # the step ran once, by its owner
+    assert len(tries) >= 4 and {t.outcome for t in tries} == {"skipped"}
+    assert "action_taken_over" not in other_timeline.names()
+    assert "action_started" not in other_timeline.names()
+    assert "action_lease_lost" not in owner_timeline.names()
+    assert result.outcome == "recovered", result.reason
+    assert [(r.step, r.worker, r.outcome) for r in rows] == [
+        ("retry_with_backoff#1", "owner", "success")
+    ]

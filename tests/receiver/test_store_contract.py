@@ -379,6 +379,34 @@ async def test_a_running_step_whose_lease_ran_out_is_taken_over(store: Store) ->
     assert got.actions == [done]
 
 
+async def test_a_renewed_step_lease_keeps_the_step_from_other_workers(store: Store) -> None:
+    inc = await store.create_incident(incident())
+    step = action(inc.id, "scale_resources#1", worker="owner")
+    assert await store.begin_action(step, lease_seconds=0.05)
+    assert await store.renew_action(step, lease_seconds=60) is True
+    intruder = dataclasses.replace(step, worker="intruder", started_at=at(30))
+    assert await store.renew_action(intruder, lease_seconds=60) is False  # not its claim
+    assert await store.renew_action(action(inc.id, "nope#1"), lease_seconds=60) is False
+    await asyncio.sleep(0.2)  # the first lease would have run out by now
+    assert await store.begin_action(intruder, lease_seconds=60) is False
+
+    # Once the owner stops renewing, the lease lapses and the step can be taken over.
+    assert await store.renew_action(step, lease_seconds=0.05) is True
+
+    async def taken() -> bool:
+        return await store.begin_action(intruder, lease_seconds=60)
+
+    await until(taken)
+    assert await store.renew_action(step, lease_seconds=60) is False  # the old owner lost it
+    assert await store.renew_action(intruder, lease_seconds=60) is True
+    done = dataclasses.replace(intruder, outcome="success", ended_at=at(40), verified=True)
+    await store.end_action(done)
+    assert await store.renew_action(done, lease_seconds=60) is False  # ended: nothing to renew
+    got = await store.get_incident(inc.id)
+    assert got is not None
+    assert got.actions == [done]
+
+
 async def test_ending_a_step_that_was_never_begun_is_an_error(store: Store) -> None:
     inc = await store.create_incident(incident())
     with pytest.raises(StoreError, match="never begun"):
