@@ -37,6 +37,7 @@ from receiver.models import (
     utcnow,
 )
 from receiver.store.base import Store
+from receiver.timeline import merge_timelines
 from rules.severity import SEVS, sev_for, sev_rank
 from rules.spec import Spec
 
@@ -365,12 +366,16 @@ class Lifecycle:
         """Render the post-mortem draft (ledger actions attached) and save the incident.
 
         One save covers the state change and the draft, so no reader sees a
-        resolved or escalated incident without its post-mortem.
+        resolved or escalated incident without its post-mortem. The draft is
+        written from the incident as stored plus this copy's new entries:
+        another replica, or the store itself (PostgreSQL's ``work_taken_over``),
+        may have added timeline entries since this copy was read.
         """
         if self.render_postmortem is not None:
             fresh = await self.store.get_incident(incident.id)
-            if fresh is not None:
+            if fresh is not None:  # the store may know more than this copy
                 incident.actions = fresh.actions
+                incident.timeline = merge_timelines(incident.timeline, fresh.timeline)
             incident.postmortem = self.render_postmortem(incident, self.spec)
         await self.store.save_incident(incident)
 

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from core_helpers import T0, FakeDiagnose, FakeFiring, FakeRecover, alert_doc, later
+from core_helpers import (
+    T0,
+    FakeDiagnose,
+    FakeFiring,
+    FakeRecover,
+    alert_doc,
+    later,
+    notification_doc,
+)
 
 from receiver.incidents import IllegalTransition, Lifecycle, alert_sev
 from receiver.metrics import ReceiverMetrics
-from receiver.models import Alert, AlertEvent, Incident
+from receiver.models import Alert, AlertEvent, Incident, Notification, TimelineEntry
+from receiver.postmortem import render_postmortem
 from receiver.prometheus import PrometheusAPI
 from receiver.recovery import Recoverer, RecoveryConfig
+from receiver.store import Store, open_store
+from receiver.store.postgres import PostgresStore
 from receiver.store.sqlite import SqliteStore
 from receiver.worker import WorkerPool
 from rules.spec import Spec, parse_spec
@@ -260,3 +272,59 @@ async def test_an_escalation_is_one_timeline_entry_carrying_the_reason(
         assert entry.detail["strategy"] is None  # the recoverer's detail rides along
         assert events(inc).index("recovery_finished") < events(inc).index("escalated")
     assert w.rendered == [inc.id]  # drafted once, from the state with that one entry
+
+
+# the post-mortem reads the incident as stored ----------------------------------------
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        opened = await open_store(f"sqlite:///{tmp_path / 'incidents.db'}")
+    else:
+        opened = await open_store(request.getfixturevalue("postgres_server")())
+    yield opened
+    await opened.close()
+
+
+async def test_the_postmortem_includes_entries_stored_after_the_incident_was_read(
+    any_store: Store,
+) -> None:
+    spec = parse_spec(SPEC_YAML, "spec.yml")
+    lifecycle = Lifecycle(any_store, spec, render_postmortem=render_postmortem)
+    first = Alert.from_json(alert_doc("etl_orders", fingerprint="f1"))
+    held = (await lifecycle.correlate(AlertEvent(id=1, alert=first, received_at=later(5)))).incident
+    assert held is not None  # this worker's copy, read before the entries below were stored
+
+    # Another worker notes an abandoned event on the stored incident meanwhile.
+    other = await any_store.get_incident(held.id)
+    assert other is not None
+    other.timeline.append(TimelineEntry(later(20), "event_abandoned", {"event_id": 7}))
+    await any_store.save_incident(other)
+    expected = ["event_abandoned"]
+    if isinstance(any_store, PostgresStore):
+        # ... and a dead replica's event is retaken: PostgreSQL writes that itself.
+        second = alert_doc("etl_orders", name="PipelineDataStale", fingerprint="f2")
+        await any_store.ingest(Notification.from_json(notification_doc(second)))
+        assert await any_store.claim_events("dead-replica", 10, lease_seconds=0.05)
+
+        async def retaken() -> bool:
+            return bool(await any_store.claim_events("survivor", 10, lease_seconds=60))
+
+        await until(retaken)
+        expected.append("work_taken_over")
+
+    await lifecycle.escalate(held, "requires manual intervention: test")
+    got = await any_store.get_incident(held.id)
+    assert got is not None and got.state == "escalated" and got.postmortem
+    for event in expected:
+        assert f"`{event}`" in got.postmortem, got.postmortem
+        assert events(got).count(event) == 1, events(got)  # kept once, not doubled
+    assert events(got).count("escalated") == 1
+
+
+async def until(predicate: Callable[[], Awaitable[bool]], deadline: float = 30.0) -> None:
+    """Poll ``predicate`` until true; fail after a generous deadline (no timed assertions)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while not await predicate():
+        assert loop.time() < end, "condition not reached before the deadline"
+        await asyncio.sleep(0.05)
