@@ -324,12 +324,24 @@ def test_a_broken_plugin_stops_the_receiver_before_it_serves(site: Path, tmp_pat
     with pytest.raises(PluginError, match=r"'restart' = 'acme_plugin_\d+:Touch'"):
         create_app(config(tmp_path))
 
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    # importing the receiver registers nothing and loads no plugin: it cannot fail here
+    imported = subprocess.run(
+        [sys.executable, "-c", "import receiver.app, receiver.plugins, receiver.cli"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
+
     receiver_yml = tmp_path / "receiver.yml"
     receiver_yml.write_text(f"store: sqlite:///{tmp_path / 'cli.db'}\n")
     argv = ["receiver", "--listen", f"127.0.0.1:{free_port()}", "--config", str(receiver_yml)]
     done = subprocess.run(
         [sys.executable, "-m", "pipemedic", *argv],
-        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
