@@ -15,7 +15,10 @@ machine hits both alike. Each completed evaluation cycle is one sample; the
 result is the median per layout, its spread (min..max), and the ratio of the
 medians next to the range of the ratios of samples taken at the same moment.
 Where our layout's time goes (spec constants, signals, alerts) comes from
-``/api/v1/rules`` of the generated layout's Prometheus.
+``/api/v1/rules`` of the generated layout's Prometheus. As a cross-check less
+sensitive to other work on the machine, it also reports each server's process
+CPU beyond what a third Prometheus, scraping the same series with no rules,
+spends.
 
 The series come from a loopback HTTP server rendering a prepared exposition
 (counters advance each scrape, ~1% of pipelines are failing).
@@ -162,16 +165,27 @@ def _get(url: str) -> bytes:
     return body
 
 
-def group_metrics(prom: PrometheusServer) -> tuple[float, tuple[float, ...]]:
-    """Return the summed last evaluation time of all groups and their last evaluation stamps."""
-    total = 0.0
+@dataclass(frozen=True)
+class Reading:
+    """One look at a Prometheus' own metrics."""
+
+    total: float  # summed last evaluation time of all rule groups, seconds
+    stamps: tuple[float, ...]  # each group's last evaluation timestamp
+    cpu: float  # process_cpu_seconds_total
+
+
+def read_metrics(prom: PrometheusServer) -> Reading:
+    """Return the rule groups' last evaluation times and stamps, and the process CPU."""
+    total, cpu = 0.0, 0.0
     stamps: list[float] = []
     for line in _get(prom.url + "/metrics").decode().splitlines():
         if line.startswith("prometheus_rule_group_last_duration_seconds{"):
             total += float(line.rsplit(" ", 1)[1])
         elif line.startswith("prometheus_rule_group_last_evaluation_timestamp_seconds{"):
             stamps.append(float(line.rsplit(" ", 1)[1]))
-    return total, tuple(stamps)
+        elif line.startswith("process_cpu_seconds_total "):
+            cpu = float(line.rsplit(" ", 1)[1])
+    return Reading(total, tuple(stamps), cpu)
 
 
 def rule_class(rule: Mapping[str, Any]) -> str:
@@ -194,10 +208,11 @@ def breakdown(prom: PrometheusServer) -> dict[str, float]:
 
 @dataclass
 class Samples:
-    """One layout's evaluation-cycle samples (seconds), and where the time went."""
+    """One layout's evaluation-cycle samples (seconds), where the time went, and its CPU."""
 
     values: list[float] = field(default_factory=list)
     parts: list[dict[str, float]] = field(default_factory=list)
+    cpu_per_s: float = 0.0  # process CPU seconds per second of the sampling window
 
     def median(self) -> float:
         return statistics.median(self.values)
@@ -225,7 +240,8 @@ def measure_together(
     """Run one Prometheus per layout at once; sample each new evaluation cycle of every layout.
 
     Also returns the paired samples: every layout's latest cycle, taken whenever
-    all layouts have completed a new cycle since the previous pair.
+    all layouts have completed a new cycle since the previous pair. A layout
+    without rules only scrapes: its CPU is what scraping costs the others.
     """
     samples = {name: Samples() for name in layouts}
     pairs: list[dict[str, float]] = []
@@ -242,25 +258,31 @@ def measure_together(
             stack.enter_context(prom)
         print(f"servers ready in {time.monotonic() - started:.1f}s", flush=True)
         time.sleep(WARMUP_S)
-        seen = {name: group_metrics(p)[1] for name, p in proms.items()}
-        fresh = dict.fromkeys(layouts, False)
+        first = {name: read_metrics(p) for name, p in proms.items()}
+        window_start = time.monotonic()
+        seen = {name: r.stamps for name, r in first.items()}
+        ruled = [name for name, r in first.items() if r.stamps]
+        fresh = dict.fromkeys(ruled, False)
         latest: dict[str, float] = {}
-        end = time.monotonic() + SAMPLE_S
+        end = window_start + SAMPLE_S
         while time.monotonic() < end:
             time.sleep(POLL_S)
-            for name, prom in proms.items():
-                total, stamps = group_metrics(prom)
+            for name in ruled:
+                reading = read_metrics(proms[name])
                 # a sample once every group has been evaluated again
-                if all(s > old for s, old in zip(stamps, seen[name], strict=True)):
-                    seen[name] = stamps
-                    samples[name].values.append(total)
-                    latest[name] = total
+                if all(s > old for s, old in zip(reading.stamps, seen[name], strict=True)):
+                    seen[name] = reading.stamps
+                    samples[name].values.append(reading.total)
+                    latest[name] = reading.total
                     fresh[name] = True
                     if with_breakdown(name):
-                        samples[name].parts.append(breakdown(prom))
+                        samples[name].parts.append(breakdown(proms[name]))
             if all(fresh.values()):
                 pairs.append(dict(latest))
-                fresh = dict.fromkeys(layouts, False)
+                fresh = dict.fromkeys(ruled, False)
+        elapsed = time.monotonic() - window_start
+        for name, prom in proms.items():
+            samples[name].cpu_per_s = (read_metrics(prom).cpu - first[name].cpu) / elapsed
     return samples, pairs
 
 
@@ -298,18 +320,20 @@ def main() -> None:
         naive_dir = Path(tmp) / "naive"
         naive_dir.mkdir()
         (naive_dir / "naive.yml").write_text(naive_rules(N))
-        layouts = {"generated": ours_dir, "naive": naive_dir}
+        idle_dir = Path(tmp) / "scrape-only"
+        idle_dir.mkdir()
+        layouts = {"generated": ours_dir, "naive": naive_dir, "scrape-only": idle_dir}
         samples, pairs = measure_together(
             layouts, target, Path(tmp), with_breakdown=lambda name: name == "generated"
         )
     server.shutdown()
-    for name, s in samples.items():
+    ours, naive = samples["generated"], samples["naive"]
+    for name, s in (("generated", ours), ("naive", naive)):
         print(
             f"{name}: rule evaluation median {s.median() * 1000:.0f} ms, "
             f"spread {s.spread()} over {len(s.values)} cycles",
             flush=True,
         )
-    ours, naive = samples["generated"], samples["naive"]
     if ours.parts:
         print(f"generated, per rule class (median): {report_breakdown(ours.parts)}", flush=True)
     paired = sorted(p["generated"] / p["naive"] for p in pairs if p["naive"])
@@ -319,5 +343,13 @@ def main() -> None:
         f"rule evaluation: generated/naive = {ratio:.3f}x (medians; goal <= 0.2x), "
         f"paired samples {spread} over {len(paired)} pairs; "
         f"{N * 5} naive alerting rules vs {counts[N]}",
+        flush=True,
+    )
+    # CPU is less sensitive than wall time to other work on the machine
+    idle = samples["scrape-only"].cpu_per_s
+    cpu_ours, cpu_naive = ours.cpu_per_s - idle, naive.cpu_per_s - idle
+    print(
+        f"process CPU beyond scraping: generated {cpu_ours:.3f} s/s, naive {cpu_naive:.3f} s/s "
+        f"(scraping alone {idle:.3f} s/s) = {cpu_ours / cpu_naive:.3f}x",
         flush=True,
     )

@@ -6,6 +6,7 @@ duration syntax, so there is exactly one parser for it.
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["format_duration", "is_duration", "parse_duration"]
@@ -30,8 +31,12 @@ def is_duration(text: str) -> bool:
     return text == "0" or (bool(text) and _PATTERN.match(text) is not None)
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_duration(text: str) -> float:
-    """Return the seconds in a Prometheus duration; ``ValueError`` names the bad text."""
+    """Return the seconds in a Prometheus duration; ``ValueError`` names the bad text.
+
+    Cached: a large spec repeats a handful of durations tens of thousands of times.
+    """
     if text == "0":
         return 0.0
     match = _PATTERN.match(text) if text else None

@@ -14,9 +14,12 @@ alert sees this cycle's constants and signals):
 5. Alerts: ``signal <op> on(pipeline) group_left(...) spec`` for listed
    pipelines, ``or on(pipeline)`` the same against the default for every
    other pipeline, so a pipeline absent from the spec is covered by the
-   defaults. Alerts per kind = 1 + distinct overridden ``for`` values; a kind
-   with several such rules records its condition once
-   (``pipeline:<kind>_alert:condition``) and its rules read that.
+   defaults. Alerts per kind = 1 + distinct overridden ``for`` values.
+   ``signal`` is the kind's candidates, ``pipeline:<kind>_alert:candidates``:
+   the recorded signal where it is down (``== 0``) or above the lowest
+   threshold any pipeline has, so every pipeline that may fire and usually
+   only those. The joins then touch a handful of series, and a signal is
+   read once per cycle however many ``for`` rules the kind has.
 
 Burn-rate alerts for pipelines with an ``slo`` live in ``pipemedic-slo``
 (:mod:`rules.slo`).
@@ -43,7 +46,7 @@ from typing import Any
 
 from rules.alerts import JOIN_LABELS, AlertKind, for_seconds, kind, params_for
 from rules.durations import format_duration, parse_duration
-from rules.promql import Expr, agg, binop, call, matrix, number, parenthesized, selector
+from rules.promql import Expr, agg, binop, call, matrix, number, selector
 from rules.rulefile import RuleFile, alert_rule, alert_rules, constant, for_constants, record
 from rules.slo import slo_file
 from rules.spec import Spec
@@ -54,7 +57,7 @@ __all__ = [
     "PRODUCTION",
     "PUSHGATEWAY_JOB",
     "Timing",
-    "condition_metric",
+    "candidates_metric",
     "default_metric",
     "gauge_signal_rules",
     "generate",
@@ -105,9 +108,9 @@ def default_metric(k: AlertKind) -> str:
     return f"pipemedic:{k.param}:default"
 
 
-def condition_metric(k: AlertKind) -> str:
-    """Return the recorded condition of a kind whose alert is split by ``for``."""
-    return f"pipeline:{k.kind}_alert:condition"
+def candidates_metric(k: AlertKind) -> str:
+    """Return the recorded candidates of a kind: the pipelines whose alert may fire."""
+    return f"pipeline:{k.kind}_alert:candidates"
 
 
 def param_constants(
@@ -134,16 +137,8 @@ def param_constants(
     return rules, listed
 
 
-def joined(signal: Expr, op: str, k: AlertKind, has_spec: bool, floor: float | None = None) -> Expr:
-    """Join ``signal`` with the kind's spec series, falling back to the default.
-
-    ``floor``, for ``>`` kinds: the lowest threshold of any pipeline. Keeping
-    only ``signal > floor`` first changes no result (a pipeline above its own
-    threshold is above the lowest one) but leaves the joins a handful of
-    series instead of every pipeline.
-    """
-    if floor is not None:
-        signal = parenthesized(binop(signal, op, number(floor)))
+def joined(signal: Expr, op: str, k: AlertKind, has_spec: bool) -> Expr:
+    """Join ``signal`` with the kind's spec series, falling back to the default."""
     default = selector(default_metric(k))
     if not has_spec:
         return binop(signal, op, default, on=(), group_left=JOIN_LABELS)
@@ -270,21 +265,20 @@ def generate(spec: Spec, timing: Timing = PRODUCTION) -> list[RuleFile]:
     constants, listed = param_constants(spec, PIPELINE_KINDS)
     markers, for_overrides = for_constants(spec, PIPELINE_KINDS)
     alerts: list[dict[str, Any]] = []
-    conditions: list[dict[str, Any]] = []
+    candidates: list[dict[str, Any]] = []
     for name, (signal, op) in signals().items():
         k = kind(name)
-        floor = lowest_threshold(spec, name) if op == ">" else None
-        expr = joined(signal, op, k, bool(listed[name]), floor)
-        if for_overrides[name]:
-            # several rules (one per `for`) share the condition: evaluate it once
-            conditions.append(record(condition_metric(k), expr))
-            expr = selector(condition_metric(k))
+        if op == ">":
+            # above its own threshold implies above the lowest: no result changes
+            signal = binop(signal, ">", number(lowest_threshold(spec, name)))
+        candidates.append(record(candidates_metric(k), signal))
+        expr = joined(selector(candidates_metric(k)), op, k, bool(listed[name]))
         alerts += alert_rules(k, expr, spec, for_overrides[name])
     alerts.append(exporter_down_rule(spec))
     signals_ = signal_rules(timing.rate_window) + gauge_signal_rules()
     group = {
         "name": "pipemedic-pipelines",
-        "rules": constants + markers + signals_ + conditions + alerts,
+        "rules": constants + markers + signals_ + candidates + alerts,
     }
     files = [RuleFile("pipemedic-pipelines", [group])]
     slo = slo_file(spec)

@@ -1,7 +1,7 @@
 """The generated layout stays cheap for Prometheus without changing what it records.
 
-Each raw exporter metric is read by one recording rule, and a kind whose alert
-is split by ``for`` evaluates its condition once for all of its rules.
+Each raw exporter metric is read by one recording rule, each signal by one
+candidates rule, however many ``for`` rules its alert kind has.
 """
 
 from __future__ import annotations
@@ -55,13 +55,13 @@ def test_each_raw_metric_is_read_by_one_rule() -> None:
     }
 
 
-def test_a_kind_split_by_for_evaluates_its_condition_once(tmp_path: Path) -> None:
+def test_a_kind_split_by_for_reads_its_signal_once(tmp_path: Path) -> None:
     text = many_alike(20, down_for=4)
     rules = rules_of(text)
     down = [r for r in rules if r.get("alert") == "PipelineDown"]
     assert len(down) == 3  # default for, 2m, 5m
     readers = [r for r in rules if "pipeline:up:max" in str(r.get("expr"))]
-    assert [r.get("record") for r in readers] == ["pipeline:down_alert:condition"]
-    assert all(str(r["expr"]).startswith("pipeline:down_alert:condition ") for r in down)
+    assert [r.get("record") for r in readers] == ["pipeline:down_alert:candidates"]
+    assert all(str(r["expr"]).startswith("(pipeline:down_alert:candidates ") for r in down)
     write_files(tmp_path, render_all(generate(parse_spec(text, "x.yml")), "x.yml"))
     assert check_rules(sorted(tmp_path.glob("*.rules.yml"))).ok
