@@ -7,11 +7,20 @@ its own SAVEPOINT (one failing job does not spoil the others), commits once,
 and only then resolves the callers' futures: an ``await`` on a write returns
 after the commit that covers it.
 
+Callers that write the same way (every webhook ingest) submit an *item* with
+a shared ``merge`` function instead of a job: the writer takes all items
+waiting when it is free and runs each ``merge`` once over them, so the batch
+forms in the writer thread without a round trip through the event loop. A
+merge writes with a single statement, so when it is alone in a batch it runs
+in autocommit mode: BEGIN, the statement and the COMMIT are one call into
+SQLite, one GIL release instead of three.
+
 Example::
 
     writer = GroupCommitWriter(connect)
     writer.start()
     rows = await writer.submit(lambda conn: conn.execute("SELECT 1").fetchall())
+    result = await writer.submit_item(insert_many, row)  # insert_many(conn, [row, ...])
 """
 
 from __future__ import annotations
@@ -23,17 +32,20 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from receiver.store.base import StoreUnavailable
 
-__all__ = ["CommitObserver", "GroupCommitWriter"]
+__all__ = ["CommitObserver", "GroupCommitWriter", "Merge"]
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741
 CommitObserver = Callable[[float, int], None]
 """Called with (commit seconds, operations in the batch) after each commit."""
+Merge = Callable[[sqlite3.Connection, list[I]], Sequence[T]]
+"""Write many callers' items with one statement; return one result per item, in order."""
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +56,57 @@ class _Job:
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     weight: int = 1
+    merge: Merge[Any, Any] | None = None
+    item: Any = None
+
+
+def _merged(merge: Merge[Any, Any], jobs: list[_Job]) -> _Job:
+    """Return one job that runs ``merge`` over the items of ``jobs`` (as a SAVEPOINT unit)."""
+
+    def run(conn: sqlite3.Connection) -> Sequence[Any]:
+        results = merge(conn, [j.item for j in jobs])
+        if len(results) != len(jobs):
+            raise RuntimeError(f"merge gave {len(results)} results for {len(jobs)} items")
+        return results
+
+    return _Job(run, jobs[0].future, jobs[0].loop, len(jobs), merge, jobs)
+
+
+def _group(batch: list[_Job]) -> list[_Job]:
+    """Replace the item jobs of ``batch`` by one job per merge function (first place kept)."""
+    if all(job.merge is None for job in batch):
+        return batch
+    groups: dict[Any, list[_Job]] = {}
+    units: list[Any] = []
+    for job in batch:
+        if job.merge is None:
+            units.append(job)
+        elif job.merge in groups:
+            groups[job.merge].append(job)
+        else:
+            units.append(job.merge)
+            groups[job.merge] = [job]
+    return [u if isinstance(u, _Job) else _merged(u, groups[u]) for u in units]
+
+
+def _spread(done: list[tuple[_Job, Any, BaseException | None]]) -> list[Any]:
+    """Turn the outcome of merged jobs back into one outcome per caller."""
+    out: list[Any] = []
+    for job, result, error in done:
+        if job.merge is None:
+            out.append((job, result, error))
+        elif error is not None:
+            out.extend((j, None, error) for j in job.item)
+        else:
+            out.extend(zip(job.item, result, [None] * len(job.item), strict=True))
+    return out
 
 
 _STOP = object()
+
+
+def _no_fn(conn: sqlite3.Connection) -> None:
+    raise RuntimeError("an item job runs through its merge function")
 
 
 def _resolve(done: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
@@ -99,6 +159,19 @@ class GroupCommitWriter:
         self._queue.put(_Job(fn, future, loop, weight))
         return await future
 
+    async def submit_item(self, merge: Merge[I, T], item: I) -> T:
+        """Write ``item`` together with the other items waiting for the same ``merge``.
+
+        Returns this item's result after the commit covering it; if the
+        merged statement fails, every item of it gets the error.
+        """
+        if self._stopped or not self._thread.is_alive():
+            raise StoreUnavailable("the SQLite writer is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(_no_fn, future, loop, 1, merge, item))
+        return await future
+
     async def stop(self) -> None:
         """Finish queued jobs, close the connection and end the thread."""
         if self._stopped:
@@ -138,8 +211,12 @@ class GroupCommitWriter:
         finally:
             conn.close()
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+    def _run_batch(self, conn: sqlite3.Connection, jobs: list[_Job]) -> None:
         done: list[tuple[_Job, Any, BaseException | None]] = []
+        batch = _group(jobs)
+        if len(batch) == 1 and batch[0].merge is not None:  # one statement: autocommit
+            self._run_autocommit(conn, batch[0])
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -177,12 +254,31 @@ class GroupCommitWriter:
                 conn.execute("ROLLBACK")
             self._fail_all(batch, exc)
             return
+        self._observe(time.perf_counter() - started, sum(j.weight for j in batch))
+        self._deliver(done)
+
+    def _run_autocommit(self, conn: sqlite3.Connection, job: _Job) -> None:
+        """Run a merged job's single write statement as its own transaction."""
+        started = time.perf_counter()
+        try:
+            result = job.fn(conn)
+        except Exception as exc:
+            if conn.in_transaction:  # never expected: the statement was not alone
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                exc = StoreUnavailable(f"SQLite: {exc}")
+            self._deliver([(job, None, exc)])
+            return
+        self._observe(time.perf_counter() - started, job.weight)
+        self._deliver([(job, result, None)])
+
+    def _observe(self, seconds: float, weight: int) -> None:
         if self.on_commit is not None:
             try:
-                self.on_commit(time.perf_counter() - started, sum(j.weight for j in batch))
+                self.on_commit(seconds, weight)
             except Exception:  # an observer never breaks storage
                 log.exception("commit observer failed")
-        self._deliver(done)
 
     def _run_alone(self, conn: sqlite3.Connection, job: _Job) -> None:
         """Run one job in its own transaction; roll back on any failure."""
@@ -213,7 +309,7 @@ class GroupCommitWriter:
     @staticmethod
     def _deliver(done: list[tuple[_Job, Any, BaseException | None]]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-        for job, result, error in done:
+        for job, result, error in _spread(done):
             by_loop.setdefault(job.loop, []).append((job.future, result, error))
         for loop, items in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop closed while we worked

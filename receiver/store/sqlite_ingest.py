@@ -1,15 +1,24 @@
-"""SQLite ingest of a whole batch of notifications: few statements, one commit.
+"""SQLite ingest of a whole batch of notifications: one statement, one commit.
 
-The writer thread must hand the GIL back to the event loop at every
-``sqlite3_step``; one statement per alert (``executemany``) turns a batch into
-hundreds of hand-offs. Here a batch's rows go in as multi-row ``INSERT ...
-VALUES (...), (...) ON CONFLICT DO NOTHING`` statements whose sizes are powers
-of two (so at most log2(rows) statements, each prepared once and cached).
+The writer thread must win the GIL back from a busy event loop after every
+``sqlite3_step``, and binding thousands of parameters holds the GIL too. So a
+batch goes in as *one* parameter: each notification's rows are encoded to
+JSON on the event loop (one ``encode`` call per notification, while the
+previous batch commits), the writer joins those texts and runs a single
+``INSERT ... SELECT ... FROM json_each(?) ON CONFLICT DO NOTHING``. SQLite
+unpacks the rows in C with the GIL released, and since it is one statement
+the writer can run it in autocommit mode (``GroupCommitWriter.submit_item``):
+BEGIN, the inserts and the fsynced COMMIT are one GIL release.
 
-Duplicates are counted per notification: if the statements changed as many
-rows as they were given, nothing was a duplicate (the usual case); otherwise
-the rows just inserted are read back and each notification is credited with
-the keys it was first to send (``batching.credit``).
+The ``alert`` column is the row's alert object as SQLite re-renders it: the
+same document as ``codec.dumps(alert.to_json())`` (same keys, order and
+values; non-ASCII characters as ``\\u`` escapes, which ``json.loads`` reads
+back to the same strings).
+
+Duplicates are counted per notification: if the statement changed as many
+rows as it was given, nothing was a duplicate (the usual case); otherwise the
+rows just inserted are read back and each notification is credited with the
+keys it was first to send (``batching.credit``).
 """
 
 from __future__ import annotations
@@ -19,28 +28,23 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from receiver.models import Alert, IngestResult, Notification, format_time
 from receiver.store.batching import credit
 
 __all__ = ["EventRows", "event_rows", "insert_batch", "iso", "starts_key"]
 
-_COLUMNS = 8
-_MAX_CHUNK = 256  # rows per statement: 2048 parameters, below every SQLite limit
-_HEAD = (
-    "INSERT INTO events (fingerprint, starts_at, status, pipeline, alert, group_key, receiver, "
-    "received_at) VALUES "
-)
-_TAIL = " ON CONFLICT (fingerprint, starts_at, status) DO NOTHING"
-_SQL: dict[int, str] = {}
-
-
-def _sql(rows: int) -> str:
-    sql = _SQL.get(rows)
-    if sql is None:
-        sql = _SQL[rows] = _HEAD + ",".join(["(?,?,?,?,?,?,?,?)"] * rows) + _TAIL
-    return sql
+# Each json_each row is [alert document, group key, receiver, received_at]; the
+# key columns come from the document, so they are the values it stores.
+_INSERT = """
+INSERT INTO events (fingerprint, starts_at, status, pipeline, alert, group_key, receiver,
+                    received_at)
+SELECT value ->> '$[0].fingerprint', value ->> '$[0].startsAt', value ->> '$[0].status',
+       coalesce(value ->> '$[0].labels.pipeline', ''), value ->> 0, value ->> 1, value ->> 2,
+       value ->> 3
+FROM json_each(?) WHERE true
+ON CONFLICT (fingerprint, starts_at, status) DO NOTHING
+"""
 
 
 def iso(value: datetime | None) -> str | None:
@@ -65,66 +69,68 @@ def starts_key(alert: Alert) -> str:
     return iso(alert.starts_at) or ""
 
 
-# ``codec.dumps`` with its encoder built once (json.dumps builds one per call).
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
-
-
-def _alert_text(alert: Alert) -> str:
-    """Return ``codec.dumps(alert.to_json())`` at a lower cost."""
-    return _encode(
-        {
-            "status": alert.status,
-            "labels": alert.labels,
-            "annotations": alert.annotations,
-            "startsAt": iso(alert.starts_at),
-            "endsAt": iso(alert.ends_at),
-            "fingerprint": alert.fingerprint,
-            "generatorURL": alert.generator_url,
-        }
-    )
+# One encoder built once (json.dumps builds one per call). ASCII output: the text
+# binds without a UTF-8 conversion, and SQLite keeps the escapes as they are.
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 @dataclass(frozen=True, slots=True)
 class EventRows:
-    """One notification's rows for the events table, built before it joins a batch."""
+    """One notification's rows for the events table, built before it joins a batch.
 
-    keys: list[tuple[str, str, str]]
-    params: list[Any]
+    ``text`` is the JSON of its rows without the enclosing brackets, so a
+    batch is ``"[" + ",".join(texts) + "]"``.
+    """
+
+    notification: Notification
+    text: str
 
 
 def event_rows(notification: Notification, received_at: float) -> EventRows:
-    """Build the INSERT parameters of a notification's alerts (on the caller's thread).
+    """Encode a notification's rows (on the caller's thread, in one ``encode`` call).
 
     Done while the previous batch commits, so the writer thread's serial
-    cycle is only the INSERTs and the fsync.
+    cycle is only the INSERT and the fsync.
     """
-    keys: list[tuple[str, str, str]] = []
-    params: list[Any] = []
     group_key, receiver = notification.group_key, notification.receiver
-    for a in notification.alerts:
-        key = (a.fingerprint, iso(a.starts_at) or "", a.status)
-        keys.append(key)
-        params += (*key, a.pipeline, _alert_text(a), group_key, receiver, received_at)
-    return EventRows(keys, params)
+    rows = [
+        [
+            {
+                "status": a.status,
+                "labels": a.labels,
+                "annotations": a.annotations,
+                "startsAt": iso(a.starts_at),
+                "endsAt": iso(a.ends_at),
+                "fingerprint": a.fingerprint,
+                "generatorURL": a.generator_url,
+            },
+            group_key,
+            receiver,
+            received_at,
+        ]
+        for a in notification.alerts
+    ]
+    return EventRows(notification, _encode(rows)[1:-1])
+
+
+def _keys(notification: Notification) -> list[tuple[str, str, str]]:
+    return [(a.fingerprint, iso(a.starts_at) or "", a.status) for a in notification.alerts]
 
 
 def insert_batch(conn: sqlite3.Connection, batch: Sequence[EventRows]) -> list[IngestResult]:
-    """Insert every row of ``batch``; return each notification's accepted/duplicate counts."""
-    params: list[Any] = []
-    for rows in batch:
-        params += rows.params
-    total = len(params) // _COLUMNS
+    """Insert every row of ``batch`` in one statement; return each notification's counts.
+
+    The only write is that one statement, so this may run in autocommit mode.
+    """
+    texts = [rows.text for rows in batch if rows.text]
+    total = sum(len(rows.notification.alerts) for rows in batch)
     if total == 0:
         return [IngestResult(0, 0) for _ in batch]
     before = conn.total_changes
-    done = 0
-    while done < total:
-        size = min(_MAX_CHUNK, 1 << ((total - done).bit_length() - 1))
-        conn.execute(_sql(size), params[done * _COLUMNS : (done + size) * _COLUMNS])
-        done += size
+    conn.execute(_INSERT, ("[" + ",".join(texts) + "]",))
     changed = conn.total_changes - before
     if changed == total:
-        return [IngestResult(len(r.keys), 0) for r in batch]
+        return [IngestResult(len(r.notification.alerts), 0) for r in batch]
     inserted: set[tuple[str, str, str]] = set()
     if changed:
         # INTEGER PRIMARY KEY: the new rows got the ids max+1, max+2, ... in order
@@ -135,5 +141,5 @@ def insert_batch(conn: sqlite3.Connection, batch: Sequence[EventRows]) -> list[I
                 (int(last) - changed,),
             ).fetchall()
         )
-    keys = [r.keys for r in batch]
+    keys = [_keys(r.notification) for r in batch]
     return [IngestResult(n, len(k) - n) for k, n in zip(keys, credit(keys, inserted), strict=True)]
