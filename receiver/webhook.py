@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
@@ -41,6 +42,11 @@ def _dotted(path: Any) -> str:
     return out or "$"
 
 
+# a \uD800-\uDFFF escape: JSON admits it, but alone it is no character (Go's
+# encoder never writes one) and it could not be stored as UTF-8 text.
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def decode_body(body: bytes) -> Any:
     """Decode strict UTF-8 JSON; ``PayloadError`` says why it is not."""
     try:
@@ -48,13 +54,20 @@ def decode_body(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise PayloadError(f"body is not UTF-8 (byte {exc.start})", "$") from None
     try:
-        return json.loads(text)
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PayloadError(
             f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "$"
         ) from None
     except RecursionError:
         raise PayloadError("invalid JSON: nested too deeply", "$") from None
+    if "\\u" in text and _SURROGATE.search(text) is not None:
+        try:  # a pair is one character; only a lone half cannot be encoded
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            message = "a \\u escape is a lone UTF-16 surrogate, not a character"
+            raise PayloadError(message, "$") from None
+    return doc
 
 
 def _fallback_fingerprint(alert: Alert) -> str:

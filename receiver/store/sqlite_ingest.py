@@ -35,14 +35,15 @@ from receiver.store.batching import credit
 __all__ = ["EventRows", "event_rows", "insert_batch", "iso", "starts_key"]
 
 # Each json_each row is [alert document, group key, receiver, received_at]; the
-# key columns come from the document, so they are the values it stores.
+# key columns come from the document, so they are the values it stores. The CTE
+# is materialized because json_each renders ``value`` anew at every reference.
 _INSERT = """
+WITH r(v) AS MATERIALIZED (SELECT value FROM json_each(?))
 INSERT INTO events (fingerprint, starts_at, status, pipeline, alert, group_key, receiver,
                     received_at)
-SELECT value ->> '$[0].fingerprint', value ->> '$[0].startsAt', value ->> '$[0].status',
-       coalesce(value ->> '$[0].labels.pipeline', ''), value ->> 0, value ->> 1, value ->> 2,
-       value ->> 3
-FROM json_each(?) WHERE true
+SELECT v ->> '$[0].fingerprint', v ->> '$[0].startsAt', v ->> '$[0].status',
+       coalesce(v ->> '$[0].labels.pipeline', ''), v ->> 0, v ->> 1, v ->> 2, v ->> 3
+FROM r WHERE true
 ON CONFLICT (fingerprint, starts_at, status) DO NOTHING
 """
 

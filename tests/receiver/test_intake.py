@@ -82,6 +82,7 @@ async def test_hostile_bodies_get_4xx_and_the_receiver_keeps_serving(
     wrong_type["alerts"][0]["labels"]["pipeline"] = 42
     many = {"version": "4", "status": "firing", "alerts": [{}] * 50_000}
     huge = notification_doc(alert_doc("x", labels={"blob": "x" * 200_000}))
+    lone = notification_doc(alert_doc("x", labels={"team": "a\ud800b"}))  # sent as \ud800
     cases: list[tuple[bytes, int, str, str | None]] = [
         (b"{not json", 400, "application/json", "$"),
         (json.dumps(wrong_type).encode(), 400, "application/json", "alerts[0].labels.pipeline"),
@@ -101,6 +102,7 @@ async def test_hostile_bodies_get_4xx_and_the_receiver_keeps_serving(
             "alerts[0].startsAt",
         ),
         (b" " * (1024 * 1024 + 1), 413, "application/json", None),
+        (json.dumps(lone).encode(), 400, "application/json", "$"),
     ]
     for body, status, ctype, path in cases:
         doc = await _refused(client, body, status, ctype)
@@ -109,8 +111,13 @@ async def test_hostile_bodies_get_4xx_and_the_receiver_keeps_serving(
         ok = await client.post("/alerts", json=good)
         assert ok.status == 200
     metrics = await (await client.get("/metrics")).text()
-    assert 'pipemedic_receiver_notifications_total{result="invalid"} 10.0' in metrics
+    assert 'pipemedic_receiver_notifications_total{result="invalid"} 11.0' in metrics
     assert 'pipemedic_receiver_notifications_total{result="too_large"} 1.0' in metrics
+    # a surrogate pair (json.dumps writes \ud83d\ude00) is one character: accepted
+    pair = json.dumps(notification_doc(alert_doc("pair", labels={"team": "\U0001f600"})))
+    assert "\\ud83d" in pair
+    ok = await client.post("/alerts", data=pair, headers={"Content-Type": "application/json"})
+    assert ok.status == 200
 
 
 async def test_body_limit_is_configurable(aiohttp_client: Any, tmp_path: Path) -> None:

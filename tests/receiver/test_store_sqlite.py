@@ -13,7 +13,7 @@ import pytest
 from core_helpers import alert_doc, notification_doc
 
 from receiver.models import Notification, format_time, parse_time
-from receiver.store import open_store
+from receiver.store import codec, open_store
 from receiver.store.base import StoreError, StoreUnavailable
 from receiver.store.batching import Batcher, credit
 from receiver.store.sqlite import SqliteStore
@@ -144,13 +144,13 @@ async def test_a_failing_batch_fails_every_request_in_it_and_keeps_what_was_comm
         await store.close()
 
 
-async def test_large_batches_are_split_into_statements_and_all_stored(tmp_path: Path) -> None:
+async def test_large_batches_are_all_stored(tmp_path: Path) -> None:
     store = await SqliteStore.open(tmp_path / "s.db")
     try:
         notes = [
             _n(*(alert_doc(f"p{i}", fingerprint=f"{i:08x}{j:08x}") for j in range(20)))
             for i in range(37)
-        ]  # 740 rows: chunks of 256, 256, 128, 64, 32, 4
+        ]  # 740 rows, one batch
         results = await asyncio.gather(*(store.ingest(n) for n in notes))
         assert [r.accepted for r in results] == [20] * 37
         claimed = await store.claim_events("w", 1000, lease_seconds=60)
@@ -213,3 +213,26 @@ def test_fast_alert_times_match_parse_time() -> None:
     expected_time = datetime(2026, 1, 1, 10, 0, 0, 999999, tzinfo=UTC)
     assert fast_time(nanos_with_offset) == expected_time
     assert parse_time(nanos_with_offset) == expected_time
+
+
+async def test_stored_rows_are_the_codec_document_and_its_key_columns(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    store = await SqliteStore.open(db)
+    try:
+        odd = {"team": 'é "q" \\ \n \t \u2028 \U0001f600', "pipeline": "etl_é"}
+        doc = alert_doc("etl_é", fingerprint="f\u00e9", labels=odd)
+        note = _n(doc, alert_doc("p2", status="resolved", ends=datetime(2026, 1, 2, tzinfo=UTC)))
+        assert (await store.ingest(note)).accepted == 2
+    finally:
+        await store.close()
+    conn = sqlite3.connect(db)
+    rows = conn.execute(
+        "SELECT fingerprint, starts_at, status, pipeline, alert, group_key, receiver FROM events"
+        " ORDER BY id"
+    ).fetchall()
+    conn.close()
+    for row, alert in zip(rows, note.alerts, strict=True):
+        key = (alert.fingerprint, starts_key_of(alert.starts_at), alert.status, alert.pipeline)
+        assert row[:4] == key
+        assert json.loads(row[4]) == json.loads(codec.dumps(codec.alert_to_doc(alert)))
+        assert row[5:] == (note.group_key, note.receiver)
