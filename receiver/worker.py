@@ -1,4 +1,4 @@
-"""Work on acknowledged alerts: a bounded pool taking leased events from the store.
+"""Work on acknowledged alerts: a bounded, fair pool taking leased events from the store.
 
 Each event goes through ordered stages under its pipeline's lock::
 
@@ -7,12 +7,20 @@ Each event goes through ordered stages under its pipeline's lock::
 ``correlate`` finds, joins, reopens or opens the incident (``Lifecycle``);
 resolved alerts stop there and only verify, they never start a recovery.
 Diagnosis, recovery and the firing check are injected (``Diagnose``,
-``Recover``, ``FiringCheck``: one-method Protocols) so this module knows
-nothing of Prometheus queries or actions. An event is finished in the store
+``Recover``, ``FiringCheck``: one-method Protocols in ``receiver.stages``) so
+this module knows nothing of Prometheus queries or actions. An event is finished in the store
 only after its stages ran; a crash leaves it leased, and the lease (or, for
 SQLite, the next start) hands it to a worker again. While events are in
 flight a heartbeat renews their leases (every third of ``lease_seconds``), so
 work that outlives one lease is never claimed and run again elsewhere.
+
+Claimed events queue per pipeline (``FairQueue``): a slot runs one event of
+one pipeline, and an event waiting for its pipeline holds no slot, so a
+backlog on one pipeline never holds up the others. While no claimed event
+could start, the pool claims further ahead (up to ``max_claimed`` events
+held), to find other pipelines' events behind a backlog. On stop, events
+claimed but not started are handed back (their leases end at once) and the
+running ones drain.
 
 A recovery skipped because a step is still leased to another worker
 (``busy_until``) is waited out and tried again: this worker holds the
@@ -36,13 +44,14 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
+from receiver.fairqueue import FairQueue
 from receiver.incidents import ACTIVE_STATES, Lifecycle
 from receiver.metrics import ReceiverMetrics
-from receiver.models import ActionRecord, Alert, AlertEvent, Diagnosis, Incident, utcnow
+from receiver.models import Alert, AlertEvent, Diagnosis, Incident, utcnow
+from receiver.stages import Diagnose, FiringCheck, Recover, RecoveryOutcome
 from receiver.store.base import Store
-from rules.spec import PipelineSpec
 
 __all__ = [
     "Diagnose",
@@ -61,50 +70,12 @@ _TAKEOVER_ROUNDS = 20
 _LEASE_WAIT_POLL_SECONDS = 5.0
 
 
-class Diagnose(Protocol):
-    """Find the cause of an alert; never raises (an unknown cause is a diagnosis)."""
-
-    async def __call__(self, alert: Alert, spec: PipelineSpec) -> Diagnosis: ...
-
-
-class RecoveryOutcome(Protocol):
-    """What a recovery did (``receiver.recovery.RecoveryResult`` has this shape)."""
-
-    @property
-    def outcome(self) -> str: ...  # recovered | escalated | dry_run | skipped
-
-    @property
-    def strategy(self) -> str | None: ...
-
-    @property
-    def actions(self) -> Sequence[ActionRecord]: ...
-
-    @property
-    def reason(self) -> str: ...
-
-
-class Recover(Protocol):
-    """Run the guarded recovery for a diagnosed incident (``Recoverer.recover``)."""
-
-    async def __call__(
-        self,
-        incident: Incident,
-        alert: Alert,
-        diagnosis: Diagnosis,
-        spec: PipelineSpec,
-        record: Callable[[str, Any], Awaitable[None]],
-        still_firing: Callable[[], Awaitable[bool]],
-    ) -> RecoveryOutcome: ...
-
-
-class FiringCheck(Protocol):
-    """Say whether an alert still fires now (``None``: cannot tell)."""
-
-    async def __call__(self, alert: Alert) -> bool | None: ...
-
-
 class WorkerPool:
-    """Claim events and run their stages with at most ``concurrency`` at once."""
+    """Claim events and run their stages with at most ``concurrency`` at once.
+
+    ``max_claimed`` bounds the events held at once (running, plus claimed and
+    queued behind their pipeline's running event).
+    """
 
     def __init__(
         self,
@@ -122,6 +93,7 @@ class WorkerPool:
         worker_id: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         heartbeat_seconds: float | None = None,
+        max_claimed: int = 256,
     ) -> None:
         self.store = store
         self.lifecycle = lifecycle
@@ -136,7 +108,9 @@ class WorkerPool:
         self.worker_id = worker_id or f"{os.uname().nodename}:{os.getpid()}"
         self.clock = clock
         self.heartbeat_seconds = heartbeat_seconds or lease_seconds / 3
+        self.max_claimed = max(max_claimed, concurrency)
         self._wake = asyncio.Event()
+        self._queue = FairQueue()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
@@ -155,11 +129,12 @@ class WorkerPool:
         self._wake.set()
 
     async def stop(self, drain_seconds: float = 30.0) -> None:
-        """Stop claiming, let in-flight events finish (up to ``drain_seconds``)."""
+        """Stop claiming, hand back unstarted events, let running ones finish (drain)."""
         self._stopping = True
         self._wake.set()
         if self._loop_task is not None:
             await self._loop_task
+        await self._hand_back(self._queue.drop_waiting())
         pending = list(self._in_flight.values())
         if pending:
             log.info("draining %d in-flight events", len(pending))
@@ -177,7 +152,7 @@ class WorkerPool:
         """Wait until the queue is empty and nothing is in flight (tests, tools)."""
         deadline = time.monotonic() + deadline_seconds
         while time.monotonic() < deadline:
-            if not self._in_flight and await self.store.queue_depth() == 0:
+            if not len(self._queue) and await self.store.queue_depth() == 0:
                 return
             self.wake()
             await asyncio.sleep(0.02)
@@ -186,36 +161,57 @@ class WorkerPool:
     async def _dispatch(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            free = self.concurrency - len(self._in_flight)
+            # Claim only while nothing claimed could start: a free slot then finds
+            # work, and a busy pool looks past backlogs for other pipelines' events.
+            limit = min(self.max_claimed - len(self._queue), self.concurrency)
             claimed: list[AlertEvent] = []
-            if free > 0:
+            if limit > 0 and not self._queue.has_ready:
                 try:
                     claimed = await self.store.claim_events(
-                        self.worker_id, free, self.lease_seconds
+                        self.worker_id, limit, self.lease_seconds
                     )
                 except Exception as exc:  # store down: keep trying, say so
                     log.warning("cannot claim events: %s", exc)
             for event in claimed:
-                if event.id in self._in_flight:  # our own lease ran out mid-work
-                    continue
-                task = asyncio.create_task(self._process(event), name=f"event-{event.id}")
-                self._in_flight[event.id] = task
-                task.add_done_callback(functools.partial(self._done, event.id))
+                self._queue.add(event)  # (held already: our own lease ran out mid-work)
+            self._start_ready()
             await self._sweep()
-            if claimed and len(self._in_flight) < self.concurrency:
+            if claimed and len(claimed) == limit and not self._queue.has_ready:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
-    def _done(self, event_id: int, _task: asyncio.Task[None]) -> None:
-        self._in_flight.pop(event_id, None)
+    def _start_ready(self) -> None:
+        """Fill free slots with ready events, one pipeline per slot, pipelines in turn."""
+        while not self._stopping and len(self._in_flight) < self.concurrency:
+            event = self._queue.start_next()
+            if event is None:
+                return
+            task = asyncio.create_task(self._process(event), name=f"event-{event.id}")
+            self._in_flight[event.id] = task
+            task.add_done_callback(functools.partial(self._done, event))
+
+    def _done(self, event: AlertEvent, _task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(event.id, None)
+        self._queue.finish(event)
+        self._start_ready()
         self._wake.set()
 
+    async def _hand_back(self, events: Sequence[AlertEvent]) -> None:
+        """End the leases of claimed events this pool will not run, so others take them now."""
+        if not events:
+            return
+        ids = [e.id for e in events]
+        try:
+            await self.store.renew_leases(self.worker_id, ids, 0.0)
+        except Exception as exc:  # they are taken again when their leases run out
+            log.warning("cannot hand back %d claimed events: %s", len(ids), exc)
+
     async def _heartbeat(self) -> None:
-        """Renew the leases of in-flight events so no other worker claims them meanwhile."""
+        """Renew the leases of held events so no other worker claims them meanwhile."""
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
-            ids = list(self._in_flight)
+            ids = self._queue.held_ids()
             if not ids:
                 continue
             try:
@@ -223,7 +219,10 @@ class WorkerPool:
             except Exception as exc:  # store down: the next beat tries again, say so
                 log.warning("cannot renew event leases: %s", exc)
                 continue
-            for event_id in sorted(set(ids) - held):
+            lost = set(ids) - held
+            for event in self._queue.drop_waiting(lost):  # not started: leave it to its owner
+                log.warning("lost the lease of queued event %d; not running it", event.id)
+            for event_id in sorted(lost):
                 if event_id in self._in_flight:  # not finished meanwhile: really lost
                     log.warning(
                         "lost the lease of event %d while working on it; "

@@ -196,7 +196,8 @@ class Recoverer:
                 if lease_end > self.clock():
                     why = f"step {step.step} is in progress on worker {step.worker!r}"
                     return await run.skip(why, busy_until=lease_end)
-                # its worker died: take the same step over (the ledger allows it)
+                # its first lease is over: take the same step over if the ledger agrees
+                # (it refuses while the step's worker lives and renews the lease)
                 dead = step
                 attempt = step_number(step.step)
                 done = attempt - 1

@@ -185,8 +185,8 @@ async def test_work_for_one_pipeline_is_serialised(sqlite: SqliteStore) -> None:
     recover = GatedRecover()
     workers = pool(sqlite, recover, concurrency=4)
     orders = [alert_doc("etl_orders", name=f"Alert{i}", fingerprint=f"o{i}") for i in range(4)]
-    # etl_users first: a pipeline's events waiting for its lock still hold worker slots
-    await sqlite.ingest(notification(alert_doc("etl_users", fingerprint="u1"), *orders))
+    # etl_orders' backlog first: its waiting events hold no slot, so etl_users still runs
+    await sqlite.ingest(notification(*orders, alert_doc("etl_users", fingerprint="u1")))
     await workers.start()
     try:
         # Another pipeline runs alongside, so the pool is not simply idle.
@@ -199,6 +199,55 @@ async def test_work_for_one_pipeline_is_serialised(sqlite: SqliteStore) -> None:
         await workers.stop()
     assert recover.calls.count("etl_orders") == 4  # every alert joined and was worked on
     assert recover.most == {"etl_orders": 1, "etl_users": 1}
+
+
+@dataclass
+class SteppedRecover:
+    """A recovery stage that runs one call at a time, each when the test lets it."""
+
+    calls: list[str] = field(default_factory=list)
+    go: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(0))
+
+    async def __call__(
+        self,
+        incident: Incident,
+        alert: Alert,
+        diagnosis: Diagnosis,
+        spec: PipelineSpec,
+        record: Callable[[str, Any], Awaitable[None]],
+        still_firing: Callable[[], Awaitable[bool]],
+    ) -> FakeResult:
+        self.calls.append(incident.pipeline)
+        await self.go.acquire()
+        return FakeResult("recovered", "retry_with_backoff", (), "stepped")
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_a_backlog_on_one_pipeline_delays_another_by_at_most_one_event(
+    sqlite: SqliteStore, concurrency: int
+) -> None:
+    recover = SteppedRecover()
+    workers = pool(sqlite, recover, concurrency=concurrency)
+    backlog = [alert_doc("etl_orders", name=f"Alert{i}", fingerprint=f"o{i}") for i in range(8)]
+    # One notification: the backlog is older in the queue than etl_users' alert.
+    await sqlite.ingest(notification(*backlog, alert_doc("etl_users", fingerprint="u1")))
+    await workers.start()
+    try:
+        await until(lambda: recover.calls, "the first event in its slot")
+        if concurrency > 1:  # a free slot serves etl_users while etl_orders' event runs
+            await until(lambda: "etl_users" in recover.calls, "etl_users alongside")
+        else:  # the only slot serves etl_users right after the one etl_orders event
+            recover.go.release()
+            await until(lambda: len(recover.calls) == 2, "the second event started")
+        assert recover.calls[:2] == ["etl_orders", "etl_users"]
+        for _ in range(20):
+            recover.go.release()
+        await workers.run_until_idle()
+    finally:
+        for _ in range(20):
+            recover.go.release()
+        await workers.stop()
+    assert sorted(recover.calls) == ["etl_orders"] * 8 + ["etl_users"]
 
 
 async def test_an_event_that_keeps_failing_is_given_up_and_says_so(
@@ -268,6 +317,56 @@ async def test_work_that_outlives_its_lease_is_not_claimed_by_another_worker(
         await a.stop()
     assert recover.calls == ["etl_orders"]  # worked on once
     assert len(diagnose.calls) == 1
+
+
+async def test_events_queued_behind_their_pipeline_stay_leased_until_run(
+    replica: Opener,
+) -> None:
+    first, second = await replica(), await replica()
+    recover = GatedRecover()
+    diagnose = FakeDiagnose()
+    # replica-a runs one event at a time; the second waits in its queue, not in a slot.
+    a = pool(first, recover, worker_id="replica-a", diagnose=diagnose, lease_seconds=0.3)
+    a.concurrency, a.poll_interval = 1, 3600.0
+    b = pool(second, recover, worker_id="replica-b", diagnose=diagnose, lease_seconds=0.3)
+    await first.ingest(notification(alert_doc("etl_orders", fingerprint="o1")))
+    await first.ingest(notification(alert_doc("etl_orders", name="Other", fingerprint="o2")))
+    await a.start()
+    try:
+        await until(lambda: recover.calls, "replica-a working on the first event")
+        await until(lambda: len(a._queue) == 2, "replica-a holding the second event")
+        await b.start()
+        await asyncio.sleep(2.0)  # several leases pass while the second event waits
+        recover.gate.set()
+        await a.run_until_idle()
+        await b.run_until_idle()
+    finally:
+        await b.stop()
+        await a.stop()
+    assert len(diagnose.calls) == 2  # each event worked on once, by replica-a
+
+
+async def test_stopping_hands_back_claimed_events_it_did_not_start(replica: Opener) -> None:
+    first, second = await replica(), await replica()
+    recover = GatedRecover()
+    a = pool(first, recover, worker_id="replica-a", concurrency=1, lease_seconds=600)
+    await first.ingest(notification(alert_doc("etl_orders", fingerprint="o1")))
+    await first.ingest(notification(alert_doc("etl_orders", name="Other", fingerprint="o2")))
+    await a.start()
+    await until(lambda: recover.calls, "replica-a working on the first event")
+    await until(lambda: len(a._queue) == 2, "replica-a holding the second event")
+    stopping = asyncio.create_task(a.stop(drain_seconds=60))
+    await until(lambda: len(a._queue) != 2, "the queued event handed back")
+    recover.gate.set()
+    await stopping
+    # Its lease was ten minutes: only a hand-back lets another replica run it now.
+    b = pool(second, recover, worker_id="replica-b")
+    await b.start()
+    try:
+        await b.run_until_idle()
+    finally:
+        await b.stop()
+    assert recover.calls == ["etl_orders", "etl_orders"]
 
 
 async def test_a_dead_workers_running_step_is_taken_over_as_the_same_step(
