@@ -171,30 +171,26 @@ def signal_rules(window: str = PRODUCTION.rate_window) -> list[dict[str, Any]]:
     """
     failed = selector("pipeline:records_failed:rate5m")
     processed = selector("pipeline:records_processed:rate5m")
-    runs = selector("pipeline_status:runs:rate5m")
-    runs_failed = agg("sum", selector("pipeline_status:runs:rate5m", _FAILED), _BY)
+    runs_failed = _rate("pipeline_runs_total", window, _FAILED)
+    runs = _rate("pipeline_runs_total", window)
     # max(records, runs) where both exist, whichever exists otherwise: one read of
     # both recorded ratios (a set operation would read each of them twice)
     ratios = "pipeline:records_error_ratio:rate5m|pipeline:runs_error_ratio:rate5m"
     larger = agg("max", selector("", {"__name__": "=~" + ratios}), _BY)
-    by_status = ("pipeline", "status")
     return [
         record("pipeline:records_failed:rate5m", _rate("pipeline_records_failed_total", window)),
         record(
             "pipeline:records_processed:rate5m", _rate("pipeline_records_processed_total", window)
         ),
-        # one pass over the runs counter, by status; both run signals derive from it
-        record(
-            "pipeline_status:runs:rate5m",
-            agg("sum", call("rate", matrix(selector("pipeline_runs_total"), window)), by_status),
-        ),
         record(
             "pipeline:records_error_ratio:rate5m",
             binop(failed, "/", binop(processed, ">", number(0))),
         ),
+        # straight from the counter: recording runs by status first (twice the
+        # series) and reading them back cost more than the second rate
         record(
             "pipeline:runs_error_ratio:rate5m",
-            binop(runs_failed, "/", binop(agg("sum", runs, _BY), ">", number(0)), on=_BY),
+            binop(runs_failed, "/", binop(runs, ">", number(0)), on=_BY),
         ),
         record("pipeline:error_ratio:rate5m", larger),
     ]
