@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -49,6 +50,8 @@ from receiver.store.groupcommit import CommitObserver, GroupCommitWriter
 from receiver.store.sqlite_ingest import event_rows, insert_batch
 
 __all__ = ["SqliteStore"]
+
+_log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -404,20 +407,47 @@ class SqliteStore:
         return await self._writer.submit(renew)
 
     async def end_action(self, record: ActionRecord) -> None:
-        params = (record.outcome, dumps(record.to_json()), record.incident_id, record.step)
+        """Store the outcome if ``record.worker`` still holds the claim, else log it.
 
-        def finish(conn: sqlite3.Connection) -> None:
+        A worker whose step was taken over (its lease ran out) must not
+        overwrite the new owner's row; a step never begun is a ``StoreError``.
+        """
+        params = (
+            record.outcome,
+            dumps(record.to_json()),
+            record.incident_id,
+            record.step,
+            record.worker,
+        )
+
+        def finish(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
                 "UPDATE actions SET outcome = ?, doc = ?, lease_until = NULL "
-                "WHERE incident_id = ? AND step = ?",
+                "WHERE incident_id = ? AND step = ? AND worker = ?",
                 params,
             )
-            if cur.rowcount != 1:
+            if cur.rowcount == 1:
+                return True
+            exists = conn.execute(
+                "SELECT 1 FROM actions WHERE incident_id = ? AND step = ?",
+                (record.incident_id, record.step),
+            ).fetchone()
+            if exists is None:
                 raise StoreError(
                     f"action {record.step!r} of incident {record.incident_id} was never begun"
                 )
+            return False
 
-        await self._writer.submit(finish)
+        if not await self._writer.submit(finish):
+            _log.warning(
+                "result of a step another worker took over; the new owner's claim stays",
+                extra={
+                    "incident": record.incident_id,
+                    "step": record.step,
+                    "worker": record.worker,
+                    "outcome": record.outcome,
+                },
+            )
 
     async def actions_since(
         self, since: datetime, *, pipeline: str | None = None, target: str | None = None

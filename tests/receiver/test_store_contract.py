@@ -379,6 +379,30 @@ async def test_a_running_step_whose_lease_ran_out_is_taken_over(store: Store) ->
     assert got.actions == [done]
 
 
+async def test_a_late_result_of_a_taken_over_step_does_not_overwrite_the_new_owner(
+    store: Store,
+) -> None:
+    inc = await store.create_incident(incident())
+    step = action(inc.id, "retry_with_backoff#1", worker="slow")
+    assert await store.begin_action(step, lease_seconds=0.05)
+    takeover = dataclasses.replace(step, worker="new-owner", started_at=at(30))
+
+    async def taken() -> bool:
+        return await store.begin_action(takeover, lease_seconds=60)
+
+    await until(taken)
+    late = dataclasses.replace(step, outcome="success", ended_at=at(35))
+    await store.end_action(late)  # the slow worker finishes after losing its claim
+    got = await store.get_incident(inc.id)
+    assert got is not None
+    assert [(a.worker, a.outcome) for a in got.actions] == [("new-owner", "running")]
+    done = dataclasses.replace(takeover, outcome="failure", ended_at=at(40))
+    await store.end_action(done)
+    got = await store.get_incident(inc.id)
+    assert got is not None
+    assert got.actions == [done]
+
+
 async def test_a_renewed_step_lease_keeps_the_step_from_other_workers(store: Store) -> None:
     inc = await store.create_incident(incident())
     step = action(inc.id, "scale_resources#1", worker="owner")
