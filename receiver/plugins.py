@@ -42,7 +42,7 @@ from receiver.diagnosis import HANDLERS, Handler
 from receiver.errors import ConfigError
 from receiver.recovery.strategies import STRATEGIES, Strategy
 from rules.errors import Problem, SpecError
-from rules.spec import PipelineSpec, Spec
+from rules.spec import STRATEGY_ENTRY_POINTS, PipelineSpec, Spec
 from rules.yamlpos import Path as FieldPath
 from rules.yamlpos import dotted, line_index, line_of
 
@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 
 HANDLERS_GROUP: Final = "pipemedic.diagnosis_handlers"
 ACTIONS_GROUP: Final = "pipemedic.actions"
-STRATEGIES_GROUP: Final = "pipemedic.recovery_strategies"
+STRATEGIES_GROUP: Final = STRATEGY_ENTRY_POINTS
 
 # Table keys appear as spec keys and metric label values: lowercase identifiers.
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")

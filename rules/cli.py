@@ -17,7 +17,7 @@ from rules.generate import generate
 from rules.lint import lint_files
 from rules.output import FORMATS, diff_files, render_all, write_files
 from rules.promtool import check_rules, test_rules
-from rules.spec import Spec, load_spec
+from rules.spec import Spec, load_spec, strategy_problems
 from rules.unittests import unit_tests
 
 __all__ = ["register"]
@@ -82,7 +82,8 @@ def _check(args: argparse.Namespace) -> int:
     if not result.ok:
         print(result.output, file=sys.stderr)
     shown = {f"{args.out}/{name}": text for name, text in wanted.items()}
-    problems = lint_files(custom, shown)
+    problems = strategy_problems(Path(args.spec).read_text(encoding="utf-8"), str(args.spec))
+    problems += lint_files(custom, shown)
     for problem in problems:
         print(problem, file=sys.stderr)
     ok = result.ok and not problems

@@ -55,6 +55,15 @@ def test_bad_duration_names_file_line_and_path(
         ("pipelines:\n  'bad name':\n    sla: 1h\n", ":2: pipelines.bad name:"),
         # slo objective must be a ratio
         ("pipelines:\n  a:\n    slo:\n      objective: 99.9\n", ":4: pipelines.a.slo.objective:"),
+        # a misspelt strategy, as a recovery override and as an action key
+        (
+            "pipelines:\n  a:\n    recovery:\n      network_timeout: retry_with_backof\n",
+            ":4: pipelines.a.recovery.network_timeout: unknown strategy 'retry_with_backof'",
+        ),
+        (
+            "defaults:\n  actions:\n    scale_resource:\n      command: {argv: ['true']}\n",
+            ":3: defaults.actions.scale_resource: unknown strategy 'scale_resource'",
+        ),
         # invalid YAML
         ("defaults: [unclosed\n", "invalid YAML"),
         # not a mapping
@@ -94,3 +103,10 @@ def test_the_default_spec_checks_clean(rules_cli: Callable[..., object]) -> None
     res = rules_cli("check")
     assert res.code == 0, res.err  # type: ignore[attr-defined]
     assert "OK" in res.out  # type: ignore[attr-defined]
+
+
+def test_the_builtin_strategies_are_the_receivers_table() -> None:
+    from receiver.recovery.strategies import STRATEGIES
+    from rules.spec import BUILTIN_STRATEGIES
+
+    assert set(STRATEGIES) | {"escalate"} == BUILTIN_STRATEGIES
