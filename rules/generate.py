@@ -8,9 +8,11 @@ alert sees this cycle's constants and signals):
 2. ``pipeline:<param>:spec``: one constant per listed pipeline and kind, only
    where the pipeline differs from the defaults: overrides are data.
 3. ``pipeline:alert_for:spec{kind, for}``: pipelines whose ``for`` differs.
-4. Signals, each recorded once: ``pipeline:error_ratio:rate5m`` and its
-   parts, ``pipeline:up:max``, ``pipeline:last_run_duration_seconds:max``,
-   ``pipeline:staleness_seconds``, ``pipeline_dependency:up:max``.
+4. Signals, each recorded once: ``pipeline:error_ratio:rate5m`` (the larger
+   of the recorded records and runs error ratios), ``pipeline:up:max``,
+   ``pipeline:last_run_duration_seconds:max``, ``pipeline:staleness_seconds``,
+   ``pipeline_dependency:up:max``. Every recorded series costs Prometheus a
+   write per pipeline per cycle, so few intermediate steps are recorded.
 5. Alerts: ``signal <op> on(pipeline) group_left(...) spec`` for listed
    pipelines, ``or on(pipeline)`` the same against the default for every
    other pipeline, so a pipeline absent from the spec is covered by the
@@ -171,26 +173,28 @@ def signal_rules(window: str = PRODUCTION.rate_window) -> list[dict[str, Any]]:
     """
     failed = selector("pipeline:records_failed:rate5m")
     processed = selector("pipeline:records_processed:rate5m")
-    records_ratio = binop(failed, "/", binop(processed, ">", number(0)))
-    # the runs ratio keeps its `status` label, so `or` keeps both ratios of a pipeline
-    runs_failed = agg(
-        "sum",
-        call("rate", matrix(selector("pipeline_runs_total", _FAILED), window)),
-        ("pipeline", "status"),
-    )
-    runs = binop(_rate("pipeline_runs_total", window), ">", number(0))
-    runs_ratio = binop(runs_failed, "/", runs, on=_BY, group_left=())
+    runs_failed = _rate("pipeline_runs_total", window, _FAILED)
+    runs = _rate("pipeline_runs_total", window)
+    # max(records, runs) where both exist, whichever exists otherwise: one read of
+    # both recorded ratios (a set operation would read each of them twice)
+    ratios = "pipeline:records_error_ratio:rate5m|pipeline:runs_error_ratio:rate5m"
+    larger = agg("max", selector("", {"__name__": "=~" + ratios}), _BY)
     return [
         record("pipeline:records_failed:rate5m", _rate("pipeline_records_failed_total", window)),
         record(
             "pipeline:records_processed:rate5m", _rate("pipeline_records_processed_total", window)
         ),
-        # max(records, runs) where both exist, whichever exists otherwise, in
-        # one rule: every recorded series costs Prometheus a write per pipeline
         record(
-            "pipeline:error_ratio:rate5m",
-            agg("max", binop(records_ratio, "or", runs_ratio, newline=True), _BY),
+            "pipeline:records_error_ratio:rate5m",
+            binop(failed, "/", binop(processed, ">", number(0))),
         ),
+        # straight from the counter: recording runs by status first (twice the
+        # series) and reading them back cost more than the second rate
+        record(
+            "pipeline:runs_error_ratio:rate5m",
+            binop(runs_failed, "/", binop(runs, ">", number(0)), on=_BY),
+        ),
+        record("pipeline:error_ratio:rate5m", larger),
     ]
 
 
