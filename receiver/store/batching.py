@@ -1,6 +1,7 @@
 """Batch concurrent requests of one event loop into one flush (group commit, loop side).
 
-Every backend commits ingests the same way: the requests that arrive while
+The PostgreSQL store commits ingests this way (SQLite batches in its writer
+thread instead, ``groupcommit.submit_item``): the requests that arrive while
 the previous flush is still committing wait together and go to the store in
 one statement and one transaction. ``Batcher.submit(item)`` returns that
 item's own result once the flush that covers it returned (committed);
