@@ -14,13 +14,11 @@ Run: ``.venv/bin/python -m bench bench_exporter``
 from __future__ import annotations
 
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 
 from prometheus_client import (
@@ -32,11 +30,13 @@ from prometheus_client import (
     generate_latest,
 )
 
+from bench._load import BareApp, post_lua, require_wrk, run_wrk
 from exporters import changes
 from exporters.registry import Change, PipelineRegistry
 from exporters.render import Exposition
 from exporters.state import DependencyResult, PipelineState
 from exporters.vocabulary import DURATION_BUCKETS
+from pipemedic.stack import ManagedServer
 
 PIPELINES = 10_000
 CHANGED_PER_SCRAPE = PIPELINES // 100
@@ -171,20 +171,10 @@ def bench_exposition() -> None:
 
 
 # -- (b) POST /events --------------------------------------------------------
-BARE_APP = """
-import sys
-from aiohttp import web
+class ExporterApp(ManagedServer):
+    """``create_app()`` of the exporter in its own process, dependency probes off."""
 
-async def events(request):
-    await request.json()
-    return web.json_response({"accepted": 1})
-
-app = web.Application()
-app.router.add_post("/events", events)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
-"""
-
-OUR_APP = """
+    CODE = """
 import sys
 from aiohttp import web
 from exporters import ExporterConfig, create_app
@@ -193,23 +183,8 @@ app = create_app(config=ExporterConfig(probe_dependencies=False))
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
 
-
-def _serve(code: str, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-c", code, str(port)])
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            req = urllib.request.Request(
-                f"http://127.0.0.1:{port}/events",
-                data=EVENT.encode(),
-                headers={"Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(req, timeout=1):
-                return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"server on {port} did not start")
+    def argv(self) -> list[str]:
+        return [sys.executable, "-c", self.CODE, str(self.port)]
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -218,58 +193,36 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _wrk(port: int, script: Path, seconds: int, pid: int) -> tuple[float, float]:
+def _wrk(server: ManagedServer, script: Path, seconds: int) -> tuple[float, float]:
     """Return (requests/s, server CPU microseconds per request)."""
-    cpu_before = _cpu_seconds(pid)
-    out = subprocess.run(
-        [
-            "/usr/bin/wrk",
-            "-t1",
-            "-c32",
-            f"-d{seconds}s",
-            "-s",
-            str(script),
-            f"http://127.0.0.1:{port}/events",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if "Non-2xx" in out:
-        raise RuntimeError(f"wrk saw errors:\n{out}")
-    cpu = _cpu_seconds(pid) - cpu_before
-    found = re.search(r"Requests/sec:\s*([\d.]+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    if found is None or total is None:
-        raise RuntimeError(f"no Requests/sec in wrk output:\n{out}")
-    return float(found.group(1)), cpu / int(total.group(1)) * 1e6
+    assert server.proc is not None
+    cpu_before = _cpu_seconds(server.proc.pid)
+    url = server.url + "/events"
+    result = run_wrk(url, script, threads=1, connections=32, duration=f"{seconds}s")
+    result.raise_for_errors(url)
+    cpu = _cpu_seconds(server.proc.pid) - cpu_before
+    return result.rps, cpu / result.requests * 1e6
 
 
 def bench_events() -> None:
-    from pipemedic.stack import free_port
-
+    require_wrk()
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "post.lua"
-        body = EVENT.replace('"', '\\"')
-        script.write_text(
-            'wrk.method = "POST"\n'
-            f'wrk.body = "{body}"\n'
-            'wrk.headers["Content-Type"] = "application/json"\n'
-        )
-        servers = {"bare": _serve(BARE_APP, free_port()), "pipemedic": _serve(OUR_APP, free_port())}
-        ports = {k: int(p.args[-1]) for k, p in servers.items()}
-        try:
+        script.write_text(post_lua(EVENT))
+        servers: dict[str, ManagedServer] = {
+            "bare": BareApp(Path(tmp), path="/events", answer='{"accepted": 1}', parse="request"),
+            "pipemedic": ExporterApp(Path(tmp)),
+        }
+        with ExitStack() as stack:
+            for server in servers.values():
+                stack.enter_context(server)
             rps: dict[str, list[float]] = {"bare": [], "pipemedic": []}
             cpu: dict[str, list[float]] = {"bare": [], "pipemedic": []}
             for _ in range(4):  # interleaved, so drift hits both alike
-                for name in ("bare", "pipemedic"):
-                    r, c = _wrk(ports[name], script, 5, servers[name].pid)
+                for name, server in servers.items():
+                    r, c = _wrk(server, script, 5)
                     rps[name].append(round(r))
                     cpu[name].append(round(c, 1))
-        finally:
-            for proc in servers.values():
-                proc.terminate()
-                proc.wait(10)
     bare, ours = statistics.median(rps["bare"]), statistics.median(rps["pipemedic"])
     print(
         f"(b) POST /events: bare aiohttp {bare:.0f} req/s {rps['bare']}, "

@@ -25,20 +25,13 @@ Environment: ``BENCH_INTAKE_DURATION`` (default 4s), ``BENCH_INTAKE_ROUNDS`` (3)
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
-import textwrap
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from pipemedic.stack import free_port
+from bench._load import BareApp, Receiver, WrkResult, notification_lua, require_wrk, run_wrk, spread
 
 DURATION = os.environ.get("BENCH_INTAKE_DURATION", "4s")
 PACED_DURATION = "3s"
@@ -47,243 +40,68 @@ ROUNDS = int(os.environ.get("BENCH_INTAKE_ROUNDS", "3"))
 STORE_OPTIONS = os.environ.get("BENCH_INTAKE_STORE_OPTIONS", "")
 PACE_MS = 10  # wrk delay() between a response and the next request on a connection
 
-_BARE_APP = textwrap.dedent(
-    """
-    import json, sys
-    from aiohttp import web
-    async def alerts(request):
-        json.loads(await request.read())
-        return web.json_response({"status": "ok"})
-    async def ready(request):
-        return web.Response(text="OK")
-    app = web.Application()
-    app.router.add_post("/alerts", alerts)
-    app.router.add_get("/-/ready", ready)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
-    """
-)
-
-_LUA = textwrap.dedent(
-    """
-    local n_alerts = tonumber(os.getenv("BENCH_ALERTS") or "1")
-    local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
-    local run = os.getenv("BENCH_RUN") or "r"
-    local threads = 0
-    function setup(thread)
-      threads = threads + 1
-      thread:set("tid", threads)
-    end
-    local counter = 0
-    wrk.method = "POST"
-    wrk.headers["Content-Type"] = "application/json"
-    local function alert(pipeline, id, i)
-      return '{"status":"firing","labels":{"alertname":"PipelineHighErrorRate",' ..
-        '"pipeline":"' .. pipeline .. '","severity":"critical","sev":"SEV2",' ..
-        '"category":"connectivity","team":"data-platform","instance":"exporter:9108",' ..
-        '"job":"pipemedic-exporter","shard":"' .. i .. '"},' ..
-        '"annotations":{"summary":"Error ratio of ' .. pipeline .. ' above 5%",' ..
-        '"description":"pipeline:error_ratio:rate5m is 0.073 over the last 5m",' ..
-        '"runbook_url":"https://runbooks.pipemedic.dev/pipelines#high-error-rate"},' ..
-        '"startsAt":"2026-01-01T12:00:00.000Z","endsAt":"0001-01-01T00:00:00Z",' ..
-        '"generatorURL":"http://prometheus:9090/graph?g0.expr=pipeline%3Aerror_ratio",' ..
-        '"fingerprint":"' .. id .. string.format("%04d", i) .. '"}'
-    end
-    request = function()
-      counter = counter + 1
-      local id = run .. "-" .. tid .. "-" .. counter .. "-"
-      local pipeline = "etl_" .. run .. "_" .. tid .. "_" .. counter
-      local parts = {}
-      for i = 1, n_alerts do parts[i] = alert(pipeline, id, i) end
-      local body = '{"version":"4","groupKey":"{}:{pipeline=\\\\"' .. id .. '\\\\"}",' ..
-        '"truncatedAlerts":0,"status":"firing","receiver":"pipemedic",' ..
-        '"groupLabels":{"pipeline":"' .. pipeline .. '"},"commonLabels":{},' ..
-        '"commonAnnotations":{},"externalURL":"http://alertmanager:9093",' ..
-        '"alerts":[' .. table.concat(parts, ",") .. ']}'
-      return wrk.format(nil, "/alerts", nil, body)
-    end
-    function delay()
-      return delay_ms
-    end
-    """
-)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/-/ready", timeout=1):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} not ready")
-
-
-def _start_bare(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    script = workdir / "bare.py"
-    script.write_text(_BARE_APP)
-    proc = subprocess.Popen([sys.executable, str(script), str(port)], cwd=workdir)
-    url = f"http://127.0.0.1:{port}"
-    _wait_ready(url, proc)
-    return proc, url
-
-
-def _start_receiver(workdir: Path, run: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    folder = workdir / run
-    folder.mkdir()
-    (folder / "receiver.yml").write_text(
-        f"store: sqlite:///{folder / 'receiver.db'}{STORE_OPTIONS}\n"
-        f"prometheus_url: http://127.0.0.1:{free_port()}\n"
-        "queue: {max_depth: 10000000}\n"
-        f"workers: {{concurrency: {workers}}}\n"
-        "recovery: {dry_run: true}\n"
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipemedic.cli",
-            "--log-level",
-            "warning",
-            "receiver",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--config",
-            "receiver.yml",
-        ],
-        cwd=folder,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    _wait_ready(url, proc)
-    return proc, url
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-
-
-def _ms(text: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
-    if not m:
-        raise ValueError(f"cannot read wrk latency {text!r}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
 
 def _wrk(
-    url: str,
-    script: Path,
-    alerts: int,
-    run: str,
-    connections: int,
-    delay_ms: float = 0,
-    duration: str = DURATION,
-) -> dict[str, float]:
-    env = {
-        **os.environ,
-        "BENCH_ALERTS": str(alerts),
-        "BENCH_RUN": run,
-        "BENCH_DELAY_MS": str(int(delay_ms)),
-    }
-    out = subprocess.run(
-        [
-            "wrk",
-            f"-t{min(2, connections)}",
-            f"-c{connections}",
-            f"-d{duration}",
-            "--latency",
-            "-s",
-            str(script),
-            url + "/alerts",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: (.*)", out)
-    return {
-        "rps": rps,
-        "p50": _ms(lat["50"]),
-        "p99": _ms(lat["99"]),
-        "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
-        "socket_errors": 1.0 if errors else 0.0,
-    }
+    url: str, script: Path, run: str, connections: int, delay_ms: int = 0, duration: str = DURATION
+) -> WrkResult:
+    return run_wrk(
+        url + "/alerts",
+        script,
+        threads=min(2, connections),
+        connections=connections,
+        duration=duration,
+        env={"BENCH_RUN": run, "BENCH_DELAY_MS": str(delay_ms)},
+    )
 
 
-def _maximum(url: str, script: Path, alerts: int, run: str) -> float:
+def _maximum(url: str, script: Path, run: str) -> float:
     """Return requests/s with ``CONNECTIONS`` unpaced connections; fail on any error."""
-    full = _wrk(url, script, alerts, run, CONNECTIONS)
-    if full["non2xx"] or full["socket_errors"]:
-        raise RuntimeError(f"errors under load at {url}: {full}")
-    return full["rps"]
+    full = _wrk(url, script, run, CONNECTIONS)
+    full.raise_for_errors(url, socket_errors=True)
+    return full.rps
 
 
-def _paced(url: str, script: Path, alerts: int, run: str, target: float) -> dict[str, float]:
+def _paced(url: str, script: Path, run: str, target: float) -> tuple[WrkResult, int]:
     """Aim at ``target`` req/s with paced connections; calibrate once, return the 2nd run."""
     conns = max(1, round(target * PACE_MS / 1000))
-    first = _wrk(url, script, alerts, run + "c", conns, PACE_MS, PACED_DURATION)
-    conns = max(1, round(conns * target / max(first["rps"], 1.0)))
-    second = _wrk(url, script, alerts, run + "p", conns, PACE_MS, PACED_DURATION)
-    if second["non2xx"] or second["socket_errors"]:
-        raise RuntimeError(f"errors under paced load at {url}: {second}")
-    return {**second, "connections": float(conns)}
-
-
-def _spread(values: list[float]) -> str:
-    return f"{min(values):.2f}..{max(values):.2f}"
+    first = _wrk(url, script, run + "c", conns, PACE_MS, PACED_DURATION)
+    conns = max(1, round(conns * target / max(first.rps, 1.0)))
+    second = _wrk(url, script, run + "p", conns, PACE_MS, PACED_DURATION)
+    second.raise_for_errors(url, socket_errors=True)
+    return second, conns
 
 
 def main() -> None:
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed (Debian package wrk)")
+    require_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="pipemedic-bench-intake-"))
-    script = workdir / "notify.lua"
-    script.write_text(_LUA)
+    scripts = {alerts: workdir / f"notify-{alerts}.lua" for alerts in (1, 20)}
+    for alerts, script in scripts.items():
+        script.write_text(notification_lua(alerts, paced=True))
     modes = {"intake-only": 0, "with-workers": 4}
     bare_rps: dict[int, list[float]] = {}
     rps: dict[tuple[int, str], list[float]] = {}
     ratios: dict[tuple[int, str], list[float]] = {}
-    paced: dict[tuple[int, str], dict[str, float]] = {}
+    paced: dict[tuple[int, str], tuple[WrkResult, int]] = {}
     started = time.monotonic()
     try:
-        bare, bare_url = _start_bare(workdir)
-        try:
-            for alerts in (1, 20):
+        with BareApp(workdir) as bare:
+            for alerts, script in scripts.items():
                 for round_ in range(ROUNDS):
                     run = f"a{alerts}r{round_}"
-                    bare_now = _maximum(bare_url, script, alerts, run + "bare")
+                    bare_now = _maximum(bare.url, script, run + "bare")
                     bare_rps.setdefault(alerts, []).append(bare_now)
                     for mode, workers in modes.items():
-                        proc, url = _start_receiver(workdir, f"{run}{mode}", workers)
-                        try:
-                            got = _maximum(url, script, alerts, f"{run}{mode}")
+                        folder = workdir / f"{run}{mode}"
+                        store = f"sqlite:///{folder / 'receiver.db'}{STORE_OPTIONS}"
+                        with Receiver(folder, store, workers) as receiver:
+                            got = _maximum(receiver.url, script, f"{run}{mode}")
                             if round_ == ROUNDS - 1:  # latency at half the median maximum
                                 target = statistics.median([*rps.get((alerts, mode), []), got])
                                 paced[(alerts, mode)] = _paced(
-                                    url, script, alerts, f"{run}{mode}half", target / 2
+                                    receiver.url, script, f"{run}{mode}half", target / 2
                                 )
-                        finally:
-                            _stop(proc)
                         rps.setdefault((alerts, mode), []).append(got)
                         ratios.setdefault((alerts, mode), []).append(got / bare_now)
-        finally:
-            _stop(bare)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(
@@ -296,13 +114,13 @@ def main() -> None:
         bare_med = statistics.median(bare_rps[alerts])
         med = statistics.median(values)
         r = ratios[(alerts, mode)]
-        p = paced[(alerts, mode)]
+        p, conns = paced[(alerts, mode)]
         print(
             f"alerts/notification={alerts:2d} {mode:12s} bare={bare_med:7.0f} req/s  "
             f"receiver={med:7.0f} req/s ({med * alerts:7.0f} alerts/s)  "
-            f"ratio median={statistics.median(r):.2f}x spread={_spread(r)}  "
-            f"paced at {p['rps']:.0f} req/s = {p['rps'] / med:.2f}x of max "
-            f"({p['connections']:.0f} conns): p50={p['p50']:.1f} ms p99={p['p99']:.1f} ms"
+            f"ratio median={statistics.median(r):.2f}x spread={spread(r)}  "
+            f"paced at {p.rps:.0f} req/s = {p.rps / med:.2f}x of max "
+            f"({conns} conns): p50={p.p50_ms:.1f} ms p99={p.p99_ms:.1f} ms"
         )
 
 

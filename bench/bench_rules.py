@@ -42,6 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from bench._load import spread
 from pipemedic.stack import PrometheusServer
 from rules.generate import generate
 from rules.output import render_all, write_files
@@ -219,7 +220,7 @@ class Samples:
         return statistics.median(self.values)
 
     def spread(self) -> str:
-        return f"{min(self.values) * 1000:.0f}..{max(self.values) * 1000:.0f} ms"
+        return spread([v * 1000 for v in self.values], 0) + " ms"
 
 
 def prometheus_config(rules_dir: Path, target: str) -> str:
@@ -339,10 +340,10 @@ def main() -> None:
         print(f"generated, per rule class (median): {report_breakdown(ours.parts)}", flush=True)
     paired = sorted(p["generated"] / p["naive"] for p in pairs if p["naive"])
     ratio = ours.median() / naive.median()
-    spread = f"{paired[0]:.3f}..{paired[-1]:.3f}" if paired else "n/a"
+    paired_spread = spread(paired, 3) if paired else "n/a"
     print(
         f"rule evaluation: generated/naive = {ratio:.3f}x (medians; goal <= 0.2x), "
-        f"paired samples {spread} over {len(paired)} pairs; "
+        f"paired samples {paired_spread} over {len(paired)} pairs; "
         f"{N * 5} naive alerting rules vs {counts[N]}",
         flush=True,
     )
