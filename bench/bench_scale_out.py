@@ -16,7 +16,7 @@ import os
 import shutil
 import statistics
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -53,31 +53,31 @@ def _measure(urls: Sequence[str], script: Path, run: str) -> float:
         return sum(rates)
 
 
+SETUPS = ("sqlite", "postgresql", "2 replicas")
+
+
+def _receivers(setup: str, round_: int, workdir: Path, pg: PostgresServer) -> list[Receiver]:
+    """Return the (unstarted) receivers of one setup, each with a fresh database."""
+    if setup == "sqlite":
+        return [Receiver(workdir / f"s{round_}", f"sqlite:///{workdir}/r{round_}.db")]
+    if setup == "postgresql":
+        return [Receiver(workdir / f"p{round_}", pg.create_database(f"one_{round_}"))]
+    dsn = pg.create_database(f"two_{round_}")
+    return [Receiver(workdir / f"two{round_}_{n}", dsn) for n in (1, 2)]
+
+
 def main() -> None:
     require_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="pipemedic-bench-scale-out-"))
     script = workdir / "notify.lua"
     script.write_text(notification_lua(pipelines=50, detailed=False))
-    results: dict[str, list[float]] = {"bare": [], "sqlite": [], "postgresql": [], "2 replicas": []}
+    results: dict[str, list[float]] = {name: [] for name in ("bare", *SETUPS)}
     try:
         with PostgresServer() as pg, BareApp(workdir) as bare:
             for round_ in range(ROUNDS):
-                setups: dict[str, Callable[[], list[Receiver]]] = {
-                    "sqlite": lambda r=round_: [
-                        Receiver(workdir / f"s{r}", f"sqlite:///{workdir}/r{r}.db")
-                    ],
-                    "postgresql": lambda r=round_: [
-                        Receiver(workdir / f"p{r}", pg.create_database(f"one_{r}"))
-                    ],
-                    "2 replicas": lambda r=round_: [
-                        Receiver(workdir / f"two{r}_{n}", dsn)
-                        for dsn in [pg.create_database(f"two_{r}")]
-                        for n in (1, 2)
-                    ],
-                }
                 results["bare"].append(_measure([bare.url], script, f"b{round_}"))
-                for name, setup in setups.items():
-                    receivers = setup()
+                for name in SETUPS:
+                    receivers = _receivers(name, round_, workdir, pg)
                     try:
                         urls = [receiver.start().url for receiver in receivers]
                         results[name].append(_measure(urls, script, f"{name[0]}{round_}"))
