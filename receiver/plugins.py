@@ -42,7 +42,8 @@ from receiver.diagnosis import HANDLERS, Handler
 from receiver.errors import ConfigError
 from receiver.recovery.strategies import STRATEGIES, Strategy
 from rules.errors import Problem, SpecError
-from rules.spec import STRATEGY_ENTRY_POINTS, PipelineSpec, Spec
+from rules.spec import PipelineSpec, Spec
+from rules.strategies import STRATEGY_ENTRY_POINTS
 from rules.yamlpos import Path as FieldPath
 from rules.yamlpos import dotted, line_index, line_of
 

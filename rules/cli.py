@@ -17,7 +17,8 @@ from rules.generate import generate
 from rules.lint import lint_files
 from rules.output import FORMATS, diff_files, render_all, write_files
 from rules.promtool import check_rules, test_rules
-from rules.spec import Spec, load_spec, strategy_problems
+from rules.spec import Spec, load_spec
+from rules.strategies import strategy_problems
 from rules.unittests import unit_tests
 
 __all__ = ["register"]

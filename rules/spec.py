@@ -15,10 +15,8 @@ Example::
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import math
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -34,50 +32,18 @@ from rules.yamlpos import dotted, line_index, line_of
 
 __all__ = [
     "BUILTIN_DEFAULTS",
-    "BUILTIN_STRATEGIES",
     "DEFAULT_RECOVERY",
     "SCHEMA_PATH",
-    "STRATEGY_ENTRY_POINTS",
     "Dependency",
     "PipelineSpec",
     "Slo",
     "Spec",
     "Team",
-    "known_strategies",
     "load_spec",
     "parse_spec",
-    "strategy_problems",
 ]
 
 SCHEMA_PATH = Path(__file__).with_name("schema") / "pipelines.schema.json"
-
-# The runbook's recovery strategies (the receiver's table in receiver/recovery/
-# strategies.py implements them), plus ``escalate`` (hand over to people).
-BUILTIN_STRATEGIES: frozenset[str] = frozenset(
-    {
-        "retry_with_backoff",
-        "scale_resources",
-        "rollback_to_checkpoint",
-        "refresh_credentials",
-        "escalate",
-    }
-)
-# Third-party strategies register under this entry point group.
-STRATEGY_ENTRY_POINTS = "pipemedic.recovery_strategies"
-
-
-_STRATEGY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-def known_strategies() -> frozenset[str]:
-    """Return the built-in strategies and those installed plugins declare.
-
-    Reads package metadata only: nothing is imported, so checking a spec runs
-    no plugin code. The receiver validates the plugins themselves on start.
-    """
-    declared = {ep.name for ep in importlib.metadata.entry_points(group=STRATEGY_ENTRY_POINTS)}
-    return BUILTIN_STRATEGIES | declared
-
 
 # What a spec with an empty ``defaults:`` means. Values from the runbook:
 # error_rate > 0.05, last_update > 4h.
@@ -373,52 +339,6 @@ def _semantic_problems(
                 Problem(source, _line_of(index, where), _dotted(where), "NaN is not a ratio")
             )
     return problems
-
-
-def strategy_problems(text: str, source: str) -> list[Problem]:
-    """Name every strategy in a valid spec that is neither built in nor declared by a plugin.
-
-    Part of ``pipemedic rules check``, not of loading: the exporter's host
-    need not have the receiver's plugins installed.
-    """
-    raw = yaml.safe_load(text) or {}
-    index = line_index(text)
-    sections: list[tuple[tuple[str | int, ...], Any]] = [(("defaults",), raw.get("defaults"))]
-    sections += [(("pipelines", name), p) for name, p in (raw.get("pipelines") or {}).items()]
-    problems: list[Problem] = []
-    for path, entry in sections:
-        if isinstance(entry, Mapping):
-            problems.extend(_unknown_strategies(entry, path, index, source))
-    return problems
-
-
-def _unknown_strategies(
-    entry: Mapping[str, Any],
-    path: tuple[str | int, ...],
-    index: Mapping[tuple[str | int, ...], int],
-    source: str,
-) -> Iterator[Problem]:
-    """Name every strategy (a ``recovery`` value or an ``actions`` key) nobody provides."""
-    named: list[tuple[tuple[str | int, ...], Any]] = []
-    recovery = entry.get("recovery")
-    if isinstance(recovery, Mapping):
-        named += [((*path, "recovery", cause), value) for cause, value in recovery.items()]
-    actions = entry.get("actions")
-    if isinstance(actions, Mapping):
-        named += [((*path, "actions", key), key) for key in actions]
-    known: frozenset[str] | None = None
-    for where, name in named:
-        if not isinstance(name, str) or not _STRATEGY_NAME.match(name):
-            continue  # the schema names that one already
-        known = known if known is not None else known_strategies()
-        if name not in known:
-            yield Problem(
-                source,
-                _line_of(index, where),
-                _dotted(where),
-                f"unknown strategy {name!r}: use one of {', '.join(sorted(known))}, "
-                f"or install a plugin declaring it in entry point group {STRATEGY_ENTRY_POINTS}",
-            )
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -107,6 +107,6 @@ def test_the_default_spec_checks_clean(rules_cli: Callable[..., object]) -> None
 
 def test_the_builtin_strategies_are_the_receivers_table() -> None:
     from receiver.recovery.strategies import STRATEGIES
-    from rules.spec import BUILTIN_STRATEGIES
+    from rules.strategies import BUILTIN_STRATEGIES
 
     assert set(STRATEGIES) | {"escalate"} == BUILTIN_STRATEGIES
