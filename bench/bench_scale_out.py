@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench._load import BareApp, Receiver, notification_lua, require_wrk, run_wrk
-from pipemedic.stack import PostgresServer
+from pipemedic.pgserver import PostgresServer
 
 DURATION = os.environ.get("BENCH_SCALE_OUT_DURATION", "6s")
 CONNECTIONS = 32

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pipemedic.stack import PostgresServer
+from pipemedic.pgserver import PostgresServer
 
 _database_numbers = itertools.count(1)
 
