@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -39,22 +40,43 @@ MAX_LIMIT = 200
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'"
 
 
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 def add_routes(app: web.Application) -> None:
     """Register the incident routes on ``app`` (which must hold ``app[STORE]``)."""
-    app.router.add_get("/", _page, name="incidents_page")
-    app.router.add_get("/incidents", _list, name="incidents")
-    app.router.add_get("/incidents/{id}", _show, name="incident")
-    app.router.add_get("/incidents/{id}/postmortem", _postmortem, name="postmortem")
+    app.router.add_get("/", _json_errors(_page), name="incidents_page")
+    app.router.add_get("/incidents", _json_errors(_list), name="incidents")
+    app.router.add_get("/incidents/{id}", _json_errors(_show), name="incident")
+    app.router.add_get("/incidents/{id}/postmortem", _json_errors(_postmortem), name="postmortem")
 
 
-def _error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
+class _Refusal(Exception):
+    """A request this API answers with a JSON error (status, message, details)."""
 
-
-class _BadQuery(Exception):
-    def __init__(self, parameter: str, message: str) -> None:
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
         super().__init__(message)
-        self.parameter = parameter
+        self.status = status
+        self.extra = extra
+
+
+class _BadQuery(_Refusal):
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(400, message, parameter=parameter)
+
+
+def _json_errors(handler: _Handler) -> _Handler:
+    """Answer every refusal, and a store that cannot answer (503), in one place."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except _Refusal as exc:
+            return web.json_response({"error": str(exc), **exc.extra}, status=exc.status)
+        except StoreUnavailable as exc:
+            return web.json_response({"error": f"store unavailable: {exc}"}, status=503)
+
+    return answer
 
 
 def parse_query(query: Any) -> PageQuery:
@@ -104,12 +126,7 @@ async def _window(request: web.Request) -> tuple[PageQuery, list[Incident], bool
 
 
 async def _list(request: web.Request) -> web.Response:
-    try:
-        query, incidents, more = await _window(request)
-    except _BadQuery as exc:
-        return _error(400, str(exc), parameter=exc.parameter)
-    except StoreUnavailable as exc:
-        return _error(503, f"store unavailable: {exc}")
+    query, incidents, more = await _window(request)
     return web.json_response(
         {
             "incidents": [i.to_json() for i in incidents],
@@ -120,31 +137,23 @@ async def _list(request: web.Request) -> web.Response:
     )
 
 
-async def _find(request: web.Request) -> Incident | web.Response:
-    """Return the incident named in the path, or the error response to send."""
+async def _find(request: web.Request) -> Incident:
+    """Return the incident named in the path; 404 when there is none."""
     raw = request.match_info["id"]
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        return _error(404, "no such incident: the id must be a positive integer", id=raw)
-    try:
-        incident = await request.app[STORE].get_incident(int(raw))
-    except StoreUnavailable as exc:
-        return _error(503, f"store unavailable: {exc}")
+        raise _Refusal(404, "no such incident: the id must be a positive integer", id=raw)
+    incident = await request.app[STORE].get_incident(int(raw))
     if incident is None:
-        return _error(404, f"no incident {int(raw)}", id=int(raw))
+        raise _Refusal(404, f"no incident {int(raw)}", id=int(raw))
     return incident
 
 
 async def _show(request: web.Request) -> web.Response:
-    found = await _find(request)
-    if isinstance(found, web.Response):
-        return found
-    return web.json_response(found.to_json())
+    return web.json_response((await _find(request)).to_json())
 
 
 async def _postmortem(request: web.Request) -> web.Response:
     found = await _find(request)
-    if isinstance(found, web.Response):
-        return found
     text = found.postmortem
     if text is None or request.query.get("regenerate") in ("1", "true"):
         text = render_postmortem(found, request.app.get(SPEC))
@@ -152,12 +161,7 @@ async def _postmortem(request: web.Request) -> web.Response:
 
 
 async def _page(request: web.Request) -> web.Response:
-    try:
-        query, incidents, more = await _window(request)
-    except _BadQuery as exc:
-        return _error(400, str(exc), parameter=exc.parameter)
-    except StoreUnavailable as exc:
-        return _error(503, f"store unavailable: {exc}")
+    query, incidents, more = await _window(request)
     spec = request.app.get(SPEC)
 
     def render() -> str:
