@@ -81,6 +81,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number (JSON has no NaN or Infinity)")
 
 
+# One decoder for every body: ``json.loads(text, parse_constant=...)`` would build a
+# new decoder (and its scanner, a reference cycle for the GC) on every request.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def decode_body(body: bytes) -> Any:
     """Decode UTF-8 JSON strictly: invalid UTF-8, NaN and Infinity are errors."""
     try:
@@ -91,7 +96,7 @@ def decode_body(body: bytes) -> Any:
             kind="encoding",
         ) from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         message = f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         raise InvalidEventError([FieldProblem("$", message)], kind="invalid_json") from None

@@ -40,6 +40,14 @@ _TYPES = {
     "boolean": "type({x}) is bool",
     "null": "{x} is None",
 }
+# What a type-specific keyword (pattern, minimum, items, ...) applies to, and the
+# ``type`` values under which that guard is already known to hold.
+_GUARDS = {
+    "str": ("type({x}) is str", frozenset({"string"})),
+    "dict": ("type({x}) is dict", frozenset({"object"})),
+    "list": ("type({x}) is list", frozenset({"array"})),
+    "num": ("type({x}) in _NUM", frozenset({"number", "integer"})),
+}
 
 
 class UnsupportedSchemaError(ValueError):
@@ -74,22 +82,39 @@ class _Compiler:
             self.function(self.root["$defs"][key], name)
         return self.refs[ref]
 
-    def expr(self, schema: Any, x: str) -> str:
+    def expr(self, schema: Any, x: str, known: str | None = None) -> str:
+        """Return a boolean expression; ``known`` is a ``type`` already checked for ``x``."""
         if schema is True:
             return "True"
         if schema is False:
             return "False"
         if not isinstance(schema, Mapping):
             raise UnsupportedSchemaError(f"a schema must be an object or boolean: {schema!r}")
+        if isinstance(schema.get("type"), str):
+            known = schema["type"]  # checked first (dict order), so later keywords may rely on it
+            schema = {"type": known, **schema}
         parts = [
-            self.keyword(k, v, schema, x)
+            self.keyword(k, v, schema, x, known)
             for k, v in schema.items()
             if k not in _ANNOTATIONS and k not in ("then", "else")
         ]
+        parts = [p for p in parts if p != "True"]
         return "(" + " and ".join(parts) + ")" if parts else "True"
 
-    def keyword(self, key: str, value: Any, schema: Mapping[str, Any], x: str) -> str:
-        is_str, is_dict, is_list = f"type({x}) is str", f"type({x}) is dict", f"type({x}) is list"
+    @staticmethod
+    def when(kind: str, test: str, x: str, known: str | None) -> str:
+        """Apply ``test`` to instances of ``kind`` only; no guard when ``known`` settles it."""
+        guard, holds = _GUARDS[kind]
+        if known in holds:
+            return test
+        if known is not None and known in _TYPES:
+            return "True"  # another type: the keyword does not apply
+        return f"(not {guard.format(x=x)} or {test})"
+
+    def keyword(
+        self, key: str, value: Any, schema: Mapping[str, Any], x: str, known: str | None
+    ) -> str:
+        is_str = "True" if known == "string" else f"type({x}) is str"
         if key == "$ref":
             return f"{self.ref(value)}({x})"
         if key == "type":
@@ -106,45 +131,50 @@ class _Compiler:
             return f"({is_str} and {x} == {value!r})"
         if key == "pattern":
             search = self.const(re.compile(value).search)
-            return f"(not {is_str} or {search}({x}) is not None)"
+            return self.when("str", f"{search}({x}) is not None", x, known)
         if key == "maxLength":
-            return f"(not {is_str} or len({x}) <= {int(value)})"
+            return self.when("str", f"len({x}) <= {int(value)}", x, known)
         if key in ("minimum", "maximum"):
             op = ">=" if key == "minimum" else "<="
-            return f"(type({x}) not in _NUM or {x} {op} {self.const(value)})"
+            return self.when("num", f"{x} {op} {self.const(value)}", x, known)
         if key in ("minItems", "maxItems"):
             op = ">=" if key == "minItems" else "<="
-            return f"(not {is_list} or len({x}) {op} {int(value)})"
+            return self.when("list", f"len({x}) {op} {int(value)}", x, known)
         if key == "items":
             item = self.function(value)
-            return f"(not {is_list} or all({item}(i) for i in {x}))"
+            return self.when("list", f"all({item}(i) for i in {x})", x, known)
         if key == "required":
             needed = " and ".join(f"{k!r} in {x}" for k in value) or "True"
-            return f"(not {is_dict} or ({needed}))"
+            return self.when("dict", f"({needed})", x, known)
         if key == "properties":
-            props = [
-                f"({k!r} not in {x} or {self.expr(sub, f'{x}[{k!r}]')})" for k, sub in value.items()
+            # fields a schema forbids (``false``) are one set test; ``true`` ones need none
+            banned = frozenset(k for k, sub in value.items() if sub is False)
+            props = [f"{self.const(banned)}.isdisjoint({x})"] if banned else []
+            props += [
+                f"({k!r} not in {x} or {self.expr(sub, f'{x}[{k!r}]')})"
+                for k, sub in value.items()
+                if sub is not False and sub is not True
             ]
-            return f"(not {is_dict} or ({' and '.join(props) or 'True'}))"
+            return self.when("dict", f"({' and '.join(props) or 'True'})", x, known)
         if key == "additionalProperties":
             if value is not False:
                 raise UnsupportedSchemaError("additionalProperties: only false is supported")
-            known = self.const(frozenset(schema.get("properties", {})))
-            return f"(not {is_dict} or {known}.issuperset({x}))"
+            names = self.const(frozenset(schema.get("properties", {})))
+            return self.when("dict", f"{names}.issuperset({x})", x, known)
         if key == "dependentRequired":
             deps = [
                 f"({k!r} not in {x} or ({' and '.join(f'{n!r} in {x}' for n in needed)}))"
                 for k, needed in value.items()
             ]
-            return f"(not {is_dict} or ({' and '.join(deps) or 'True'}))"
+            return self.when("dict", f"({' and '.join(deps) or 'True'})", x, known)
         if key == "allOf":
-            return "(" + " and ".join(self.expr(s, x) for s in value) + ")"
+            return "(" + " and ".join(self.expr(s, x, known) for s in value) + ")"
         if key == "oneOf":
-            return "((" + ") + (".join(self.expr(s, x) for s in value) + ")) == 1"
+            return "((" + ") + (".join(self.expr(s, x, known) for s in value) + ")) == 1"
         if key == "if":
-            then = self.expr(schema.get("then", True), x)
-            other = self.expr(schema.get("else", True), x)
-            return f"(({then}) if {self.expr(value, x)} else ({other}))"
+            then = self.expr(schema.get("then", True), x, known)
+            other = self.expr(schema.get("else", True), x, known)
+            return f"(({then}) if {self.expr(value, x, known)} else ({other}))"
         raise UnsupportedSchemaError(f"JSON Schema keyword {key!r} is not supported")
 
 

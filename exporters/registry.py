@@ -20,8 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from exporters.errors import CardinalityError
 from exporters.state import PipelineState
@@ -39,13 +38,13 @@ DEFAULT_MAX_PIPELINES = 10_000
 DEFAULT_MAX_ERROR_SERIES = 64
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """One update of one pipeline: ``apply`` mutates its state under the registry lock.
 
     ``error_keys`` lists the (category, reason) series it may create, so the
     bound is checked before anything is applied; ``path`` names the event in
-    error messages (``$[3]``).
+    error messages (``$[3]``). A NamedTuple: immutable, and built per posted
+    event at half the cost of a frozen dataclass.
     """
 
     pipeline: str
@@ -164,17 +163,21 @@ class PipelineRegistry:
                         f"{change.path}.pipeline" if change.path != "$" else "$.pipeline",
                     )
                 new_pipelines.add(change.pipeline)
-            if change.error_keys:
-                known = state.errors if state is not None else {}
-                pending = new_errors.setdefault(change.pipeline, set())
-                pending.update(k for k in change.error_keys if k not in known)
-                if len(known) + len(pending) > self.max_error_series:
-                    self.refused += 1
-                    raise CardinalityError(
-                        f"pipeline {change.pipeline!r} refused: more than "
-                        f"{self.max_error_series} distinct error category/reason pairs",
-                        f"{change.path}.reason" if change.path != "$" else "$.reason",
-                    )
+            if not change.error_keys:
+                continue
+            known = state.errors if state is not None else {}
+            unseen = [k for k in change.error_keys if k not in known]
+            if not unseen:  # series that exist already cannot pass the bound
+                continue
+            pending = new_errors.setdefault(change.pipeline, set())
+            pending.update(unseen)
+            if len(known) + len(pending) > self.max_error_series:
+                self.refused += 1
+                raise CardinalityError(
+                    f"pipeline {change.pipeline!r} refused: more than "
+                    f"{self.max_error_series} distinct error category/reason pairs",
+                    f"{change.path}.reason" if change.path != "$" else "$.reason",
+                )
 
     def replace_all(self, states: Iterable[PipelineState]) -> None:
         """Swap in merged states (the multiprocess reader's view); no bound is applied."""
