@@ -62,31 +62,45 @@ def _too_large(limit: int) -> web.Response:
     )
 
 
-async def _events(request: web.Request) -> web.Response:
-    app = request.app
-    config, registry, health = app[CONFIG], app[REGISTRY], app[HEALTH]
-    if request.content_length is not None and request.content_length > config.max_body_bytes:
-        health.reject("too_large")
-        return _too_large(config.max_body_bytes)
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        health.reject("too_large")
-        return _too_large(config.max_body_bytes)
-    try:
-        if len(body) > _INLINE_PARSE_BYTES:
-            events = await asyncio.get_running_loop().run_in_executor(None, parse_events, body)
-        else:
-            events = parse_events(body)
-        registry.apply(to_changes(events, registry.clock()))
-    except InvalidEventError as exc:
-        health.reject(exc.kind)
-        return _error(400, exc.problems, exc.kind)
-    except CardinalityError as exc:
-        health.reject("cardinality")
-        return _error(422, [FieldProblem(exc.path, str(exc))], "cardinality")
-    health.accepted(len(events))
-    return web.Response(body=_accepted_body(len(events)), content_type="application/json")
+class _Events:
+    """Serve ``POST /events`` with the app's config, registry and health bound once.
+
+    Bound at ``create_app`` rather than looked up in the app per request: the
+    app is frozen once it serves, so these never change underneath.
+    """
+
+    def __init__(
+        self, config: ExporterConfig, registry: PipelineRegistry, health: HealthMetrics
+    ) -> None:
+        self.config, self.registry, self.health = config, registry, health
+
+    async def post(self, request: web.Request) -> web.Response:
+        limit, health = self.config.max_body_bytes, self.health
+        size = request.content_length
+        if size is not None and size > limit:
+            health.reject("too_large")
+            return _too_large(limit)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            health.reject("too_large")
+            return _too_large(limit)
+        try:
+            if len(body) > _INLINE_PARSE_BYTES:
+                loop = asyncio.get_running_loop()
+                events = await loop.run_in_executor(None, parse_events, body)
+            else:
+                events = parse_events(body)
+            registry = self.registry
+            registry.apply(to_changes(events, registry.clock()))
+        except InvalidEventError as exc:
+            health.reject(exc.kind)
+            return _error(400, exc.problems, exc.kind)
+        except CardinalityError as exc:
+            health.reject("cardinality")
+            return _error(422, [FieldProblem(exc.path, str(exc))], "cardinality")
+        health.accepted(len(events))
+        return web.Response(body=_accepted_body(len(events)), content_type="application/json")
 
 
 @functools.lru_cache(maxsize=64)
@@ -158,7 +172,7 @@ def create_app(
     app[HEALTH] = health
     app[EXPOSITION] = Exposition(registry, health, extra_states=reader)
     app.router.add_get("/metrics", _metrics)
-    app.router.add_post("/events", _events)
+    app.router.add_post("/events", _Events(config, registry, health).post)
     app.router.add_get("/-/healthy", _healthy)
     app.router.add_get("/-/ready", _healthy)
     app.cleanup_ctx.append(_probes)

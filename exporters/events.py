@@ -180,6 +180,12 @@ def _semantic(event: Mapping[str, Any], base: str) -> list[FieldProblem]:
 
 def validate(document: Any) -> list[tuple[str, Mapping[str, Any]]]:
     """Return ``(path, event)`` pairs, or raise with every problem (up to MAX_PROBLEMS)."""
+    is_valid = _event_is_valid()
+    if type(document) is dict and is_valid(document):  # the common case: one good event
+        problems = _semantic(document, "$")
+        if problems:
+            raise InvalidEventError(problems)
+        return [("$", document)]
     if isinstance(document, list):
         if not document:
             raise InvalidEventError([FieldProblem("$", "an empty list has no events")])
@@ -190,7 +196,6 @@ def validate(document: Any) -> list[tuple[str, Mapping[str, Any]]]:
         items = [(f"$[{i}]", e) for i, e in enumerate(document)]
     else:
         items = [("$", document)]
-    is_valid = _event_is_valid()
     problems: list[FieldProblem] = []
     for base, event in items:
         if not isinstance(event, dict):

@@ -50,6 +50,10 @@ _GUARDS = {
 }
 
 
+def _always(value: Any) -> bool:
+    return True
+
+
 class UnsupportedSchemaError(ValueError):
     """The schema uses a keyword the fast check does not implement."""
 
@@ -57,19 +61,20 @@ class UnsupportedSchemaError(ValueError):
 class _Compiler:
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.root = root
-        self.ns: dict[str, Any] = {"_NUM": (int, float)}
+        self.ns: dict[str, Any] = {"_NUM": (int, float), "_always": _always}
         self.functions: list[str] = []
         self.refs: dict[str, str] = {}
+        self.tables: list[str] = []
 
     def const(self, value: Any) -> str:
         name = f"_c{len(self.ns)}"
         self.ns[name] = value
         return name
 
-    def function(self, schema: Any, name: str | None = None) -> str:
+    def function(self, schema: Any, name: str | None = None, known: str | None = None) -> str:
         name = name or f"_f{len(self.functions)}_{len(self.ns)}"
         self.ns.setdefault(name, None)  # reserve the name
-        body = self.expr(schema, "v")
+        body = self.expr(schema, "v", known)
         self.functions.append(f"def {name}(v):\n    return {body}\n")
         return name
 
@@ -100,6 +105,27 @@ class _Compiler:
         ]
         parts = [p for p in parts if p != "True"]
         return "(" + " and ".join(parts) + ")" if parts else "True"
+
+    def dispatch(self, branches: Any, x: str) -> str | None:
+        """Compile ``allOf`` [if field == const then ...] on an object as one dict lookup.
+
+        Such branches (one per event kind) otherwise test every constant in
+        turn; with distinct string constants at most one ``then`` applies.
+        """
+        cases = [_switch_case(b) for b in branches]
+        fields = {c[0] for c in cases if c is not None}
+        values = [c[1] for c in cases if c is not None]
+        if None in cases or len(fields) != 1 or len(set(values)) != len(values):
+            return None
+        (field,) = fields
+        table = self.const(
+            {
+                v: self.function(b.get("then", True), known="object")
+                for v, b in zip(values, branches, strict=True)
+            }
+        )
+        self.tables.append(table)  # function names now, the functions once compiled
+        return f"(type({x}.get({field!r})) is not str or {table}.get({x}[{field!r}], _always)({x}))"
 
     @staticmethod
     def when(kind: str, test: str, x: str, known: str | None) -> str:
@@ -168,6 +194,9 @@ class _Compiler:
             ]
             return self.when("dict", f"({' and '.join(deps) or 'True'})", x, known)
         if key == "allOf":
+            table = self.dispatch(value, x) if known == "object" else None
+            if table is not None:
+                return table
             return "(" + " and ".join(self.expr(s, x, known) for s in value) + ")"
         if key == "oneOf":
             return "((" + ") + (".join(self.expr(s, x, known) for s in value) + ")) == 1"
@@ -178,6 +207,22 @@ class _Compiler:
         raise UnsupportedSchemaError(f"JSON Schema keyword {key!r} is not supported")
 
 
+def _switch_case(branch: Any) -> tuple[str, str] | None:
+    """Return (field, value) when ``branch`` is ``if {field: const value} then ...``."""
+    if not isinstance(branch, Mapping) or set(branch) - {"if", "then"}:
+        return None
+    cond = branch.get("if")
+    if not isinstance(cond, Mapping) or set(cond) != {"properties", "required"}:
+        return None
+    props = cond["properties"]
+    if not isinstance(props, Mapping) or len(props) != 1:
+        return None
+    ((field, sub),) = props.items()
+    if cond["required"] != [field] or not isinstance(sub, Mapping) or set(sub) != {"const"}:
+        return None
+    return (field, sub["const"]) if isinstance(sub["const"], str) else None
+
+
 def compile_schema(schema: Any, root: Mapping[str, Any] | None = None) -> Check:
     """Return a function telling whether a JSON value is valid against ``schema``."""
     compiler = _Compiler(root if root is not None else schema)
@@ -185,5 +230,7 @@ def compile_schema(schema: Any, root: Mapping[str, Any] | None = None) -> Check:
     source = "\n".join(compiler.functions)
     namespace = dict(compiler.ns)
     exec(compile(source, "<events schema fast check>", "exec"), namespace)  # noqa: S102
+    for table in compiler.tables:  # dispatch tables held function names until now
+        namespace[table].update({k: namespace[n] for k, n in namespace[table].items()})
     check: Check = namespace[entry]
     return check
