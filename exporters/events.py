@@ -182,9 +182,9 @@ def validate(document: Any) -> list[tuple[str, Mapping[str, Any]]]:
     """Return ``(path, event)`` pairs, or raise with every problem (up to MAX_PROBLEMS)."""
     is_valid = _event_is_valid()
     if type(document) is dict and is_valid(document):  # the common case: one good event
-        problems = _semantic(document, "$")
-        if problems:
-            raise InvalidEventError(problems)
+        wrong = _semantic(document, "$")
+        if wrong:
+            raise InvalidEventError(wrong)
         return [("$", document)]
     if isinstance(document, list):
         if not document:
