@@ -166,11 +166,13 @@ class PipelineRegistry:
             if not change.error_keys:
                 continue
             known = state.errors if state is not None else {}
-            unseen = [k for k in change.error_keys if k not in known]
-            if not unseen:  # series that exist already cannot pass the bound
+            for key in change.error_keys:
+                if key not in known:
+                    break
+            else:  # series that exist already cannot pass the bound
                 continue
             pending = new_errors.setdefault(change.pipeline, set())
-            pending.update(unseen)
+            pending.update(k for k in change.error_keys if k not in known)
             if len(known) + len(pending) > self.max_error_series:
                 self.refused += 1
                 raise CardinalityError(
