@@ -162,19 +162,13 @@ class PostgresServer(ManagedServer):
     def popen_kwargs(self) -> dict[str, Any]:
         return {"user": self._uid, "group": self._gid, "extra_groups": self._extra_groups}
 
+    def _connection_args(self, database: str) -> list[str]:
+        """Return the client flags that reach ``database`` on this cluster's loopback port."""
+        return ["-h", LOOPBACK, "-p", str(self.port), "-U", self.user, "-d", database]
+
     def is_ready(self) -> bool:
         """Ask ``pg_isready``: the server accepts connections on its loopback port."""
-        isready = [
-            str(self.bindir / "pg_isready"),
-            "-h",
-            LOOPBACK,
-            "-p",
-            str(self.port),
-            "-U",
-            self.user,
-            "-d",
-            "postgres",
-        ]
+        isready = [str(self.bindir / "pg_isready"), *self._connection_args("postgres")]
         return subprocess.run(isready, capture_output=True, check=False).returncode == 0
 
     def psql(self, sql: str, database: str = "postgres") -> str:
@@ -188,14 +182,7 @@ class PostgresServer(ManagedServer):
                 "-t",
                 "-v",
                 "ON_ERROR_STOP=1",
-                "-h",
-                LOOPBACK,
-                "-p",
-                str(self.port),
-                "-U",
-                self.user,
-                "-d",
-                database,
+                *self._connection_args(database),
                 "-c",
                 sql,
             ]

@@ -231,12 +231,9 @@ class GroupCommitWriter:
                 result = job.fn(conn)
                 conn.execute("RELEASE job")
                 done.append((job, result, None))
-            except sqlite3.OperationalError as exc:
-                self._rollback_savepoint(conn)
-                done.append((job, None, StoreUnavailable(f"SQLite: {exc}")))
             except Exception as exc:
                 self._rollback_savepoint(conn)
-                done.append((job, None, exc))
+                done.append((job, None, _store_error(exc)))
         self._commit(conn, batch, done)
 
     def _commit(
@@ -266,9 +263,7 @@ class GroupCommitWriter:
             if conn.in_transaction:  # never expected: the statement was not alone
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError):
-                exc = StoreUnavailable(f"SQLite: {exc}")
-            self._deliver([(job, None, exc)])
+            self._deliver([(job, None, _store_error(exc))])
             return
         self._observe(time.perf_counter() - started, job.weight)
         self._deliver([(job, result, None)])
@@ -287,9 +282,7 @@ class GroupCommitWriter:
         except Exception as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError):
-                exc = StoreUnavailable(f"SQLite: {exc}")
-            self._deliver([(job, None, exc)])
+            self._deliver([(job, None, _store_error(exc))])
             return
         self._commit(conn, [job], [(job, result, None)])
 
@@ -314,3 +307,10 @@ class GroupCommitWriter:
         for loop, items in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop closed while we worked
                 loop.call_soon_threadsafe(_resolve, items)
+
+
+def _store_error(exc: BaseException) -> BaseException:
+    """Map SQLite's operational errors (locked, disk full, I/O) to ``StoreUnavailable`` (503)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return StoreUnavailable(f"SQLite: {exc}")
+    return exc
