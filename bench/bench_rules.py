@@ -30,6 +30,7 @@ Run: ``.venv/bin/python -m bench bench_rules``
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import tempfile
 import threading
@@ -50,7 +51,8 @@ from rules.spec import parse_spec
 
 N = 10_000
 WARMUP_S = 30.0
-SAMPLE_S = 100.0
+# BENCH_RULES_SAMPLE_S shortens the window for exploratory runs (not for recorded figures)
+SAMPLE_S = float(os.environ.get("BENCH_RULES_SAMPLE_S", "100"))
 INTERVAL = "10s"
 POLL_S = 1.0
 
@@ -198,13 +200,27 @@ def rule_class(rule: Mapping[str, Any]) -> str:
     return "constants" if name.endswith((":spec", ":default")) else "signals"
 
 
+def rule_key(rule: Mapping[str, Any]) -> str:
+    """Name a rule for the per-rule report: constants of one name are summed, with a count."""
+    labels = rule.get("labels") or {}
+    extra = f" for={labels['for_override']}" if "for_override" in labels else ""
+    return f"{rule['name']}{extra}"
+
+
 def breakdown(prom: PrometheusServer) -> dict[str, float]:
-    """Return seconds per rule class in the last evaluation, from ``/api/v1/rules``."""
+    """Return seconds per rule class and per rule in the last evaluation (``/api/v1/rules``).
+
+    Keys ``constants``, ``signals``, ``alerts`` are the classes; every other
+    key is ``rule:<name>`` (rules of one name summed).
+    """
     data = json.loads(_get(prom.url + "/api/v1/rules"))
     out = {"constants": 0.0, "signals": 0.0, "alerts": 0.0}
     for group in data["data"]["groups"]:
         for rule in group["rules"]:
-            out[rule_class(rule)] += float(rule["evaluationTime"])
+            seconds = float(rule["evaluationTime"])
+            out[rule_class(rule)] += seconds
+            key = "rule:" + rule_key(rule)
+            out[key] = out.get(key, 0.0) + seconds
     return out
 
 
@@ -290,9 +306,18 @@ def measure_together(
 
 def report_breakdown(parts: list[dict[str, float]]) -> str:
     """Return the median seconds and share of each rule class."""
-    medians = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
+    classes = ("constants", "signals", "alerts")
+    medians = {k: statistics.median(p[k] for p in parts) for k in classes}
     total = sum(medians.values()) or 1.0
     return ", ".join(f"{k} {v * 1000:.0f} ms ({v / total:.0%})" for k, v in medians.items())
+
+
+def report_rules(parts: list[dict[str, float]], top: int = 20) -> str:
+    """Return the ``top`` rules (by name) with the largest median evaluation time."""
+    keys = [k for k in parts[0] if k.startswith("rule:")]
+    medians = {k[5:]: statistics.median(p.get(k, 0.0) for p in parts) for k in keys}
+    ranked = sorted(medians.items(), key=lambda kv: -kv[1])[:top]
+    return "\n".join(f"  {v * 1000:8.1f} ms  {name}" for name, v in ranked)
 
 
 def main() -> None:
@@ -338,6 +363,7 @@ def main() -> None:
         )
     if ours.parts:
         print(f"generated, per rule class (median): {report_breakdown(ours.parts)}", flush=True)
+        print(f"generated, costliest rules (median):\n{report_rules(ours.parts)}", flush=True)
     paired = sorted(p["generated"] / p["naive"] for p in pairs if p["naive"])
     ratio = ours.median() / naive.median()
     paired_spread = spread(paired, 3) if paired else "n/a"

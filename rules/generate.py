@@ -8,20 +8,20 @@ alert sees this cycle's constants and signals):
 2. ``pipeline:<param>:spec``: one constant per listed pipeline and kind, only
    where the pipeline differs from the defaults: overrides are data.
 3. ``pipeline:alert_for:spec{kind, for}``: pipelines whose ``for`` differs.
-4. Signals, each recorded once: ``pipeline:error_ratio:rate5m`` (the larger
-   of the recorded records and runs error ratios), ``pipeline:up:max``,
-   ``pipeline:last_run_duration_seconds:max``, ``pipeline:staleness_seconds``,
-   ``pipeline_dependency:up:max``. Every recorded series costs Prometheus a
-   write per pipeline per cycle, so few intermediate steps are recorded.
+4. ``pipeline:error_ratio:rate5m``, the one full-size signal recorded (the
+   larger of the records and runs error ratios, in one rule). Every recorded
+   series costs Prometheus a write per pipeline per cycle, so nothing else is
+   recorded per pipeline: the gauges are read raw by their candidates.
 5. Alerts: ``signal <op> on(pipeline) group_left(...) spec`` for listed
    pipelines, ``or on(pipeline)`` the same against the default for every
    other pipeline, so a pipeline absent from the spec is covered by the
    defaults. Alerts per kind = 1 + distinct overridden ``for`` values.
    ``signal`` is the kind's candidates, ``pipeline:<kind>_alert:candidates``:
-   the recorded signal where it is down (``== 0``) or above the lowest
-   threshold any pipeline has, so every pipeline that may fire and usually
-   only those. The joins then touch a handful of series, and a signal is
-   read once per cycle however many ``for`` rules the kind has.
+   the signal (aggregated from the raw gauges, or the error ratio) where it
+   is down (``== 0``) or above the lowest threshold any pipeline has, so
+   every pipeline that may fire and usually only those. The joins then
+   touch a handful of series, and a signal is read once per cycle however
+   many ``for`` rules the kind has.
 
 Burn-rate alerts for pipelines with an ``slo`` live in ``pipemedic-slo``
 (:mod:`rules.slo`).
@@ -54,6 +54,7 @@ from rules.slo import slo_file
 from rules.spec import Spec
 
 __all__ = [
+    "ERROR_RATIO",
     "EXPORTER_JOB",
     "PIPELINE_KINDS",
     "PRODUCTION",
@@ -61,11 +62,11 @@ __all__ = [
     "Timing",
     "candidates_metric",
     "default_metric",
-    "gauge_signal_rules",
+    "error_ratio_rule",
     "generate",
     "joined",
     "param_constants",
-    "signal_rules",
+    "signals",
     "spec_metric",
 ]
 
@@ -162,77 +163,64 @@ def _rate(metric: str, window: str, matchers: dict[str, str] | None = None) -> E
     return agg("sum", call("rate", matrix(selector(metric, matchers), window)), _BY)
 
 
-def signal_rules(window: str = PRODUCTION.rate_window) -> list[dict[str, Any]]:
-    """Return the recording rules the alerts (and the SLO group) read.
+ERROR_RATIO = "pipeline:error_ratio:rate5m"
+
+
+def error_ratio_rule(window: str = PRODUCTION.rate_window) -> dict[str, Any]:
+    """Return the one recording rule of ``pipeline:error_ratio:rate5m``.
 
     The error ratio is the larger of failed/processed records and failed/all
     runs over 5m. A pipeline with no records and no runs in the window has no
     ratio at all (never NaN, so nothing fires on it), while runs that fail
-    before reading a record still count. ``window`` is the rate window
-    (:class:`Timing`); the rule names keep ``rate5m`` whatever it is.
+    before reading a record still count. Both ratios are computed inside the
+    one rule: every recorded series costs Prometheus a write per pipeline per
+    cycle, intermediate ones included. The runs ratio keeps its ``status``
+    label so that ``or`` keeps both ratios of a pipeline for ``max``.
+    ``window`` is the rate window (:class:`Timing`); the name keeps ``rate5m``.
     """
-    failed = selector("pipeline:records_failed:rate5m")
-    processed = selector("pipeline:records_processed:rate5m")
-    runs_failed = _rate("pipeline_runs_total", window, _FAILED)
-    runs = _rate("pipeline_runs_total", window)
-    # max(records, runs) where both exist, whichever exists otherwise: one read of
-    # both recorded ratios (a set operation would read each of them twice)
-    ratios = "pipeline:records_error_ratio:rate5m|pipeline:runs_error_ratio:rate5m"
-    larger = agg("max", selector("", {"__name__": "=~" + ratios}), _BY)
-    return [
-        record("pipeline:records_failed:rate5m", _rate("pipeline_records_failed_total", window)),
-        record(
-            "pipeline:records_processed:rate5m", _rate("pipeline_records_processed_total", window)
-        ),
-        record(
-            "pipeline:records_error_ratio:rate5m",
-            binop(failed, "/", binop(processed, ">", number(0))),
-        ),
-        # straight from the counter: recording runs by status first (twice the
-        # series) and reading them back cost more than the second rate
-        record(
-            "pipeline:runs_error_ratio:rate5m",
-            binop(runs_failed, "/", binop(runs, ">", number(0)), on=_BY),
-        ),
-        record("pipeline:error_ratio:rate5m", larger),
-    ]
+    records = binop(
+        _rate("pipeline_records_failed_total", window),
+        "/",
+        binop(_rate("pipeline_records_processed_total", window), ">", number(0)),
+    )
+    runs_failed = agg(
+        "sum",
+        call("rate", matrix(selector("pipeline_runs_total", _FAILED), window)),
+        ("pipeline", "status"),
+    )
+    runs = binop(
+        runs_failed,
+        "/",
+        binop(_rate("pipeline_runs_total", window), ">", number(0)),
+        on=_BY,
+        group_left=(),
+    )
+    return record(ERROR_RATIO, agg("max", binop(records, "or", runs), _BY))
 
 
 def _max_by(metric: str, *by: str) -> Expr:
     return agg("max", selector(metric), by or _BY)
 
 
-# Per-pipeline signals, recorded once per cycle so that each alert reads a
-# recorded series instead of aggregating the raw ones in both of its branches
-# (listed and unlisted pipelines) and in every ``for`` partition.
-UP = "pipeline:up:max"
-LAST_RUN_DURATION = "pipeline:last_run_duration_seconds:max"
-STALENESS = "pipeline:staleness_seconds"
-DEPENDENCY_UP = "pipeline_dependency:up:max"
-
-
-def gauge_signal_rules() -> list[dict[str, Any]]:
-    """Return the recorded per-pipeline gauges the alerts compare with their thresholds."""
-    return [
-        record(UP, _max_by("pipeline_up")),
-        record(LAST_RUN_DURATION, _max_by("pipeline_last_run_duration_seconds")),
-        record(
-            STALENESS,
-            binop(call("time"), "-", _max_by("pipeline_last_update_timestamp_seconds")),
-        ),
-        record(DEPENDENCY_UP, _max_by("pipeline_dependency_up", "pipeline", "dependency")),
-    ]
-
-
 def signals() -> dict[str, tuple[Expr, str]]:
-    """Return kind -> (signal, operator that joins it with the kind's spec series)."""
+    """Return kind -> (per-pipeline signal, operator that joins it with the kind's spec series).
+
+    The gauges are read raw: only their candidates are recorded (a handful of
+    series), never the full per-pipeline signal.
+    """
     zero = number(0)
     return {
-        "down": (binop(selector(UP), "==", zero), "*"),
-        "error_rate": (selector("pipeline:error_ratio:rate5m"), ">"),
-        "sla": (selector(LAST_RUN_DURATION), ">"),
-        "staleness": (selector(STALENESS), ">"),
-        "dependency": (binop(selector(DEPENDENCY_UP), "==", zero), "*"),
+        "down": (binop(_max_by("pipeline_up"), "==", zero), "*"),
+        "error_rate": (selector(ERROR_RATIO), ">"),
+        "sla": (_max_by("pipeline_last_run_duration_seconds"), ">"),
+        "staleness": (
+            binop(call("time"), "-", _max_by("pipeline_last_update_timestamp_seconds")),
+            ">",
+        ),
+        "dependency": (
+            binop(_max_by("pipeline_dependency_up", "pipeline", "dependency"), "==", zero),
+            "*",
+        ),
     }
 
 
@@ -273,13 +261,12 @@ def generate(spec: Spec, timing: Timing = PRODUCTION) -> list[RuleFile]:
         expr = joined(selector(candidates_metric(k)), op, k, bool(listed[name]))
         alerts += alert_rules(k, expr, spec, for_overrides[name])
     alerts.append(exporter_down_rule(spec))
-    signals_ = signal_rules(timing.rate_window) + gauge_signal_rules()
     group = {
         "name": "pipemedic-pipelines",
-        "rules": constants + markers + signals_ + candidates + alerts,
+        "rules": constants + markers + [error_ratio_rule(timing.rate_window)] + candidates + alerts,
     }
     files = [RuleFile("pipemedic-pipelines", [group])]
-    slo = slo_file(spec)
+    slo = slo_file(spec, timing.rate_window)
     if slo is not None:
         files.append(slo)
     if timing.keep_firing_for is not None:

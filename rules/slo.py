@@ -3,9 +3,10 @@
 The windows are the Google SRE workbook's (chapter 5, table 5-8): an alert
 needs both a long window (the budget really is burning) and a short one (it
 still is, so the alert resolves quickly). Every window's error ratio is built
-from the 5m recording rules (``sum_over_time`` of recorded rates), restricted
-to SLO pipelines first, so the 3d window reads a few recorded series rather
-than the raw counters of every pipeline.
+from the SLO pipelines' 5m rates (``sum_over_time`` of recorded rates, a
+ratio of sums so every window weighs records alike). Those rates read the raw
+counters through a matcher naming the SLO pipelines, so neither the 5m rates
+nor the 3d window touch or write the series of any other pipeline.
 
 The objective is data (``pipeline:slo_error_budget:spec{tier}``), so the two
 alerts are shared by every SLO pipeline; switching a tier off in the spec
@@ -14,10 +15,11 @@ alerts are shared by every SLO pipeline; switching a tier off in the spec
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rules.alerts import JOIN_LABELS, kind, params_for
-from rules.promql import Expr, binop, call, matrix, number, selector
+from rules.promql import Expr, agg, binop, call, matrix, number, selector
 from rules.rulefile import RuleFile, alert_rules, constant, for_constants, record
 from rules.spec import PipelineSpec, Spec
 
@@ -51,19 +53,27 @@ def _windows() -> list[str]:
     return seen
 
 
-def _ratio_rules() -> list[dict[str, Any]]:
-    budget = selector(BUDGET_METRIC)
+def _only(pipelines: list[str]) -> dict[str, str]:
+    """Return a matcher selecting exactly ``pipelines`` (an alternation of escaped names)."""
+    return {"pipeline": "=~" + "|".join(re.escape(name) for name in pipelines)}
+
+
+def _ratio_rules(pipelines: list[str], window: str) -> list[dict[str, Any]]:
+    """Return the SLO pipelines' 5m rates (read from the raw counters) and every window's ratio.
+
+    The matcher restricts the raw read and the recorded series to SLO
+    pipelines: no full-size series is written for the SLO alerts.
+    """
     failed = selector("pipeline:slo_records_failed:rate5m")
     processed = selector("pipeline:slo_records_processed:rate5m")
+    only = _only(pipelines)
+
+    def rate(metric: str) -> Expr:
+        return agg("sum", call("rate", matrix(selector(metric, only), window)), _BY)
+
     rules = [
-        record(
-            "pipeline:slo_records_failed:rate5m",
-            binop(selector("pipeline:records_failed:rate5m"), "and", budget, on=_BY),
-        ),
-        record(
-            "pipeline:slo_records_processed:rate5m",
-            binop(selector("pipeline:records_processed:rate5m"), "and", budget, on=_BY),
-        ),
+        record("pipeline:slo_records_failed:rate5m", rate("pipeline_records_failed_total")),
+        record("pipeline:slo_records_processed:rate5m", rate("pipeline_records_processed_total")),
         record(ratio_metric(SHORT_WINDOW), binop(failed, "/", binop(processed, ">", number(0)))),
     ]
     for w in _windows():
@@ -108,11 +118,16 @@ def _has_slo(p: PipelineSpec) -> bool:
     return p.slo is not None
 
 
-def slo_file(spec: Spec) -> RuleFile | None:
-    """Return the SLO rule file, or None when no pipeline declares an ``slo``."""
+def slo_file(spec: Spec, window: str = SHORT_WINDOW) -> RuleFile | None:
+    """Return the SLO rule file, or None when no pipeline declares an ``slo``.
+
+    ``window`` is the rate window of the short-window rates (the generator's
+    ``Timing``; the rule names keep ``rate5m``).
+    """
     if not any(_has_slo(p) for p in spec.pipelines.values()):
         return None
     rules: list[dict[str, Any]] = []
+    budgeted: list[str] = []
     for tier, kind_name in TIER_KIND.items():
         for name, p in spec.pipelines.items():
             if p.slo is None or not getattr(p.slo, tier):
@@ -120,8 +135,10 @@ def slo_file(spec: Spec) -> RuleFile | None:
             params = params_for(p, kind_name)
             labels = {"pipeline": name, "tier": tier, **params.labels()}
             rules.append(constant(BUDGET_METRIC, params.value, labels))
+            if name not in budgeted:
+                budgeted.append(name)
     markers, for_overrides = for_constants(spec, TIER_KIND.values(), _has_slo)
-    rules += markers + _ratio_rules()
+    rules += markers + (_ratio_rules(budgeted, window) if budgeted else [])
     for tier, kind_name in TIER_KIND.items():
         rules += alert_rules(kind(kind_name), tier_expr(tier), spec, for_overrides[kind_name])
     return RuleFile("pipemedic-slo", [{"name": "pipemedic-slo", "rules": rules}])

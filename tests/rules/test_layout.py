@@ -1,7 +1,8 @@
-"""The generated layout stays cheap for Prometheus without changing what it records.
+"""The generated layout stays cheap for Prometheus without changing what its alerts mean.
 
 Each raw exporter metric is read by one recording rule, each signal by one
-candidates rule, however many ``for`` rules its alert kind has.
+candidates rule, however many ``for`` rules its alert kind has, and the only
+full-size series written per pipeline is ``pipeline:error_ratio:rate5m``.
 """
 
 from __future__ import annotations
@@ -60,8 +61,33 @@ def test_a_kind_split_by_for_reads_its_signal_once(tmp_path: Path) -> None:
     rules = rules_of(text)
     down = [r for r in rules if r.get("alert") == "PipelineDown"]
     assert len(down) == 3  # default for, 2m, 5m
-    readers = [r for r in rules if "pipeline:up:max" in str(r.get("expr"))]
+    readers = [r for r in rules if "pipeline_up" in str(r.get("expr"))]
     assert [r.get("record") for r in readers] == ["pipeline:down_alert:candidates"]
     assert all(str(r["expr"]).startswith("(pipeline:down_alert:candidates ") for r in down)
     write_files(tmp_path, render_all(generate(parse_spec(text, "x.yml")), "x.yml"))
     assert check_rules(sorted(tmp_path.glob("*.rules.yml"))).ok
+
+
+def test_only_the_error_ratio_is_recorded_for_every_pipeline() -> None:
+    # every other record is a spec constant or a candidates rule (filtered by
+    # == 0 or > threshold): writing a full-size series costs every cycle
+    slo = "pipelines:\n  a:\n    slo:\n      objective: 0.99\n"
+    for text in (many_alike(20), slo):
+        records = {str(r["record"]) for r in rules_of(text) if "record" in r}
+        full = {
+            name
+            for name in records
+            if not name.endswith((":spec", ":default", "_alert:candidates"))
+            and not name.startswith("pipeline:slo_")
+        }
+        assert full == {"pipeline:error_ratio:rate5m"}
+
+
+def test_slo_rates_read_only_slo_pipelines() -> None:
+    slo = "    slo:\n      objective: 0.99\n"
+    text = f"pipelines:\n  a.b:\n{slo}  c: {{}}\n  d:\n{slo}"
+    rules = {str(r.get("record")): str(r["expr"]) for r in rules_of(text)}
+    # an alternation of the escaped names: an index lookup of exactly those series
+    assert rules["pipeline:slo_records_failed:rate5m"] == (
+        'sum by (pipeline) (rate(pipeline_records_failed_total{pipeline=~"a\\\\.b|d"}[5m]))'
+    )
