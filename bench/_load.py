@@ -41,7 +41,9 @@ class BareApp(ManagedServer):
     """The ceiling: an aiohttp app that only parses each JSON body and answers JSON.
 
     ``parse="bytes"`` runs ``json.loads(await request.read())``, ``"request"``
-    ``await request.json()`` (the exporter benchmark's baseline since its start).
+    ``await request.json()`` (the exporter benchmark's baseline since its start),
+    ``"msgspec"`` ``msgspec.json.decode(await request.read())`` (untyped; the
+    stricter ceiling for a receiver that decodes with msgspec).
     """
 
     def __init__(
@@ -274,6 +276,7 @@ def spread(values: Sequence[float], digits: int = 2) -> str:
 def _serve_bare(port: int, path: str, answer: str, parse: str) -> None:
     """Serve ``path`` (parse the JSON body, answer ``answer``) and ``/-/ready`` on ``port``."""
     from aiohttp import web
+    from msgspec.json import decode as msgspec_decode
 
     reply = json.loads(answer)
 
@@ -285,10 +288,14 @@ def _serve_bare(port: int, path: str, answer: str, parse: str) -> None:
         await request.json()
         return web.json_response(reply)
 
+    async def from_msgspec(request: web.Request) -> web.Response:
+        msgspec_decode(await request.read())
+        return web.json_response(reply)
+
     async def ready(request: web.Request) -> web.Response:
         return web.Response(text="OK")
 
-    handlers = {"bytes": from_bytes, "request": from_request}
+    handlers = {"bytes": from_bytes, "request": from_request, "msgspec": from_msgspec}
     app = web.Application()
     app.router.add_post(path, handlers[parse])
     app.router.add_get("/-/ready", ready)

@@ -2,10 +2,12 @@
 
 wrk posts realistic Alertmanager notifications, each a new group with new
 fingerprints (a Lua script builds every body), with 1 and with 20 alerts per
-notification. Each round measures the bare app, then the receiver in
-intake-only mode (``workers.concurrency: 0``) and with 4 workers, each on a
-fresh database; the result is the median over rounds of the per-round ratio
-of requests/s (and its min..max spread).
+notification. Each round measures the bare app twice (``json.loads`` of the
+body, the primary baseline; and the stricter one, the same app decoding with
+``msgspec.json.decode``), then the receiver in intake-only mode
+(``workers.concurrency: 0``) and with 4 workers, each on a fresh database;
+the result is the median over rounds of the per-round ratio of requests/s to
+each baseline (and its min..max spread).
 
 Latency at half the maximum rate: wrk2 is not available, so wrk's ``delay()``
 hook paces every connection (integer milliseconds between a response and the
@@ -78,18 +80,25 @@ def main() -> None:
     for alerts, script in scripts.items():
         script.write_text(notification_lua(alerts, paced=True))
     modes = {"intake-only": 0, "with-workers": 4}
-    bare_rps: dict[int, list[float]] = {}
+    bare_rps: dict[tuple[int, str], list[float]] = {}
     rps: dict[tuple[int, str], list[float]] = {}
-    ratios: dict[tuple[int, str], list[float]] = {}
+    ratios: dict[tuple[int, str, str], list[float]] = {}
     paced: dict[tuple[int, str], tuple[WrkResult, int]] = {}
     started = time.monotonic()
     try:
-        with BareApp(workdir) as bare:
+        with (
+            BareApp(workdir / "bare-json") as bare,
+            BareApp(workdir / "bare-msgspec", parse="msgspec") as strict,
+        ):
             for alerts, script in scripts.items():
                 for round_ in range(ROUNDS):
                     run = f"a{alerts}r{round_}"
-                    bare_now = _maximum(bare.url, script, run + "bare")
-                    bare_rps.setdefault(alerts, []).append(bare_now)
+                    now = {
+                        "json": _maximum(bare.url, script, run + "bare"),
+                        "msgspec": _maximum(strict.url, script, run + "strict"),
+                    }
+                    for base, value in now.items():
+                        bare_rps.setdefault((alerts, base), []).append(value)
                     for mode, workers in modes.items():
                         folder = workdir / f"{run}{mode}"
                         store = f"sqlite:///{folder / 'receiver.db'}{STORE_OPTIONS}"
@@ -101,7 +110,8 @@ def main() -> None:
                                     receiver.url, script, f"{run}{mode}half", target / 2
                                 )
                         rps.setdefault((alerts, mode), []).append(got)
-                        ratios.setdefault((alerts, mode), []).append(got / bare_now)
+                        for base, value in now.items():
+                            ratios.setdefault((alerts, mode, base), []).append(got / value)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(
@@ -111,14 +121,17 @@ def main() -> None:
         f"median maximum; {time.monotonic() - started:.0f} s"
     )
     for (alerts, mode), values in rps.items():
-        bare_med = statistics.median(bare_rps[alerts])
         med = statistics.median(values)
-        r = ratios[(alerts, mode)]
         p, conns = paced[(alerts, mode)]
+        against = "  ".join(
+            f"vs bare-{base}({statistics.median(bare_rps[(alerts, base)]):.0f} req/s): "
+            f"{statistics.median(r):.2f}x ({spread(r)})"
+            for base in ("json", "msgspec")
+            for r in [ratios[(alerts, mode, base)]]
+        )
         print(
-            f"alerts/notification={alerts:2d} {mode:12s} bare={bare_med:7.0f} req/s  "
-            f"receiver={med:7.0f} req/s ({med * alerts:7.0f} alerts/s)  "
-            f"ratio median={statistics.median(r):.2f}x spread={spread(r)}  "
+            f"alerts/notification={alerts:2d} {mode:12s} "
+            f"receiver={med:7.0f} req/s ({med * alerts:7.0f} alerts/s)  {against}  "
             f"paced at {p.rps:.0f} req/s = {p.rps / med:.2f}x of max "
             f"({conns} conns): p50={p.p50_ms:.1f} ms p99={p.p99_ms:.1f} ms"
         )

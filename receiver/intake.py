@@ -27,7 +27,7 @@ from receiver.errors import IntakeError, PayloadError, PayloadTooLarge, Unavaila
 from receiver.metrics import ReceiverMetrics
 from receiver.models import IngestResult, Notification
 from receiver.store.base import Store, StoreUnavailable
-from receiver.webhook import decode_body, parse_notification
+from receiver.webhook import parse_body
 
 __all__ = ["Intake"]
 
@@ -134,7 +134,7 @@ class Intake:
 
     async def validate(self, state: _Request) -> None:
         """Decode strict UTF-8 JSON and check it against the webhook schema."""
-        state.notification = parse_notification(decode_body(state.body))
+        state.notification = parse_body(state.body)
 
     async def persist(self, state: _Request) -> None:
         """Commit the alerts (idempotently); 503 if the queue is full or the store down."""

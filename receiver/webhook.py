@@ -3,6 +3,10 @@
 The schema (``webhook.schema.json``) accepts every real Alertmanager payload
 from 0.25 on, unknown future fields included, and refuses what can never be
 valid. A refusal is a ``PayloadError`` naming the field path (``alerts[3].startsAt``).
+
+``parse_body`` first tries ``webhook_fast.decode_fast`` (the schema as msgspec
+types, one C pass over the raw bytes); whatever that refuses takes the slow
+path, ``decode_body`` + jsonschema, which accepts it or says where it is wrong.
 """
 
 from __future__ import annotations
@@ -20,9 +24,16 @@ import jsonschema
 
 from receiver.errors import PayloadError
 from receiver.models import Alert, Notification, parse_time
-from receiver.webhook_fast import fast_valid
+from receiver.webhook_fast import UNSET, FastAlert, FastNotification, decode_fast
 
-__all__ = ["SCHEMA_PATH", "decode_body", "fast_time", "parse_notification", "schema_validator"]
+__all__ = [
+    "SCHEMA_PATH",
+    "decode_body",
+    "fast_time",
+    "parse_body",
+    "parse_notification",
+    "schema_validator",
+]
 
 SCHEMA_PATH = Path(__file__).with_name("webhook.schema.json")
 
@@ -124,9 +135,61 @@ def _notification(doc: dict[str, Any]) -> Notification:
     )
 
 
+def _fast_alert(a: FastAlert) -> Alert:
+    ends = a.ends_at
+    return Alert(
+        a.status,
+        a.labels,
+        a.annotations,
+        fast_time(a.starts_at) or _EPOCH,
+        None if ends is UNSET else fast_time(ends),
+        a.fingerprint,
+        a.generator_url,
+    )
+
+
+def _fast_notification(n: FastNotification) -> Notification:
+    """Build the ``Notification`` of a decoded body (the same one the slow path builds)."""
+    return Notification(
+        n.receiver,
+        n.status,
+        tuple(map(_fast_alert, n.alerts)),
+        n.group_labels,
+        n.common_labels,
+        n.common_annotations,
+        n.external_url,
+        n.group_key,
+        n.truncated_alerts,
+    )
+
+
+def parse_body(body: bytes) -> Notification:
+    """Decode, validate and build the ``Notification`` of a raw body, or raise ``PayloadError``."""
+    fast = decode_fast(body)
+    if fast is not None:
+        try:
+            notification = _fast_notification(fast)
+        except (ValueError, OverflowError):
+            pass  # an impossible time: the slow path names the alert
+        else:
+            if all(a.fingerprint for a in notification.alerts):
+                return notification
+            return _with_fingerprints(notification)
+    return parse_notification(decode_body(body))
+
+
+def _with_fingerprints(notification: Notification) -> Notification:
+    """Give every alert without a ``fingerprint`` the hash of its labels."""
+    alerts = tuple(
+        a if a.fingerprint else replace(a, fingerprint=_fallback_fingerprint(a))
+        for a in notification.alerts
+    )
+    return replace(notification, alerts=alerts)
+
+
 def parse_notification(doc: Any) -> Notification:
     """Validate a decoded body against the schema and build a ``Notification``."""
-    error = None if fast_valid(doc) else next(iter(schema_validator().iter_errors(doc)), None)
+    error = next(iter(schema_validator().iter_errors(doc)), None)
     if error is not None:
         best = jsonschema.exceptions.best_match([error]) or error
         message = best.message
@@ -145,9 +208,5 @@ def parse_notification(doc: Any) -> Notification:
                     raise PayloadError(f"impossible time: {exc}", f"alerts[{i}].{key}") from None
         raise PayloadError(f"invalid payload: {exc}", "$") from None
     if any(not a.fingerprint for a in notification.alerts):
-        alerts = tuple(
-            a if a.fingerprint else replace(a, fingerprint=_fallback_fingerprint(a))
-            for a in notification.alerts
-        )
-        notification = replace(notification, alerts=alerts)
+        notification = _with_fingerprints(notification)
     return notification

@@ -3,7 +3,7 @@
 The writer thread must win the GIL back from a busy event loop after every
 ``sqlite3_step``, and binding thousands of parameters holds the GIL too. So a
 batch goes in as *one* parameter: each notification's rows are encoded to
-JSON on the event loop (one ``encode`` call per notification, while the
+JSON on the event loop (one msgspec ``encode`` call per notification, while the
 previous batch commits), the writer joins those texts and runs a single
 ``INSERT ... SELECT ... FROM json_each(?) ON CONFLICT DO NOTHING``. SQLite
 unpacks the rows in C with the GIL released, and since it is one statement
@@ -12,8 +12,8 @@ BEGIN, the inserts and the fsynced COMMIT are one GIL release.
 
 The ``alert`` column is the row's alert object as SQLite re-renders it: the
 same document as ``codec.dumps(alert.to_json())`` (same keys, order and
-values; non-ASCII characters as ``\\u`` escapes, which ``json.loads`` reads
-back to the same strings).
+values, non-ASCII characters as UTF-8). The batch is bound as text, never as
+bytes: SQLite 3.45 and later would read a BLOB as its binary JSONB.
 
 Duplicates are counted per notification: if the statement changed as many
 rows as it was given, nothing was a duplicate (the usual case); otherwise the
@@ -23,11 +23,12 @@ keys it was first to send (``batching.credit``).
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import msgspec
 
 from receiver.models import Alert, IngestResult, Notification, format_time
 from receiver.store.batching import credit
@@ -70,21 +71,32 @@ def starts_key(alert: Alert) -> str:
     return iso(alert.starts_at) or ""
 
 
-# One encoder built once (json.dumps builds one per call). ASCII output: the text
-# binds without a UTF-8 conversion, and SQLite keeps the escapes as they are.
-_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+class _StoredAlert(msgspec.Struct, gc=False):
+    """The ``alert`` column: ``Alert.to_json()``'s keys in its order (encoded in C)."""
+
+    status: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    startsAt: str | None
+    endsAt: str | None
+    fingerprint: str
+    generatorURL: str
+
+
+# One encoder built once; compact UTF-8 JSON.
+_encode = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True, slots=True)
 class EventRows:
     """One notification's rows for the events table, built before it joins a batch.
 
-    ``text`` is the JSON of its rows without the enclosing brackets, so a
-    batch is ``"[" + ",".join(texts) + "]"``.
+    ``text`` is the UTF-8 JSON of its rows without the enclosing brackets, so
+    a batch is ``b"[" + b",".join(texts) + b"]"`` (decoded to text to bind).
     """
 
     notification: Notification
-    text: str
+    text: bytes
 
 
 def event_rows(notification: Notification, received_at: float) -> EventRows:
@@ -95,20 +107,20 @@ def event_rows(notification: Notification, received_at: float) -> EventRows:
     """
     group_key, receiver = notification.group_key, notification.receiver
     rows = [
-        [
-            {
-                "status": a.status,
-                "labels": a.labels,
-                "annotations": a.annotations,
-                "startsAt": iso(a.starts_at),
-                "endsAt": iso(a.ends_at),
-                "fingerprint": a.fingerprint,
-                "generatorURL": a.generator_url,
-            },
+        (
+            _StoredAlert(
+                a.status,
+                a.labels,
+                a.annotations,
+                iso(a.starts_at),
+                iso(a.ends_at),
+                a.fingerprint,
+                a.generator_url,
+            ),
             group_key,
             receiver,
             received_at,
-        ]
+        )
         for a in notification.alerts
     ]
     return EventRows(notification, _encode(rows)[1:-1])
@@ -128,7 +140,7 @@ def insert_batch(conn: sqlite3.Connection, batch: Sequence[EventRows]) -> list[I
     if total == 0:
         return [IngestResult(0, 0) for _ in batch]
     before = conn.total_changes
-    conn.execute(_INSERT, ("[" + ",".join(texts) + "]",))
+    conn.execute(_INSERT, ((b"[" + b",".join(texts) + b"]").decode(),))
     changed = conn.total_changes - before
     if changed == total:
         return [IngestResult(len(r.notification.alerts), 0) for r in batch]

@@ -18,8 +18,7 @@ from receiver.store.base import StoreError, StoreUnavailable
 from receiver.store.batching import Batcher, credit
 from receiver.store.sqlite import SqliteStore
 from receiver.store.sqlite_ingest import iso as starts_key_of
-from receiver.webhook import fast_time, schema_validator
-from receiver.webhook_fast import fast_valid
+from receiver.webhook import fast_time
 
 
 async def test_concurrent_ingests_share_commits(tmp_path: Path) -> None:
@@ -58,37 +57,6 @@ async def test_open_store_urls(tmp_path: Path) -> None:
     for bad in ("sqlite://x.db", "mysql://h/db", f"sqlite:///{tmp_path}/v.db?nope=1"):
         with pytest.raises(StoreError):
             await open_store(bad)
-
-
-def _samples() -> list[Any]:
-    good = notification_doc(alert_doc("p"), alert_doc("q", status="resolved"))
-    out: list[Any] = [good, {**good, "truncatedAlerts": 2, "extra": 1}]
-    for path, value in [
-        (("version",), "3"),
-        (("truncatedAlerts",), True),
-        (("truncatedAlerts",), -1),
-        (("alerts", 0, "labels", "x"), 1),
-        (("alerts", 0, "startsAt"), "yesterday"),
-        (("alerts", 0, "fingerprint"), None),
-        (("alerts", 0, "generatorURL"), "x" * 9000),
-        (("commonLabels", ""), "v"),
-        (("receiver",), 5),
-    ]:
-        doc = json.loads(json.dumps(good))
-        target = doc
-        for part in path[:-1]:
-            target = target[part]
-        target[path[-1]] = value
-        out.append(doc)
-    return out
-
-
-@pytest.mark.parametrize("doc", _samples())
-def test_fast_check_never_accepts_what_the_schema_refuses(doc: Any) -> None:
-    schema_ok = schema_validator().is_valid(doc)
-    assert fast_valid(doc) <= schema_ok
-    if schema_ok and doc.get("truncatedAlerts") is not True:
-        assert fast_valid(doc)
 
 
 def _n(*alerts: dict[str, Any]) -> Notification:
