@@ -24,7 +24,14 @@ import jsonschema
 
 from receiver.errors import PayloadError
 from receiver.models import Alert, Notification, parse_time
-from receiver.webhook_fast import UNSET, FastAlert, FastNotification, decode_fast
+from receiver.webhook_fast import (
+    UNSET,
+    FastAlert,
+    FastNotification,
+    alert_time,
+    decode_fast,
+    fast_time,
+)
 
 __all__ = [
     "SCHEMA_PATH",
@@ -87,19 +94,6 @@ def _fallback_fingerprint(alert: Alert) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def fast_time(text: Any) -> datetime | None:
-    """Parse like ``models.parse_time``, without its rewriting for the common forms."""
-    if not text or text.startswith("0001-01-01"):
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)  # 3.11+: "Z" and any fraction length
-    except ValueError:
-        return parse_time(text)
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
-
-
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
@@ -141,8 +135,8 @@ def _fast_alert(a: FastAlert) -> Alert:
         a.status,
         a.labels,
         a.annotations,
-        fast_time(a.starts_at) or _EPOCH,
-        None if ends is UNSET else fast_time(ends),
+        alert_time(a.starts_at) or _EPOCH,
+        None if ends is UNSET else alert_time(ends),
         a.fingerprint,
         a.generator_url,
     )
@@ -170,7 +164,7 @@ def parse_body(body: bytes) -> Notification:
         try:
             notification = _fast_notification(fast)
         except (ValueError, OverflowError):
-            pass  # an impossible time: the slow path names the alert
+            pass  # a time the schema refuses, or an impossible one: the slow path names it
         else:
             if all(a.fingerprint for a in notification.alerts):
                 return notification

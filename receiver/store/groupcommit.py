@@ -13,7 +13,9 @@ waiting when it is free and runs each ``merge`` once over them, so the batch
 forms in the writer thread without a round trip through the event loop. A
 merge writes with a single statement, so when it is alone in a batch it runs
 in autocommit mode: BEGIN, the statement and the COMMIT are one call into
-SQLite, one GIL release instead of three.
+SQLite, one GIL release instead of three. Items submitted during one
+iteration of the event loop are handed to the writer together, in one queue
+entry: one cross-thread wake-up per batch, not one per request.
 
 Example::
 
@@ -133,11 +135,13 @@ class GroupCommitWriter:
         self._connect = connect
         self._max_batch = max_batch
         self.on_commit = on_commit
-        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job | list[_Job] | object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self._stopped = False
+        # item jobs submitted in this loop iteration, handed over by one call_soon
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
 
     def start(self) -> None:
         """Open the connection in the writer thread; raise if that failed."""
@@ -169,14 +173,26 @@ class GroupCommitWriter:
             raise StoreUnavailable("the SQLite writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(_no_fn, future, loop, 1, merge, item))
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        pending.append(_Job(_no_fn, future, loop, 1, merge, item))
         return await future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give the writer every item job of this loop iteration at once."""
+        jobs = self._pending.pop(loop, None)
+        if jobs:
+            self._queue.put(jobs)
 
     async def stop(self) -> None:
         """Finish queued jobs, close the connection and end the thread."""
         if self._stopped:
             return
         self._stopped = True
+        for loop in list(self._pending):
+            self._hand_over(loop)
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join)
 
@@ -194,7 +210,8 @@ class GroupCommitWriter:
                 first = self._queue.get()
                 if first is _STOP:
                     return
-                batch: list[_Job] = [first]  # type: ignore[list-item]
+                batch: list[_Job] = []
+                _add(batch, first)
                 stop = False
                 while len(batch) < self._max_batch:
                     try:
@@ -204,7 +221,7 @@ class GroupCommitWriter:
                     if item is _STOP:
                         stop = True
                         break
-                    batch.append(item)  # type: ignore[arg-type]
+                    _add(batch, item)
                 self._run_batch(conn, batch)
                 if stop:
                     return
@@ -307,6 +324,14 @@ class GroupCommitWriter:
         for loop, items in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop closed while we worked
                 loop.call_soon_threadsafe(_resolve, items)
+
+
+def _add(batch: list[_Job], entry: object) -> None:
+    """Add a queue entry (one job, or the item jobs of one loop iteration) to ``batch``."""
+    if isinstance(entry, list):
+        batch.extend(entry)
+    else:
+        batch.append(entry)  # type: ignore[arg-type]
 
 
 def _store_error(exc: BaseException) -> BaseException:

@@ -66,6 +66,22 @@ def iso(value: datetime | None) -> str | None:
     return format_time(value)
 
 
+_ISOS: dict[datetime, str] = {}
+
+
+def _iso(value: datetime | None) -> str | None:
+    """Return ``iso(value)``, memoised: the alerts of a group share their times."""
+    if value is None:
+        return None
+    text = _ISOS.get(value)
+    if text is None:
+        text = iso(value) or ""
+        if len(_ISOS) >= 4096:
+            _ISOS.clear()
+        _ISOS[value] = text
+    return text
+
+
 def starts_key(alert: Alert) -> str:
     """Return the ``starts_at`` column of an alert: its idempotency key part."""
     return iso(alert.starts_at) or ""
@@ -112,8 +128,8 @@ def event_rows(notification: Notification, received_at: float) -> EventRows:
                 a.status,
                 a.labels,
                 a.annotations,
-                iso(a.starts_at),
-                iso(a.ends_at),
+                _iso(a.starts_at),
+                _iso(a.ends_at),
                 a.fingerprint,
                 a.generator_url,
             ),

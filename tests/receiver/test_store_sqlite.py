@@ -204,3 +204,23 @@ async def test_stored_rows_are_the_codec_document_and_its_key_columns(tmp_path: 
         assert row[:4] == key
         assert json.loads(row[4]) == json.loads(codec.dumps(codec.alert_to_doc(alert)))
         assert row[5:] == (note.group_key, note.receiver)
+
+
+async def test_items_of_one_loop_iteration_reach_the_writer_together_and_stop_keeps_them(
+    tmp_path: Path,
+) -> None:
+    batches: list[int] = []
+    store = await SqliteStore.open(tmp_path / "s.db", on_commit=lambda _s, n: batches.append(n))
+    docs = [notification_doc(alert_doc(f"p{i}", fingerprint=f"{i:016x}")) for i in range(50)]
+    batches.clear()  # what opening committed
+    tasks = [asyncio.ensure_future(store.ingest(Notification.from_json(d))) for d in docs]
+    await asyncio.sleep(0)  # every ingest has submitted, none handed over yet
+    await store.close()  # hands the pending items over before the writer stops
+    results = await asyncio.gather(*tasks)
+    assert sum(r.accepted for r in results) == 50
+    assert batches == [50]  # one hand-over, one merged statement, one commit
+    reopened = await SqliteStore.open(tmp_path / "s.db")
+    try:
+        assert await reopened.queue_depth() == 50
+    finally:
+        await reopened.close()

@@ -19,7 +19,7 @@ from core_helpers import alert_doc, notification_doc
 from receiver.errors import PayloadError
 from receiver.models import Notification
 from receiver.webhook import _fast_notification, decode_body, parse_body, parse_notification
-from receiver.webhook_fast import decode_fast
+from receiver.webhook_fast import alert_time, decode_fast
 
 
 def _slow(body: bytes) -> Notification | None:
@@ -329,3 +329,13 @@ def test_random_mutations_agree() -> None:
         else:
             refused += 1
     assert accepted > 100 and refused > 100  # both sides exercised
+
+
+def test_memoised_times_still_refuse_what_the_pattern_refuses() -> None:
+    good = "2026-01-01T12:00:00.000Z"
+    assert alert_time(good) == alert_time(good) is not None
+    assert alert_time("0001-01-01T00:00:00Z") is None
+    for bad in (good + "\n", good.replace("T", " "), "2026-01-01", "2026-13-45T99:00:00Z"):
+        for _ in range(2):  # a refusal is never memoised
+            with pytest.raises(ValueError):
+                alert_time(bad)
