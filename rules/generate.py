@@ -49,7 +49,15 @@ from typing import Any
 from rules.alerts import JOIN_LABELS, AlertKind, for_seconds, kind, params_for
 from rules.durations import format_duration, parse_duration
 from rules.promql import Expr, agg, binop, call, matrix, number, selector
-from rules.rulefile import RuleFile, alert_rule, alert_rules, constant, for_constants, record
+from rules.rulefile import (
+    FOR_LABEL,
+    RuleFile,
+    alert_rule,
+    constant,
+    for_overrides,
+    labelled_alert_rules,
+    record,
+)
 from rules.slo import slo_file
 from rules.spec import Spec
 
@@ -65,6 +73,7 @@ __all__ = [
     "error_ratio_rule",
     "generate",
     "joined",
+    "matched_metric",
     "param_constants",
     "signals",
     "spec_metric",
@@ -116,11 +125,19 @@ def candidates_metric(k: AlertKind) -> str:
     return f"pipeline:{k.kind}_alert:candidates"
 
 
+def matched_metric(k: AlertKind) -> str:
+    """Return the recorded, labelled series of a kind: the pipelines its alert fires for."""
+    return f"pipeline:{k.kind}_alert:matched"
+
+
 def param_constants(
-    spec: Spec, kinds: Iterable[str]
+    spec: Spec, kinds: Iterable[str], overrides: dict[str, dict[str, str]] | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
     """Return constants for ``kinds`` (defaults, then listed pipelines that differ).
 
+    A listed pipeline has a spec series of a kind where its threshold or
+    labels differ from the defaults', or its ``for`` does (``overrides``:
+    kind -> {pipeline: for}); the latter carries the ``for_override`` label.
     Also returns, per kind, the pipelines that have a spec series.
     """
     rules: list[dict[str, Any]] = []
@@ -128,25 +145,29 @@ def param_constants(
     for name in kinds:
         k = kind(name)
         base = params_for(spec.defaults, name)
+        own_for = (overrides or {}).get(name, {})
         rules.append(constant(default_metric(k), base.value, base.labels()))
         listed[name] = []
         for pipeline, p in spec.pipelines.items():
             mine = params_for(p, name)
-            if mine != base:
+            if mine != base or pipeline in own_for:
                 listed[name].append(pipeline)
-                rules.append(
-                    constant(spec_metric(k), mine.value, {"pipeline": pipeline, **mine.labels()})
-                )
+                labels = {"pipeline": pipeline, **mine.labels()}
+                if pipeline in own_for:
+                    labels[FOR_LABEL] = own_for[pipeline]
+                rules.append(constant(spec_metric(k), mine.value, labels))
     return rules, listed
 
 
-def joined(signal: Expr, op: str, k: AlertKind, has_spec: bool) -> Expr:
+def joined(
+    signal: Expr, op: str, k: AlertKind, has_spec: bool, labels: tuple[str, ...] = JOIN_LABELS
+) -> Expr:
     """Join ``signal`` with the kind's spec series, falling back to the default."""
     default = selector(default_metric(k))
     if not has_spec:
         return binop(signal, op, default, on=(), group_left=JOIN_LABELS)
     spec_series = selector(spec_metric(k))
-    listed = binop(signal, op, spec_series, on=_BY, group_left=JOIN_LABELS)
+    listed = binop(signal, op, spec_series, on=_BY, group_left=labels)
     unlisted = binop(
         binop(signal, "unless", spec_series, on=_BY), op, default, on=(), group_left=JOIN_LABELS
     )
@@ -248,22 +269,24 @@ def _apply_keep_firing(files: list[RuleFile], keep_firing_for: str) -> None:
 
 def generate(spec: Spec, timing: Timing = PRODUCTION) -> list[RuleFile]:
     """Return the rule files for a spec, deterministically (same spec, same rules)."""
-    constants, listed = param_constants(spec, PIPELINE_KINDS)
-    markers, for_overrides = for_constants(spec, PIPELINE_KINDS)
+    overrides = for_overrides(spec, PIPELINE_KINDS)
+    constants, listed = param_constants(spec, PIPELINE_KINDS, overrides)
     alerts: list[dict[str, Any]] = []
-    candidates: list[dict[str, Any]] = []
+    matched: list[dict[str, Any]] = []
     for name, (signal, op) in signals().items():
         k = kind(name)
         if op == ">":
             # above its own threshold implies above the lowest: no result changes
             signal = binop(signal, ">", number(lowest_threshold(spec, name)))
-        candidates.append(record(candidates_metric(k), signal))
-        expr = joined(selector(candidates_metric(k)), op, k, bool(listed[name]))
-        alerts += alert_rules(k, expr, spec, for_overrides[name])
+        matched.append(record(candidates_metric(k), signal))
+        labels = (*JOIN_LABELS, FOR_LABEL) if overrides[name] else JOIN_LABELS
+        expr = joined(selector(candidates_metric(k)), op, k, bool(listed[name]), labels)
+        matched.append(record(matched_metric(k), expr))
+        alerts += labelled_alert_rules(k, matched_metric(k), spec, overrides[name])
     alerts.append(exporter_down_rule(spec))
     group = {
         "name": "pipemedic-pipelines",
-        "rules": constants + markers + [error_ratio_rule(timing.rate_window)] + candidates + alerts,
+        "rules": [*constants, error_ratio_rule(timing.rate_window), *matched, *alerts],
     }
     files = [RuleFile("pipemedic-pipelines", [group])]
     slo = slo_file(spec, timing.rate_window)

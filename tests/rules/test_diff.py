@@ -33,8 +33,8 @@ def test_diff_exits_1_with_a_unified_diff_when_stale(
     spec.write_text("pipelines:\n  etl:\n    sla: 45m\n")
     res = rules_cli("diff", "--spec", str(spec), "--out", str(out))
     assert res.code == 1
-    assert "-    expr: vector(1800)" in res.out
-    assert "+    expr: vector(2700)" in res.out
+    assert "-    expr: '1800'" in res.out
+    assert "+    expr: '2700'" in res.out
     assert "stale" in res.err
 
 

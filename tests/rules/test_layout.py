@@ -63,7 +63,13 @@ def test_a_kind_split_by_for_reads_its_signal_once(tmp_path: Path) -> None:
     assert len(down) == 3  # default for, 2m, 5m
     readers = [r for r in rules if "pipeline_up" in str(r.get("expr"))]
     assert [r.get("record") for r in readers] == ["pipeline:down_alert:candidates"]
-    assert all(str(r["expr"]).startswith("(pipeline:down_alert:candidates ") for r in down)
+    # the join with the spec is recorded once; each ``for`` rule selects its pipelines
+    # from that record by the ``for_override`` label its spec series carry
+    assert [str(r["expr"]) for r in down] == [
+        'pipeline:down_alert:matched{for_override=""}',
+        'pipeline:down_alert:matched{for_override="2m"}',
+        'pipeline:down_alert:matched{for_override="5m"}',
+    ]
     write_files(tmp_path, render_all(generate(parse_spec(text, "x.yml")), "x.yml"))
     assert check_rules(sorted(tmp_path.glob("*.rules.yml"))).ok
 
@@ -77,7 +83,7 @@ def test_only_the_error_ratio_is_recorded_for_every_pipeline() -> None:
         full = {
             name
             for name in records
-            if not name.endswith((":spec", ":default", "_alert:candidates"))
+            if not name.endswith((":spec", ":default", "_alert:candidates", "_alert:matched"))
             and not name.startswith("pipeline:slo_")
         }
         assert full == {"pipeline:error_ratio:rate5m"}
