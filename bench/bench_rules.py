@@ -203,7 +203,8 @@ def rule_class(rule: Mapping[str, Any]) -> str:
 def rule_key(rule: Mapping[str, Any]) -> str:
     """Name a rule for the per-rule report: constants of one name are summed, with a count."""
     labels = rule.get("labels") or {}
-    extra = f" for={labels['for_override']}" if "for_override" in labels else ""
+    split = rule["type"] == "alerting" and "for_override" in labels
+    extra = f" for={labels['for_override']}" if split else ""
     return f"{rule['name']}{extra}"
 
 

@@ -68,6 +68,7 @@ __all__ = [
     "PRODUCTION",
     "PUSHGATEWAY_JOB",
     "Timing",
+    "candidates",
     "candidates_metric",
     "default_metric",
     "error_ratio_rule",
@@ -75,7 +76,6 @@ __all__ = [
     "joined",
     "matched_metric",
     "param_constants",
-    "signals",
     "spec_metric",
 ]
 
@@ -223,19 +223,38 @@ def _max_by(metric: str, *by: str) -> Expr:
     return agg("max", selector(metric), by or _BY)
 
 
-def signals() -> dict[str, tuple[Expr, str]]:
-    """Return kind -> (per-pipeline signal, operator that joins it with the kind's spec series).
+def candidates(spec: Spec) -> dict[str, tuple[Expr, str]]:
+    """Return kind -> (its candidates, operator that joins them with the kind's spec series).
 
-    The gauges are read raw: only their candidates are recorded (a handful of
-    series), never the full per-pipeline signal.
+    The candidates of a kind are its per-pipeline signal where it is down
+    (``== 0``) or above the lowest threshold any pipeline has (above its own
+    implies above the lowest, so no result changes): every pipeline that may
+    fire and usually only those. The gauges are read raw; only these few
+    series are recorded, never the full per-pipeline signal. Where the
+    condition allows, the filter comes before the aggregation, which then
+    groups a handful of series instead of every pipeline's.
     """
     zero = number(0)
+
+    def low(name: str) -> Expr:
+        return number(lowest_threshold(spec, name))
+
+    newest_update = _max_by("pipeline_last_update_timestamp_seconds")
     return {
         "down": (binop(_max_by("pipeline_up"), "==", zero), "*"),
-        "error_rate": (selector(ERROR_RATIO), ">"),
-        "sla": (_max_by("pipeline_last_run_duration_seconds"), ">"),
+        "error_rate": (binop(selector(ERROR_RATIO), ">", low("error_rate")), ">"),
+        # the largest of a pipeline's series is above x iff one of them is
+        "sla": (
+            agg("max", binop(selector("pipeline_last_run_duration_seconds"), ">", low("sla")), _BY),
+            ">",
+        ),
+        # stale for longer than x iff the newest update is older than time() - x
         "staleness": (
-            binop(call("time"), "-", _max_by("pipeline_last_update_timestamp_seconds")),
+            binop(
+                call("time"),
+                "-",
+                binop(newest_update, "<", binop(call("time"), "-", low("staleness"))),
+            ),
             ">",
         ),
         "dependency": (
@@ -273,11 +292,8 @@ def generate(spec: Spec, timing: Timing = PRODUCTION) -> list[RuleFile]:
     constants, listed = param_constants(spec, PIPELINE_KINDS, overrides)
     alerts: list[dict[str, Any]] = []
     matched: list[dict[str, Any]] = []
-    for name, (signal, op) in signals().items():
+    for name, (signal, op) in candidates(spec).items():
         k = kind(name)
-        if op == ">":
-            # above its own threshold implies above the lowest: no result changes
-            signal = binop(signal, ">", number(lowest_threshold(spec, name)))
         matched.append(record(candidates_metric(k), signal))
         labels = (*JOIN_LABELS, FOR_LABEL) if overrides[name] else JOIN_LABELS
         expr = joined(selector(candidates_metric(k)), op, k, bool(listed[name]), labels)
