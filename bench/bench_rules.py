@@ -43,8 +43,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from bench._load import spread
 from pipemedic.stack import PrometheusServer
+from rules.alerts import for_seconds, kind, params_for
+from rules.durations import format_duration
 from rules.generate import generate
 from rules.output import render_all, write_files
 from rules.spec import parse_spec
@@ -53,6 +57,8 @@ N = 10_000
 WARMUP_S = 30.0
 # BENCH_RULES_SAMPLE_S shortens the window for exploratory runs (not for recorded figures)
 SAMPLE_S = float(os.environ.get("BENCH_RULES_SAMPLE_S", "100"))
+# BENCH_RULES_EQUIVALENT=1 adds a fourth server: a naive layout with our alerts' meaning
+EQUIVALENT = os.environ.get("BENCH_RULES_EQUIVALENT") == "1"
 INTERVAL = "10s"
 POLL_S = 1.0
 
@@ -110,6 +116,56 @@ def naive_rules(n: int) -> str:
                 f"        labels: {labels}",
             ]
     return "\n".join(out) + "\n"
+
+
+def naive_equivalent_rules(n: int) -> str:
+    """Return a second naive layout that computes what ours does, one copy per pipeline.
+
+    Unlike :func:`naive_rules` (the goal's baseline, unchanged), each copy has
+    the generated alert's meaning and output: the error ratio is the larger of
+    the records and the runs ratio (quiet pipelines excluded), and every alert
+    carries the same labels, ``for``, ``keep_firing_for`` and annotations.
+    Measured only with ``BENCH_RULES_EQUIVALENT=1``, as a second comparison.
+    """
+    spec = parse_spec(spec_text(n))
+    rules: list[dict[str, Any]] = []
+    for name, p in spec.pipelines.items():
+        sel = f'pipeline="{name}"'
+        ratio = (
+            f"max(sum(rate(pipeline_records_failed_total{{{sel}}}[5m])) / "
+            f"(sum(rate(pipeline_records_processed_total{{{sel}}}[5m])) > 0) "
+            f'or sum by (status) (rate(pipeline_runs_total{{{sel}, status="failure"}}[5m])) '
+            f"/ ignoring (status) group_left () (sum(rate(pipeline_runs_total{{{sel}}}[5m])) > 0))"
+        )
+        exprs = {
+            "down": f"max by (pipeline) (pipeline_up{{{sel}}}) == 0",
+            "error_rate": f'label_replace({ratio}, "pipeline", "{name}", "", "") '
+            f"> {p.max_error_rate}",
+            "sla": f"max by (pipeline) (pipeline_last_run_duration_seconds{{{sel}}}) "
+            f"> {p.sla_seconds}",
+            "staleness": f"time() - max by (pipeline) "
+            f"(pipeline_last_update_timestamp_seconds{{{sel}}}) > {p.max_staleness_seconds}",
+            "dependency": f"max by (pipeline, dependency) (pipeline_dependency_up{{{sel}}}) == 0",
+        }
+        for kind_name, expr in exprs.items():
+            k = kind(kind_name)
+            rule: dict[str, Any] = {
+                "alert": k.alert,
+                "expr": expr,
+                "for": format_duration(for_seconds(p, kind_name)),
+            }
+            if k.keep_firing_for:
+                rule["keep_firing_for"] = k.keep_firing_for
+            labels = params_for(p, kind_name).labels()
+            rule["labels"] = {"category": k.category, **labels}
+            rule["annotations"] = {
+                "summary": k.summary.go(),
+                "description": k.description.go(),
+                "runbook_url": labels["runbook_url"],
+            }
+            rules.append(rule)
+    doc = {"groups": [{"name": "naive-equivalent", "rules": rules}]}
+    return yaml.safe_dump(doc, sort_keys=False, width=1_000_000)
 
 
 class Exposition:
@@ -351,6 +407,11 @@ def main() -> None:
         idle_dir = Path(tmp) / "scrape-only"
         idle_dir.mkdir()
         layouts = {"generated": ours_dir, "naive": naive_dir, "scrape-only": idle_dir}
+        if EQUIVALENT:
+            equivalent_dir = Path(tmp) / "naive-equivalent"
+            equivalent_dir.mkdir()
+            (equivalent_dir / "naive.yml").write_text(naive_equivalent_rules(N))
+            layouts["naive-equivalent"] = equivalent_dir
         samples, pairs = measure_together(
             layouts, target, Path(tmp), with_breakdown=lambda name: name == "generated"
         )
@@ -382,3 +443,15 @@ def main() -> None:
         f"(scraping alone {idle:.3f} s/s) = {cpu_ours / cpu_naive:.3f}x",
         flush=True,
     )
+    if EQUIVALENT:
+        eq = samples["naive-equivalent"]
+        eq_paired = sorted(p["generated"] / p["naive-equivalent"] for p in pairs)
+        cpu_eq = eq.cpu_per_s - idle
+        eq_ratio = ours.median() / eq.median()
+        print(
+            f"naive-equivalent (same alert meaning as ours): median {eq.median() * 1000:.0f} ms, "
+            f"spread {eq.spread()}; generated/naive-equivalent = {eq_ratio:.3f}x "
+            f"(paired {spread(eq_paired, 3) if eq_paired else 'n/a'}), "
+            f"CPU {cpu_eq:.3f} s/s = {cpu_ours / cpu_eq:.3f}x",
+            flush=True,
+        )
