@@ -6,22 +6,25 @@ alert sees this cycle's constants and signals):
 1. ``pipemedic:<param>:default``: one constant per alert kind, the defaults'
    threshold and labels (``team``, ``sev``, ``severity``, ``runbook_url``).
 2. ``pipeline:<param>:spec``: one constant per listed pipeline and kind, only
-   where the pipeline differs from the defaults: overrides are data.
-3. ``pipeline:alert_for:spec{kind, for}``: pipelines whose ``for`` differs.
-4. ``pipeline:error_ratio:rate5m``, the one full-size signal recorded (the
-   larger of the records and runs error ratios, in one rule). Every recorded
-   series costs Prometheus a write per pipeline per cycle, so nothing else is
-   recorded per pipeline: the gauges are read raw by their candidates.
-5. Alerts: ``signal <op> on(pipeline) group_left(...) spec`` for listed
-   pipelines, ``or on(pipeline)`` the same against the default for every
-   other pipeline, so a pipeline absent from the spec is covered by the
-   defaults. Alerts per kind = 1 + distinct overridden ``for`` values.
-   ``signal`` is the kind's candidates, ``pipeline:<kind>_alert:candidates``:
-   the signal (aggregated from the raw gauges, or the error ratio) where it
-   is down (``== 0``) or above the lowest threshold any pipeline has, so
-   every pipeline that may fire and usually only those. The joins then
-   touch a handful of series, and a signal is read once per cycle however
-   many ``for`` rules the kind has.
+   where the pipeline differs from the defaults (threshold, labels or
+   ``for``; a different ``for`` is the ``for_override`` label): overrides
+   are data. A constant is a bare number, which Prometheus records as one
+   series with the rule's labels (cheaper than ``vector(number)``).
+3. ``pipeline:error_ratio:rate5m``, the one full-size signal recorded (the
+   larger of the records and runs error ratios, in one rule). Every series
+   costs Prometheus work per pipeline per cycle, so nothing else is recorded
+   per pipeline: the gauges are read raw by their candidates.
+4. Per kind, ``pipeline:<kind>_alert:candidates``: the signal where it is
+   down (``== 0``) or above the lowest threshold any pipeline has, so every
+   pipeline that may fire and usually only those (:func:`candidates`); then
+   ``pipeline:<kind>_alert:matched``: ``candidates <op> on(pipeline)
+   group_left(...) spec`` for listed pipelines, ``or on(pipeline)`` the same
+   against the default for every other pipeline, so a pipeline absent from
+   the spec is covered by the defaults. Both are a handful of series, and
+   the join is computed once however many ``for`` rules the kind has.
+5. Alerts: each selects its kind's ``matched`` series, by ``for_override``
+   where ``for`` values differ. Alerts per kind = 1 + distinct overridden
+   ``for`` values.
 
 Burn-rate alerts for pipelines with an ``slo`` live in ``pipemedic-slo``
 (:mod:`rules.slo`).
