@@ -24,6 +24,11 @@ spends.
 The series come from a loopback HTTP server rendering a prepared exposition
 (counters advance each scrape, ~1% of pipelines are failing).
 
+It also prints the generated layout's costliest rules by name. With
+``BENCH_RULES_EQUIVALENT=1`` a fourth server runs, at the same time, a naive
+layout that computes what ours does (:func:`naive_equivalent_rules`), as a
+second comparison next to the goal's unchanged baseline (~3.5 min then).
+
 Run: ``.venv/bin/python -m bench bench_rules``
 """
 
