@@ -79,3 +79,20 @@ def test_a_failing_custom_test_fails_the_command(
     res = rules_cli("test", "--spec", str(REPO / "rules/pipelines.yml"), "--custom", str(custom))
     assert res.code == 1
     assert "PipelineMemoryNearLimit" in res.err
+
+
+def test_burn_tests_expect_no_page_where_the_objective_is_too_loose(tmp_path: Path) -> None:
+    """At objective 0.9 a 50% error ratio burns 5x: the page tier (6x, 14.4x) cannot fire."""
+    spec = parse_spec(
+        "pipelines:\n  loose.one:\n    slo:\n      objective: 0.9\n"
+        "  tight-one:\n    slo:\n      objective: 0.995\n"
+    )
+    wanted = render_all(generate(spec), "x")
+    write_files(tmp_path, wanted)
+    for name, text in unit_tests(spec, sorted(wanted)).items():
+        (tmp_path / name).write_text(text)
+    doc = yaml.safe_load((tmp_path / "pipemedic.test.yml").read_text())
+    page = next(t for t in doc["tests"] if t["name"] == "PipelineErrorBudgetBurn (page): burning")
+    fired = {a["exp_labels"]["pipeline"] for a in page["alert_rule_test"][-1]["exp_alerts"]}
+    assert fired == {"tight-one"}
+    assert promtool_test([tmp_path / "pipemedic.test.yml"]).ok
