@@ -4,7 +4,9 @@ All SQL of the SQLite backend lives here, with parameters only (alert data
 never builds a statement). Every operation runs in the single writer thread
 of ``GroupCommitWriter``; concurrent ingests share one transaction, and an
 ``await store.ingest(...)`` returns only after the commit that covers it
-(``synchronous=FULL``: the WAL is fsynced at every commit).
+(``synchronous=FULL``: the WAL is fsynced at every commit). WAL checkpoints
+run in a thread of their own (``checkpoint.Checkpointer``), never inside a
+commit that callers wait on.
 
 The SQLite store belongs to one receiver process: on opening it releases the
 leases a previous (killed) process held, so acknowledged events it had not
@@ -38,6 +40,7 @@ from receiver.models import (
     Notification,
 )
 from receiver.store.base import StoreError
+from receiver.store.checkpoint import Checkpointer, CheckpointObserver
 from receiver.store.codec import (
     action_from_doc,
     alert_from_doc,
@@ -132,7 +135,9 @@ WHERE incident_id = ? AND step = ? AND worker = ? AND outcome = 'running'
 """
 
 
-def _connect(path: str, busy_timeout_ms: int, synchronous: str) -> Callable[[], sqlite3.Connection]:
+def _connect(
+    path: str, busy_timeout_ms: int, synchronous: str, autocheckpoint: bool
+) -> Callable[[], sqlite3.Connection]:
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -141,6 +146,8 @@ def _connect(path: str, busy_timeout_ms: int, synchronous: str) -> Callable[[], 
             raise StoreError(f"{path}: SQLite refused WAL mode (got {mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")
+        if not autocheckpoint:  # the Checkpointer's thread does it, off the commit path
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
         conn.executescript(_SCHEMA)
         return conn
 
@@ -158,13 +165,29 @@ class SqliteStore:
         synchronous: str = "FULL",
         on_commit: CommitObserver | None = None,
         clock: Callable[[], float] = time.time,
+        checkpoint_interval: float = 0.1,
+        checkpoint_restart_frames: int = 2048,
+        on_checkpoint: CheckpointObserver | None = None,
     ) -> None:
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise StoreError(f"synchronous must be FULL, NORMAL or EXTRA, got {synchronous!r}")
         self.path = str(path)
         self._clock = clock
+        # ":memory:" has no WAL to checkpoint (and no file a second connection could open)
+        self._checkpointer = (
+            None
+            if self.path == ":memory:"
+            else Checkpointer(
+                self.path,
+                interval=checkpoint_interval,
+                restart_frames=checkpoint_restart_frames,
+                busy_timeout_ms=busy_timeout_ms,
+                on_checkpoint=on_checkpoint,
+            )
+        )
         self._writer = GroupCommitWriter(
-            _connect(self.path, busy_timeout_ms, synchronous.upper()), on_commit=on_commit
+            _connect(self.path, busy_timeout_ms, synchronous.upper(), self._checkpointer is None),
+            on_commit=on_commit,
         )
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending = 0
@@ -174,7 +197,13 @@ class SqliteStore:
         """Open (creating if needed) the database and release stale leases."""
         store = cls(path, **kwargs)
         await asyncio.to_thread(store._writer.start)
-        store._pending = await store._writer.submit(_release_leases)
+        try:
+            if store._checkpointer is not None:
+                await asyncio.to_thread(store._checkpointer.start)
+            store._pending = await store._writer.submit(_release_leases)
+        except BaseException:
+            await store.close()
+            raise
         return store
 
     @property
@@ -187,6 +216,8 @@ class SqliteStore:
 
     async def close(self) -> None:
         await self._writer.stop()
+        if self._checkpointer is not None:  # after the writer: the WAL is final now
+            await asyncio.to_thread(self._checkpointer.stop)
 
     async def ping(self) -> None:
         now = self._clock()
