@@ -17,6 +17,10 @@ the writer turns auto-checkpointing off and this thread checkpoints instead:
   WAL from its start again. The WAL stays bounded;
 * ``stop()`` runs a TRUNCATE checkpoint (the WAL file shrinks to nothing).
 
+A RESTART holds the writer's lock while it waits for readers of the old WAL
+(another process reading the file), so its busy timeout is short (100 ms): a
+reader delays the next RESTART, never the receiver's commits by seconds.
+
 Durability is SQLite's: a checkpoint copies frames that are already committed
 and fsynced in the WAL, fsyncs the database file (``synchronous=FULL`` here
 too) and only then lets a writer reuse the WAL. A crash at any point of it
@@ -68,7 +72,7 @@ class Checkpointer:
         *,
         interval: float = 0.1,
         restart_frames: int = 2048,
-        busy_timeout_ms: int = 5000,
+        busy_timeout_ms: int = 100,
         on_checkpoint: CheckpointObserver | None = None,
         name: str = "sqlite-checkpoint",
     ) -> None:

@@ -181,7 +181,6 @@ class SqliteStore:
                 self.path,
                 interval=checkpoint_interval,
                 restart_frames=checkpoint_restart_frames,
-                busy_timeout_ms=busy_timeout_ms,
                 on_checkpoint=on_checkpoint,
             )
         )
