@@ -1,7 +1,10 @@
-"""``POST /alerts``: authenticate -> validate -> persist -> ack, one stage each.
+"""``POST /alerts``: authenticate -> read -> validate -> persist -> ack, one stage each.
 
-Each stage takes the request state and either fills it in or raises an
-``IntakeError`` carrying the HTTP status (401, 400, 413, 503). 200 is sent
+Each stage returns what the next one needs or raises an ``IntakeError``
+carrying the HTTP status (401, 400, 413, 503). Only the stages that wait
+(reading the body, the commit) are coroutines, and ``handle`` calls them
+directly: at ~10k requests/s a generic loop of awaited stages and a state
+object per request were a measurable share of the event loop's time. 200 is sent
 only after the store committed the notification; a store that cannot commit
 or a full queue answers 503, the only answer (besides network errors) on
 which Alertmanager retries.
@@ -16,9 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
 import msgspec
 from aiohttp import web
@@ -36,20 +37,6 @@ log = logging.getLogger(__name__)
 
 _JSON_TYPES = ("application/json",)
 _encode = msgspec.json.Encoder().encode  # the 200 body, one encoder built once
-
-
-@dataclass
-class _Request:
-    """What the stages learn about one request as it moves through them."""
-
-    http: web.Request
-    body: bytes = b""
-    notification: Notification | None = None
-    result: IngestResult | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-Stage = Callable[[_Request], Awaitable[None]]
 
 
 class Intake:
@@ -73,7 +60,6 @@ class Intake:
         self.body_limit = body_limit
         self.queue_max_depth = queue_max_depth
         self.on_commit = on_commit
-        self.stages: Sequence[Stage] = (self.authenticate, self.read, self.validate, self.persist)
         # The depth a backend reports can cost a query (PostgreSQL counts rows), so it
         # is asked at most every ``depth_refresh_seconds``; in between, what this
         # intake accepted is added to the last answer (never below the truth here).
@@ -89,10 +75,10 @@ class Intake:
     async def handle(self, request: web.Request) -> web.Response:
         """Run every stage; map a refusal to its status and a JSON body."""
         started = time.perf_counter()
-        state = _Request(request)
         try:
-            for stage in self.stages:
-                await stage(state)
+            self.authenticate(request)
+            notification = self.validate(await self.read(request))
+            result = await self.persist(notification)
         except IntakeError as exc:
             self.metrics.notifications.labels(result=exc.reason).inc()
             log.info(
@@ -102,18 +88,17 @@ class Intake:
             )
             self.metrics.intake_seconds.observe(time.perf_counter() - started)
             return web.json_response(exc.body(), status=exc.status)
-        response = self.ack(state)
+        response = self.ack(notification, result)
         self.metrics.intake_seconds.observe(time.perf_counter() - started)
         return response
 
     # stages ----------------------------------------------------------------
-    async def authenticate(self, state: _Request) -> None:
+    def authenticate(self, request: web.Request) -> None:
         """Refuse before reading the body when credentials are missing or wrong."""
-        self.auth.check(state.http.headers)
+        self.auth.check(request.headers)
 
-    async def read(self, state: _Request) -> None:
+    async def read(self, request: web.Request) -> bytes:
         """Check the content type and read the body up to the limit."""
-        request = state.http
         if request.content_type not in _JSON_TYPES:
             raise PayloadError(
                 f"Content-Type must be application/json, got {request.content_type!r}",
@@ -123,8 +108,7 @@ class Intake:
         if length is not None and length > self.body_limit:
             raise PayloadTooLarge(f"body of {length} bytes is over the limit of {self.body_limit}")
         if length is not None:  # the parser stops at Content-Length: read it at once
-            state.body = await request.read()
-            return
+            return await request.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.content.iter_chunked(64 * 1024):
@@ -132,16 +116,14 @@ class Intake:
             if size > self.body_limit:
                 raise PayloadTooLarge(f"body is over the limit of {self.body_limit} bytes")
             chunks.append(chunk)
-        state.body = b"".join(chunks)
+        return b"".join(chunks)
 
-    async def validate(self, state: _Request) -> None:
+    def validate(self, body: bytes) -> Notification:
         """Decode strict UTF-8 JSON and check it against the webhook schema."""
-        state.notification = parse_body(state.body)
+        return parse_body(body)
 
-    async def persist(self, state: _Request) -> None:
+    async def persist(self, notification: Notification) -> IngestResult:
         """Commit the alerts (idempotently); 503 if the queue is full or the store down."""
-        notification = state.notification
-        assert notification is not None
         now = self._clock()
         if now - self._depth_at >= self._depth_refresh:
             self._depth = await self.store.queue_depth()
@@ -149,18 +131,17 @@ class Intake:
         if self._depth >= self.queue_max_depth:
             raise Unavailable(f"queue full ({self._depth} events waiting); retry later")
         try:
-            result = state.result = await self.store.ingest(notification)
+            result = await self.store.ingest(notification)
         except StoreUnavailable as exc:
             raise Unavailable(f"store unavailable: {exc}") from None
         if result.accepted:
             self._depth += result.accepted
             if self.on_commit is not None:
                 self.on_commit()
+        return result
 
-    def ack(self, state: _Request) -> web.Response:
+    def ack(self, notification: Notification, result: IngestResult) -> web.Response:
         """Answer 200 (the commit happened) and count what came in."""
-        notification, result = state.notification, state.result
-        assert notification is not None and result is not None
         m = self.metrics
         alerts = notification.alerts
         self._count["accepted" if result.accepted or not alerts else "duplicate"].inc()
