@@ -29,7 +29,7 @@ from aiohttp import web
 
 from exporters.config import ExporterConfig
 from exporters.errors import CardinalityError, FieldProblem, InvalidEventError
-from exporters.events import parse_events, to_changes
+from exporters.events import parse_changes
 from exporters.health import HealthMetrics
 from exporters.keys import CONFIG, EXPOSITION, HEALTH, REGISTRY
 from exporters.multiprocess import DirectoryReader
@@ -85,22 +85,22 @@ class _Events:
         except web.HTTPRequestEntityTooLarge:
             health.reject("too_large")
             return _too_large(limit)
+        registry = self.registry
         try:
             if len(body) > _INLINE_PARSE_BYTES:
                 loop = asyncio.get_running_loop()
-                events = await loop.run_in_executor(None, parse_events, body)
+                batch = await loop.run_in_executor(None, parse_changes, body, registry.clock())
             else:
-                events = parse_events(body)
-            registry = self.registry
-            registry.apply(to_changes(events, registry.clock()))
+                batch = parse_changes(body, registry.clock())
+            registry.apply(batch)
         except InvalidEventError as exc:
             health.reject(exc.kind)
             return _error(400, exc.problems, exc.kind)
         except CardinalityError as exc:
             health.reject("cardinality")
             return _error(422, [FieldProblem(exc.path, str(exc))], "cardinality")
-        health.accepted(len(events))
-        return web.Response(body=_accepted_body(len(events)), content_type="application/json")
+        health.accepted(len(batch))
+        return web.Response(body=_accepted_body(len(batch)), content_type="application/json")
 
 
 @functools.lru_cache(maxsize=64)

@@ -25,7 +25,7 @@ import jsonschema
 
 from exporters import changes
 from exporters.errors import FieldProblem, InvalidEventError
-from exporters.fastcheck import Check, compile_schema
+from exporters.events_fast import decode_fast
 from exporters.registry import Change
 from exporters.vocabulary import LABEL_VALUE_PATTERN, RESOURCE_FIELDS
 from pipemedic.taxonomy import REASON_CAUSE
@@ -35,6 +35,7 @@ __all__ = [
     "MAX_PROBLEMS",
     "SCHEMA_PATH",
     "load_schema",
+    "parse_changes",
     "parse_events",
     "to_changes",
 ]
@@ -70,11 +71,6 @@ def _event_schema() -> dict[str, Any]:
 @cache
 def _event_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(_event_schema())
-
-
-@cache
-def _event_is_valid() -> Check:
-    return compile_schema(_event_schema())
 
 
 def _reject_constant(name: str) -> Any:
@@ -179,13 +175,11 @@ def _semantic(event: Mapping[str, Any], base: str) -> list[FieldProblem]:
 
 
 def validate(document: Any) -> list[tuple[str, Mapping[str, Any]]]:
-    """Return ``(path, event)`` pairs, or raise with every problem (up to MAX_PROBLEMS)."""
-    is_valid = _event_is_valid()
-    if type(document) is dict and is_valid(document):  # the common case: one good event
-        wrong = _semantic(document, "$")
-        if wrong:
-            raise InvalidEventError(wrong)
-        return [("$", document)]
+    """Return ``(path, event)`` pairs, or raise with every problem (up to MAX_PROBLEMS).
+
+    The slow path: ``parse_changes`` only comes here for a body the msgspec
+    decoder refused, so this is where refusals get their field paths.
+    """
     if isinstance(document, list):
         if not document:
             raise InvalidEventError([FieldProblem("$", "an empty list has no events")])
@@ -196,15 +190,16 @@ def validate(document: Any) -> list[tuple[str, Mapping[str, Any]]]:
         items = [(f"$[{i}]", e) for i, e in enumerate(document)]
     else:
         items = [("$", document)]
+    validator = _event_validator()
     problems: list[FieldProblem] = []
     for base, event in items:
         if not isinstance(event, dict):
             problems.append(FieldProblem(base, "an event must be a JSON object"))
             continue
-        if is_valid(event):
+        errors = list(validator.iter_errors(event))
+        if not errors:
             problems += _semantic(event, base)
             continue
-        errors = _event_validator().iter_errors(event)
         for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
             for problem in _problems(error, base, event):
                 if problem not in problems:
@@ -219,6 +214,19 @@ def validate(document: Any) -> list[tuple[str, Mapping[str, Any]]]:
 def parse_events(body: bytes) -> list[tuple[str, Mapping[str, Any]]]:
     """Decode and validate a body; InvalidEventError names each bad field path."""
     return validate(decode_body(body))
+
+
+def parse_changes(body: bytes, now: float) -> list[Change]:
+    """Decode, validate and translate a body; InvalidEventError names each bad field path.
+
+    Bodies the schema accepts decode in one msgspec pass (``events_fast``);
+    anything that pass refuses is decoded again the slow way, which either
+    accepts it too (``5.0`` records) or names the problem.
+    """
+    fast = decode_fast(body)
+    if fast is not None:
+        return [event.change(now, path) for path, event in fast]
+    return to_changes(parse_events(body), now)
 
 
 def to_changes(events: list[tuple[str, Mapping[str, Any]]], now: float) -> list[Change]:
