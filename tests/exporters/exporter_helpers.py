@@ -4,6 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
+
+RUN_FINISHED: dict[str, Any] = {
+    "pipeline": "etl_orders",
+    "event": "run_finished",
+    "status": "failure",
+    "duration_seconds": 812.5,
+    "records_processed": 10000,
+    "records_failed": 730,
+    "category": "connectivity",
+    "reason": "timeout",
+    "timestamp": 1795245097.8,
+}
+"""The README's example event: a failed run with records and an error reason."""
 
 
 class FakeClock:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from exporter_helpers import RUN_FINISHED
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
 )
@@ -17,17 +18,7 @@ from exporters.config import ExporterConfig
 from exporters.registry import PipelineRegistry
 from exporters.testing import sample_value
 
-EVENT = {
-    "pipeline": "etl_orders",
-    "event": "run_finished",
-    "status": "failure",
-    "duration_seconds": 812.5,
-    "records_processed": 10000,
-    "records_failed": 730,
-    "category": "connectivity",
-    "reason": "timeout",
-    "timestamp": 1795245097.8,
-}
+EVENT = RUN_FINISHED
 
 
 @pytest.fixture
