@@ -141,7 +141,11 @@ def create_app(
     recover_factory: RecoverFactory | None = recover_with(tables) if recover is _UNSET else recover
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-        store = await open_store(config.store_url, on_commit=metrics.observe_commit)
+        store = await open_store(
+            config.store_url,
+            on_commit=metrics.observe_commit,
+            on_checkpoint=metrics.observe_checkpoint,
+        )
         app[STORE] = store
         app[INTAKE] = Intake(
             store,

@@ -11,6 +11,8 @@ Names (all ``pipemedic_receiver_`` or ``pipemedic_incident``):
 * ``pipemedic_receiver_event_queue_seconds``, ``pipemedic_receiver_event_processing_seconds``
 * ``pipemedic_receiver_events_processed_total{result}``
 * ``pipemedic_receiver_store_commit_seconds``, ``pipemedic_receiver_store_commit_batch_size``
+* ``pipemedic_receiver_store_checkpoint_seconds{mode}``, ``pipemedic_receiver_store_wal_frames``:
+  SQLite's background WAL checkpoints and the frames they have not copied yet
 * ``pipemedic_incident_time_to_{acknowledge,diagnose,recover}_seconds{sev}``
 * ``pipemedic_incidents_open{sev}``: incidents not resolved or closed
 """
@@ -24,6 +26,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from receiver.store.checkpoint import CheckpointResult
 from rules.severity import SEVS
 
 __all__ = ["ReceiverMetrics", "metrics_handler"]
@@ -96,6 +99,18 @@ class ReceiverMetrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
             registry=r,
         )
+        self.checkpoint_seconds = Histogram(
+            "pipemedic_receiver_store_checkpoint_seconds",
+            "SQLite WAL checkpoints run off the commit path, by mode (PASSIVE, RESTART, TRUNCATE).",
+            ["mode"],
+            buckets=_FAST,
+            registry=r,
+        )
+        self.wal_frames = Gauge(
+            "pipemedic_receiver_store_wal_frames",
+            "SQLite WAL frames not yet copied into the database after the last checkpoint.",
+            registry=r,
+        )
         self.time_to_acknowledge = Histogram(
             "pipemedic_incident_time_to_acknowledge_seconds",
             "From the first alert's startsAt to the receiver acknowledging it.",
@@ -130,6 +145,11 @@ class ReceiverMetrics:
         """Record one store commit (called from the writer thread; thread-safe)."""
         self.commit_seconds.observe(seconds)
         self.commit_batch.observe(batch)
+
+    def observe_checkpoint(self, result: CheckpointResult) -> None:
+        """Record one WAL checkpoint (called from the checkpoint thread; thread-safe)."""
+        self.checkpoint_seconds.labels(mode=result.mode).observe(result.seconds)
+        self.wal_frames.set(max(result.wal_frames - result.checkpointed, 0))
 
     def set_open_incidents(self, counts: Mapping[str, int]) -> None:
         for sev in SEVS:

@@ -11,13 +11,22 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from receiver.store.base import ActionLedger, Store, StoreError, StoreUnavailable
+from receiver.store.checkpoint import CheckpointObserver
 from receiver.store.groupcommit import CommitObserver
 
 __all__ = ["ActionLedger", "Store", "StoreError", "StoreUnavailable", "open_store"]
 
 
-async def open_store(url: str, *, on_commit: CommitObserver | None = None) -> Store:
-    """Open the store a URL names; ``StoreError`` says what is wrong with the URL."""
+async def open_store(
+    url: str,
+    *,
+    on_commit: CommitObserver | None = None,
+    on_checkpoint: CheckpointObserver | None = None,
+) -> Store:
+    """Open the store a URL names; ``StoreError`` says what is wrong with the URL.
+
+    ``on_checkpoint`` sees SQLite's background WAL checkpoints (PostgreSQL has none).
+    """
     if url.startswith(("postgresql://", "postgres://")):
         from receiver.store.postgres import PostgresStore
 
@@ -47,4 +56,5 @@ async def open_store(url: str, *, on_commit: CommitObserver | None = None) -> St
         busy_timeout_ms=busy,
         synchronous=options.get("synchronous", "FULL"),
         on_commit=on_commit,
+        on_checkpoint=on_checkpoint,
     )

@@ -156,3 +156,38 @@ def test_sigkill_during_checkpoints_keeps_every_acknowledged_row(tmp_path: Path)
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         missing = [fp for fp in acked if fp not in stored]
         assert not missing, f"cycle {cycle}: {len(missing)} acknowledged rows lost: {missing[:3]}"
+
+
+async def test_checkpoints_show_on_the_receivers_metrics(tmp_path: Path) -> None:
+    """open_store hands the checkpoints to ReceiverMetrics: /metrics shows them by mode."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from receiver.metrics import ReceiverMetrics
+    from receiver.store import open_store
+
+    metrics = ReceiverMetrics()
+    store = await open_store(
+        f"sqlite:///{tmp_path}/m.db",
+        on_commit=metrics.observe_commit,
+        on_checkpoint=metrics.observe_checkpoint,
+    )
+
+    def passive_count() -> float:
+        for family in text_string_to_metric_families(metrics.render().decode()):
+            if family.name == "pipemedic_receiver_store_checkpoint_seconds":
+                for sample in family.samples:
+                    if sample.name.endswith("_count") and sample.labels["mode"] == "PASSIVE":
+                        return sample.value
+        return 0.0
+
+    try:
+        await asyncio.gather(*(store.ingest(_notification(0, i)) for i in range(20)))
+        deadline = time.monotonic() + 30
+        while passive_count() < 1:
+            assert time.monotonic() < deadline, "no checkpoint observed within 30 s"
+            await asyncio.sleep(0.02)
+    finally:
+        await store.close()
+    families = {f.name: f for f in text_string_to_metric_families(metrics.render().decode())}
+    (frames,) = families["pipemedic_receiver_store_wal_frames"].samples
+    assert frames.value >= 0  # set by the checkpoints above, never negative
