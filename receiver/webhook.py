@@ -166,14 +166,14 @@ def parse_body(body: bytes) -> Notification:
         except (ValueError, OverflowError):
             pass  # a time the schema refuses, or an impossible one: the slow path names it
         else:
-            if all(a.fingerprint for a in notification.alerts):
-                return notification
             return _with_fingerprints(notification)
     return parse_notification(decode_body(body))
 
 
 def _with_fingerprints(notification: Notification) -> Notification:
-    """Give every alert without a ``fingerprint`` the hash of its labels."""
+    """Give every alert without a ``fingerprint`` the hash of its labels (usually none)."""
+    if all(a.fingerprint for a in notification.alerts):
+        return notification
     alerts = tuple(
         a if a.fingerprint else replace(a, fingerprint=_fallback_fingerprint(a))
         for a in notification.alerts
@@ -201,6 +201,4 @@ def parse_notification(doc: Any) -> Notification:
                 except (ValueError, OverflowError):
                     raise PayloadError(f"impossible time: {exc}", f"alerts[{i}].{key}") from None
         raise PayloadError(f"invalid payload: {exc}", "$") from None
-    if any(not a.fingerprint for a in notification.alerts):
-        notification = _with_fingerprints(notification)
-    return notification
+    return _with_fingerprints(notification)
