@@ -8,6 +8,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from exporter_helpers import RUN_FINISHED
 
 from exporters.errors import InvalidEventError
 from exporters.events import load_schema, parse_events, to_changes
@@ -15,17 +16,7 @@ from exporters.events_fast import decode_fast
 from exporters.registry import PipelineRegistry
 
 GOOD: list[dict[str, Any]] = [
-    {
-        "pipeline": "etl_orders",
-        "event": "run_finished",
-        "status": "failure",
-        "duration_seconds": 812.5,
-        "records_processed": 10000,
-        "records_failed": 730,
-        "category": "connectivity",
-        "reason": "timeout",
-        "timestamp": 1795245097.8,
-    },
+    RUN_FINISHED,
     {"pipeline": "etl_orders", "event": "run_started"},
     {"pipeline": "a.b:c-d_1", "event": "heartbeat", "memory_bytes": 1e9, "cpu_usage_ratio": 1},
     {"pipeline": "x", "event": "down", "message": "maintenance"},
