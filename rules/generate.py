@@ -10,10 +10,12 @@ alert sees this cycle's constants and signals):
    ``for``; a different ``for`` is the ``for_override`` label): overrides
    are data. A constant is a bare number, which Prometheus records as one
    series with the rule's labels (cheaper than ``vector(number)``).
-3. ``pipeline:error_ratio:rate5m``, the one full-size signal recorded (the
-   larger of the records and runs error ratios, in one rule). Every series
-   costs Prometheus work per pipeline per cycle, so nothing else is recorded
-   per pipeline: the gauges are read raw by their candidates.
+3. ``pipeline:error_ratio:rate5m`` (failed / processed records, DESIGN.md's
+   error ratio) and ``pipeline:run_error_ratio:rate5m`` (failed / all runs),
+   the only full-size signals recorded. Every series costs Prometheus work
+   per pipeline per cycle, so nothing else is recorded per pipeline: the
+   gauges are read raw by their candidates, and the larger of the two ratios
+   is taken only for the error-rate candidates.
 4. Per kind, ``pipeline:<kind>_alert:candidates``: the signal where it is
    down (``== 0``) or above the lowest threshold any pipeline has, so every
    pipeline that may fire and usually only those (:func:`candidates`); then
@@ -70,11 +72,12 @@ __all__ = [
     "PIPELINE_KINDS",
     "PRODUCTION",
     "PUSHGATEWAY_JOB",
+    "RUN_ERROR_RATIO",
     "Timing",
     "candidates",
     "candidates_metric",
     "default_metric",
-    "error_ratio_rule",
+    "error_ratio_rules",
     "generate",
     "joined",
     "matched_metric",
@@ -188,38 +191,36 @@ def _rate(metric: str, window: str, matchers: dict[str, str] | None = None) -> E
 
 
 ERROR_RATIO = "pipeline:error_ratio:rate5m"
+RUN_ERROR_RATIO = "pipeline:run_error_ratio:rate5m"
 
 
-def error_ratio_rule(window: str = PRODUCTION.rate_window) -> dict[str, Any]:
-    """Return the one recording rule of ``pipeline:error_ratio:rate5m``.
+def _ratio(failed: Expr, total: Expr) -> Expr:
+    # the denominator filtered to > 0: a quiet pipeline has no ratio at all, never NaN
+    return binop(failed, "/", binop(total, ">", number(0)))
 
-    The error ratio is the larger of failed/processed records and failed/all
-    runs over 5m. A pipeline with no records and no runs in the window has no
-    ratio at all (never NaN, so nothing fires on it), while runs that fail
-    before reading a record still count. Both ratios are computed inside the
-    one rule: every recorded series costs Prometheus a write per pipeline per
-    cycle, intermediate ones included. The runs ratio keeps its ``status``
-    label so that ``or`` keeps both ratios of a pipeline for ``max``.
-    ``window`` is the rate window (:class:`Timing`); the name keeps ``rate5m``.
+
+def error_ratio_rules(window: str = PRODUCTION.rate_window) -> list[dict[str, Any]]:
+    """Return the two full-size records: the records and the runs error ratios over 5m.
+
+    ``pipeline:error_ratio:rate5m`` is DESIGN.md's error ratio, failed /
+    processed records; ``pipeline:run_error_ratio:rate5m`` is failed / all
+    runs, so that runs failing before reading a record still count. A
+    pipeline with no records (no runs) in the window has no series in the
+    first (second): never NaN, so nothing fires on a quiet pipeline.
+    PipelineHighErrorRate takes the larger of the two, but only for the few
+    pipelines above a threshold (:func:`candidates`): combining them here
+    would cost an ``or`` and a ``max`` over every pipeline's two series each
+    cycle. ``window`` is the rate window (:class:`Timing`); the names keep
+    ``rate5m``.
     """
-    records = binop(
+    records = _ratio(
         _rate("pipeline_records_failed_total", window),
-        "/",
-        binop(_rate("pipeline_records_processed_total", window), ">", number(0)),
+        _rate("pipeline_records_processed_total", window),
     )
-    runs_failed = agg(
-        "sum",
-        call("rate", matrix(selector("pipeline_runs_total", _FAILED), window)),
-        ("pipeline", "status"),
+    runs = _ratio(
+        _rate("pipeline_runs_total", window, _FAILED), _rate("pipeline_runs_total", window)
     )
-    runs = binop(
-        runs_failed,
-        "/",
-        binop(_rate("pipeline_runs_total", window), ">", number(0)),
-        on=_BY,
-        group_left=(),
-    )
-    return record(ERROR_RATIO, agg("max", binop(records, "or", runs), _BY))
+    return [record(ERROR_RATIO, records), record(RUN_ERROR_RATIO, runs)]
 
 
 def _max_by(metric: str, *by: str) -> Expr:
@@ -245,7 +246,27 @@ def candidates(spec: Spec) -> dict[str, tuple[Expr, str]]:
     newest_update = _max_by("pipeline_last_update_timestamp_seconds")
     return {
         "down": (binop(_max_by("pipeline_up"), "==", zero), "*"),
-        "error_rate": (binop(selector(ERROR_RATIO), ">", low("error_rate")), ">"),
+        # the larger of the two ratios is above x iff one of them is; the runs
+        # ratio gets a label of its own so that ``or`` keeps both for ``max``
+        "error_rate": (
+            agg(
+                "max",
+                binop(
+                    binop(selector(ERROR_RATIO), ">", low("error_rate")),
+                    "or",
+                    call(
+                        "label_replace",
+                        binop(selector(RUN_ERROR_RATIO), ">", low("error_rate")),
+                        "ratio",
+                        "runs",
+                        "",
+                        "",
+                    ),
+                ),
+                _BY,
+            ),
+            ">",
+        ),
         # the largest of a pipeline's series is above x iff one of them is
         "sla": (
             agg("max", binop(selector("pipeline_last_run_duration_seconds"), ">", low("sla")), _BY),
@@ -305,7 +326,7 @@ def generate(spec: Spec, timing: Timing = PRODUCTION) -> list[RuleFile]:
     alerts.append(exporter_down_rule(spec))
     group = {
         "name": "pipemedic-pipelines",
-        "rules": [*constants, error_ratio_rule(timing.rate_window), *matched, *alerts],
+        "rules": [*constants, *error_ratio_rules(timing.rate_window), *matched, *alerts],
     }
     files = [RuleFile("pipemedic-pipelines", [group])]
     slo = slo_file(spec, timing.rate_window)

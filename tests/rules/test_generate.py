@@ -118,9 +118,10 @@ def test_every_alert_has_for_labels_annotations_and_lints_clean() -> None:
 def test_error_ratio_recording_rule_exists_and_is_nan_safe() -> None:
     text = "".join(render_all(generate(parse_spec("{}")), "x").values())
     assert text.count("record: pipeline:error_ratio:rate5m") == 1
+    assert text.count("record: pipeline:run_error_ratio:rate5m") == 1
     # denominators are filtered to > 0, so a quiet pipeline has no ratio instead of NaN
     assert "/ (sum by (pipeline) (rate(pipeline_records_processed_total[5m])) > 0)" in text
-    assert "group_left () (sum by (pipeline) (rate(pipeline_runs_total[5m])) > 0)" in text
+    assert "/ (sum by (pipeline) (rate(pipeline_runs_total[5m])) > 0)" in text
 
 
 def test_slo_tiers_can_be_switched_off() -> None:

@@ -2,7 +2,7 @@
 
 Each raw exporter metric is read by one recording rule, each signal by one
 candidates rule, however many ``for`` rules its alert kind has, and the only
-full-size series written per pipeline is ``pipeline:error_ratio:rate5m``.
+full-size series written per pipeline are the two error ratios.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def test_a_kind_split_by_for_reads_its_signal_once(tmp_path: Path) -> None:
     assert check_rules(sorted(tmp_path.glob("*.rules.yml"))).ok
 
 
-def test_only_the_error_ratio_is_recorded_for_every_pipeline() -> None:
+def test_only_the_error_ratios_are_recorded_for_every_pipeline() -> None:
     # every other record is a spec constant or a candidates rule (filtered by
     # == 0 or > threshold): writing a full-size series costs every cycle
     slo = "pipelines:\n  a:\n    slo:\n      objective: 0.99\n"
@@ -86,7 +86,17 @@ def test_only_the_error_ratio_is_recorded_for_every_pipeline() -> None:
             if not name.endswith((":spec", ":default", "_alert:candidates", "_alert:matched"))
             and not name.startswith("pipeline:slo_")
         }
-        assert full == {"pipeline:error_ratio:rate5m"}
+        assert full == {"pipeline:error_ratio:rate5m", "pipeline:run_error_ratio:rate5m"}
+
+
+def test_error_rate_candidates_combine_the_ratios_after_filtering() -> None:
+    # the ``or``/``max`` of the two ratios touches only pipelines above the lowest
+    # threshold, and keeps both ratios of a pipeline (``or`` ignores metric names)
+    rules = {str(r.get("record")): str(r["expr"]) for r in rules_of(many_alike(3))}
+    assert rules["pipeline:error_rate_alert:candidates"] == (
+        "max by (pipeline) (pipeline:error_ratio:rate5m > 0.05 or label_replace("
+        'pipeline:run_error_ratio:rate5m > 0.05, "ratio", "runs", "", ""))'
+    )
 
 
 def test_slo_rates_read_only_slo_pipelines() -> None:
