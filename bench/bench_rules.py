@@ -57,6 +57,7 @@ from rules.durations import format_duration
 from rules.generate import generate
 from rules.output import render_all, write_files
 from rules.spec import parse_spec
+from rules.specdata import CONSTANT_SUFFIXES
 
 N = 10_000
 WARMUP_S = 30.0
@@ -258,7 +259,7 @@ def rule_class(rule: Mapping[str, Any]) -> str:
     if rule["type"] == "alerting":
         return "alerts"
     name = str(rule["name"])
-    return "constants" if name.endswith((":spec", ":default")) else "signals"
+    return "constants" if name.endswith(CONSTANT_SUFFIXES) else "signals"
 
 
 def rule_key(rule: Mapping[str, Any]) -> str:

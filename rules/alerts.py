@@ -35,7 +35,8 @@ class AlertKind:
     degradation: str
     summary: Template
     description: Template
-    # the spec series this kind joins: ``pipeline:<param>:spec`` / ``pipemedic:<param>:default``
+    # names its spec series (``pipemedic:<param>:default``/``:value``, the info label of
+    # its threshold; the SLO group's ``pipeline:<param>:spec``)
     param: str
     keep_firing_for: str | None = None
 

@@ -3,28 +3,32 @@
 Layout of ``pipemedic-pipelines`` (one group, evaluated in order, so every
 alert sees this cycle's constants and signals):
 
-1. ``pipemedic:<param>:default``: one constant per alert kind, the defaults'
-   threshold and labels (``team``, ``sev``, ``severity``, ``runbook_url``).
-2. ``pipeline:<param>:spec``: one constant per listed pipeline and kind, only
-   where the pipeline differs from the defaults (threshold, labels or
-   ``for``; a different ``for`` is the ``for_override`` label): overrides
-   are data. A constant is a bare number, which Prometheus records as one
-   series with the rule's labels (cheaper than ``vector(number)``).
-3. ``pipeline:error_ratio:rate5m`` (failed / processed records, DESIGN.md's
+1. The spec as constant series (:mod:`rules.specdata`): per kind its
+   defaults (``pipemedic:<param>:default``); one
+   ``pipeline:alert_spec:info`` series per listed pipeline that differs from
+   the defaults, its settings as labels (thresholds, ``impact``, its own
+   ``for_<kind>``/``severity_<kind>``), shared by every kind; one
+   ``pipemedic:<param>:value`` per distinct threshold; the SEV table
+   (``pipemedic:alert_sev:map``). Overrides are data, and Prometheus charges
+   per rule, so there is one rule per differing pipeline, not one per
+   pipeline and kind. A constant is a bare number, which Prometheus records
+   as one series with the rule's labels (cheaper than ``vector(number)``).
+2. ``pipeline:error_ratio:rate5m`` (failed / processed records, DESIGN.md's
    error ratio) and ``pipeline:run_error_ratio:rate5m`` (failed / all runs),
    the only full-size signals recorded. Every series costs Prometheus work
    per pipeline per cycle, so nothing else is recorded per pipeline: the
    gauges are read raw by their candidates, and the larger of the two ratios
    is taken only for the error-rate candidates.
-4. Per kind, ``pipeline:<kind>_alert:candidates``: the signal where it is
+3. Per kind, ``pipeline:<kind>_alert:candidates``: the signal where it is
    down (``== 0``) or above the lowest threshold any pipeline has, so every
    pipeline that may fire and usually only those (:func:`candidates`); then
-   ``pipeline:<kind>_alert:matched``: ``candidates <op> on(pipeline)
-   group_left(...) spec`` for listed pipelines, ``or on(pipeline)`` the same
-   against the default for every other pipeline, so a pipeline absent from
-   the spec is covered by the defaults. Both are a handful of series, and
-   the join is computed once however many ``for`` rules the kind has.
-5. Alerts: each selects its kind's ``matched`` series, by ``for_override``
+   ``pipeline:<kind>_alert:matched``: the candidates of listed pipelines
+   joined with their info series, threshold value and SEV
+   (:func:`rules.specdata.joined`), ``or on(pipeline)`` the others' against
+   the default, so a pipeline absent from the spec is covered by the
+   defaults. Both are a handful of series, and the join is computed once
+   however many ``for`` rules the kind has.
+4. Alerts: each selects its kind's ``matched`` series, by ``for_override``
    where ``for`` values differ. Alerts per kind = 1 + distinct overridden
    ``for`` values.
 
@@ -47,24 +51,22 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from rules.alerts import JOIN_LABELS, AlertKind, for_seconds, kind, params_for
+from rules.alerts import AlertKind, for_seconds, kind, params_for
 from rules.durations import format_duration, parse_duration
 from rules.promql import Expr, agg, binop, call, matrix, number, selector
 from rules.rulefile import (
-    FOR_LABEL,
     RuleFile,
     alert_rule,
-    constant,
     for_overrides,
     labelled_alert_rules,
     record,
 )
 from rules.slo import slo_file
 from rules.spec import Spec
+from rules.specdata import joined, spec_data
 
 __all__ = [
     "ERROR_RATIO",
@@ -76,13 +78,9 @@ __all__ = [
     "Timing",
     "candidates",
     "candidates_metric",
-    "default_metric",
     "error_ratio_rules",
     "generate",
-    "joined",
     "matched_metric",
-    "param_constants",
-    "spec_metric",
 ]
 
 # Scrape job names of the exporters in prometheus.yml.
@@ -116,16 +114,6 @@ class Timing:
 PRODUCTION = Timing()
 
 
-def spec_metric(k: AlertKind) -> str:
-    """Return the per-pipeline spec series of a kind."""
-    return f"pipeline:{k.param}:spec"
-
-
-def default_metric(k: AlertKind) -> str:
-    """Return the default series of a kind (no pipeline label)."""
-    return f"pipemedic:{k.param}:default"
-
-
 def candidates_metric(k: AlertKind) -> str:
     """Return the recorded candidates of a kind: the pipelines whose alert may fire."""
     return f"pipeline:{k.kind}_alert:candidates"
@@ -134,50 +122,6 @@ def candidates_metric(k: AlertKind) -> str:
 def matched_metric(k: AlertKind) -> str:
     """Return the recorded, labelled series of a kind: the pipelines its alert fires for."""
     return f"pipeline:{k.kind}_alert:matched"
-
-
-def param_constants(
-    spec: Spec, kinds: Iterable[str], overrides: dict[str, dict[str, str]] | None = None
-) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
-    """Return constants for ``kinds`` (defaults, then listed pipelines that differ).
-
-    A listed pipeline has a spec series of a kind where its threshold or
-    labels differ from the defaults', or its ``for`` does (``overrides``:
-    kind -> {pipeline: for}); the latter carries the ``for_override`` label.
-    Also returns, per kind, the pipelines that have a spec series.
-    """
-    rules: list[dict[str, Any]] = []
-    listed: dict[str, list[str]] = {}
-    for name in kinds:
-        k = kind(name)
-        base = params_for(spec.defaults, name)
-        own_for = (overrides or {}).get(name, {})
-        rules.append(constant(default_metric(k), base.value, base.labels()))
-        listed[name] = []
-        for pipeline, p in spec.pipelines.items():
-            mine = params_for(p, name)
-            if mine != base or pipeline in own_for:
-                listed[name].append(pipeline)
-                labels = {"pipeline": pipeline, **mine.labels()}
-                if pipeline in own_for:
-                    labels[FOR_LABEL] = own_for[pipeline]
-                rules.append(constant(spec_metric(k), mine.value, labels))
-    return rules, listed
-
-
-def joined(
-    signal: Expr, op: str, k: AlertKind, has_spec: bool, labels: tuple[str, ...] = JOIN_LABELS
-) -> Expr:
-    """Join ``signal`` with the kind's spec series, falling back to the default."""
-    default = selector(default_metric(k))
-    if not has_spec:
-        return binop(signal, op, default, on=(), group_left=JOIN_LABELS)
-    spec_series = selector(spec_metric(k))
-    listed = binop(signal, op, spec_series, on=_BY, group_left=labels)
-    unlisted = binop(
-        binop(signal, "unless", spec_series, on=_BY), op, default, on=(), group_left=JOIN_LABELS
-    )
-    return binop(listed, "or", unlisted, on=_BY, newline=True)
 
 
 def lowest_threshold(spec: Spec, kind_name: str) -> float:
@@ -313,20 +257,19 @@ def _apply_keep_firing(files: list[RuleFile], keep_firing_for: str) -> None:
 def generate(spec: Spec, timing: Timing = PRODUCTION) -> list[RuleFile]:
     """Return the rule files for a spec, deterministically (same spec, same rules)."""
     overrides = for_overrides(spec, PIPELINE_KINDS)
-    constants, listed = param_constants(spec, PIPELINE_KINDS, overrides)
+    data = spec_data(spec, PIPELINE_KINDS, overrides)
     alerts: list[dict[str, Any]] = []
     matched: list[dict[str, Any]] = []
     for name, (signal, op) in candidates(spec).items():
         k = kind(name)
         matched.append(record(candidates_metric(k), signal))
-        labels = (*JOIN_LABELS, FOR_LABEL) if overrides[name] else JOIN_LABELS
-        expr = joined(selector(candidates_metric(k)), op, k, bool(listed[name]), labels)
+        expr = joined(selector(candidates_metric(k)), op, k, data)
         matched.append(record(matched_metric(k), expr))
         alerts += labelled_alert_rules(k, matched_metric(k), spec, overrides[name])
     alerts.append(exporter_down_rule(spec))
     group = {
         "name": "pipemedic-pipelines",
-        "rules": [*constants, *error_ratio_rules(timing.rate_window), *matched, *alerts],
+        "rules": [*data.rules, *error_ratio_rules(timing.rate_window), *matched, *alerts],
     }
     files = [RuleFile("pipemedic-pipelines", [group])]
     slo = slo_file(spec, timing.rate_window)

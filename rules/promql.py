@@ -108,10 +108,14 @@ def call(function: str, *args: Expr | str) -> Expr:
     return Expr(f"{function}({', '.join(rendered)})")
 
 
-def agg(op: str, expr: Expr, by: Iterable[str] = ()) -> Expr:
-    """Return an aggregation such as ``max by (pipeline) (expr)``."""
-    labels = tuple(by)
+def agg(op: str, expr: Expr, by: Iterable[str] = (), *, without: Iterable[str] = ()) -> Expr:
+    """Return an aggregation such as ``max by (pipeline) (expr)`` or ``max without (x) (expr)``."""
+    labels, dropped = tuple(by), tuple(without)
+    if labels and dropped:
+        raise ValueError("an aggregation groups either by or without labels, not both")
     grouping = f" by ({', '.join(labels)})" if labels else ""
+    if dropped:
+        grouping = f" without ({', '.join(dropped)})"
     return Expr(f"{op}{grouping} ({expr.text})")
 
 

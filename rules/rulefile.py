@@ -1,10 +1,12 @@
 """Building blocks shared by the generated groups: rule files, constants, partitioned alerts.
 
-Per-pipeline settings become constant recording rules (a number with a
-``pipeline`` label); an alert is one rule shared by all pipelines. Only
-``for`` cannot be data in Prometheus, so an alert kind has one rule per
-distinct ``for`` value: :func:`labelled_alert_rules` selects its pipelines
-from a recorded series by the ``for_override`` label (the pipelines group),
+Per-pipeline settings become constant recording rules (a number with
+labels: :func:`constant`; the pipelines group has one per differing
+pipeline, :mod:`rules.specdata`); an alert is one rule shared by all
+pipelines. Only ``for`` cannot be data in Prometheus, so an alert kind has
+one rule per distinct ``for`` value: :func:`labelled_alert_rules` selects
+its pipelines from a recorded series by the ``for_override`` label (the
+pipelines group; the label comes from the pipeline's info series),
 :func:`alert_rules` through the ``pipeline:alert_for:spec`` markers of
 :func:`for_constants` (the SLO group, a few pipelines).
 """

@@ -11,6 +11,7 @@ from rules.lint import lint_texts
 from rules.output import render_all
 from rules.promtool import check_rules
 from rules.spec import load_spec, parse_spec
+from rules.specdata import CONSTANT_SUFFIXES, INFO_METRIC
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -136,3 +137,19 @@ def test_slo_tiers_can_be_switched_off() -> None:
     assert "sum_over_time(pipeline:slo_records_failed:rate5m[3d])" in text_both
     # no SLO anywhere: no SLO file
     assert [f.name for f in generate(parse_spec("{}"))] == ["pipemedic-pipelines"]
+
+
+def test_constants_are_one_series_per_listed_pipeline_plus_a_few_shared() -> None:
+    # 200 of 2,000 pipelines differ (thresholds, impact, team, for.down): one info
+    # series each, shared by the five kinds, plus defaults, threshold values and the
+    # SEV table, however many kinds a pipeline overrides
+    (pipelines,) = (f for f in generate(parse_spec(big_spec(2000))) if f.name.endswith("lines"))
+    records = [str(r["record"]) for g in pipelines.groups for r in g["rules"] if "record" in r]
+    constants = [r for r in records if r.endswith(CONSTANT_SUFFIXES)]
+    assert records.count(INFO_METRIC) == 200
+    shared = len(constants) - 200
+    assert shared <= 40, shared
+    # the shared ones do not grow with pipelines
+    (small,) = (f for f in generate(parse_spec(big_spec(100))) if f.name.endswith("lines"))
+    few = [r["record"] for g in small.groups for r in g["rules"] if "record" in r]
+    assert sum(1 for r in few if str(r).endswith(CONSTANT_SUFFIXES)) - 10 == shared

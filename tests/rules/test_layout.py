@@ -16,6 +16,7 @@ from rules.output import render_all, write_files
 from rules.promql import parse, selectors_in
 from rules.promtool import check_rules
 from rules.spec import parse_spec
+from rules.specdata import CONSTANT_SUFFIXES
 
 
 def many_alike(n: int, down_for: int = 0) -> str:
@@ -83,7 +84,7 @@ def test_only_the_error_ratios_are_recorded_for_every_pipeline() -> None:
         full = {
             name
             for name in records
-            if not name.endswith((":spec", ":default", "_alert:candidates", "_alert:matched"))
+            if not name.endswith((*CONSTANT_SUFFIXES, "_alert:candidates", "_alert:matched"))
             and not name.startswith("pipeline:slo_")
         }
         assert full == {"pipeline:error_ratio:rate5m", "pipeline:run_error_ratio:rate5m"}

@@ -96,3 +96,32 @@ def test_burn_tests_expect_no_page_where_the_objective_is_too_loose(tmp_path: Pa
     fired = {a["exp_labels"]["pipeline"] for a in page["alert_rule_test"][-1]["exp_alerts"]}
     assert fired == {"tight-one"}
     assert promtool_test([tmp_path / "pipemedic.test.yml"]).ok
+
+
+def test_spec_data_joins_give_each_pipeline_its_own_labels_thresholds_and_for(
+    tmp_path: Path,
+) -> None:
+    """Every impact, shared and distinct thresholds, own ``for`` and ``severity`` per kind.
+
+    The listed pipelines share one info series each across kinds; the generated
+    promtool tests expect each one's exact labels (team, sev, severity,
+    runbook_url, for_override), value and ``for``.
+    """
+    spec = parse_spec(
+        "pipelines:\n"
+        "  a:\n    impact: most\n    sla: 20m\n    severity: {sla: info}\n    for: {sla: 1m}\n"
+        "  b:\n    impact: none\n    max_error_rate: 0.01\n    severity: {down: critical}\n"
+        "    for: {down: 3m, error_rate: 3m}\n"
+        "  c:\n    team: other\n    runbook_url: https://example.invalid/c\n"
+        "  d:\n    impact: many\n    sla: 20m\n    for: {dependency: 5m}\n"
+        "  e:\n    impact: most\n    max_staleness: 1h\n    severity: {staleness: info}\n"
+        "  f:\n    description: same as the defaults\n"
+        "teams:\n  other: {}\n  data-platform: {}\n"
+    )
+    wanted = render_all(generate(spec), "x")
+    assert wanted["pipemedic-pipelines.rules.yml"].count("record: pipeline:alert_spec:info") == 5
+    write_files(tmp_path, wanted)
+    for name, text in unit_tests(spec, sorted(wanted)).items():
+        (tmp_path / name).write_text(text)
+    result = promtool_test([tmp_path / "pipemedic.test.yml"])
+    assert result.ok, result.output

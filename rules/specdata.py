@@ -1,0 +1,203 @@
+"""Turn the spec's per-pipeline settings into a few constant series, and join candidates with them.
+
+Prometheus charges every recording rule ~25 us per cycle however trivial, so
+the per-pipeline data is one rule per pipeline that differs from the
+defaults, shared by every alert kind, plus a few dozen shared constants:
+
+* ``pipeline:alert_spec:info{pipeline, team, runbook_url, impact,
+  <threshold params>, for_<kind>, severity_<kind>} 1``: a listed pipeline's
+  settings as labels; thresholds in :func:`rules.promql.number`'s form
+  (``max_error_rate="0.02"``), ``for_<kind>``/``severity_<kind>`` only where
+  the pipeline's ``for``/``severity`` of that kind is its own;
+* ``pipemedic:<param>:value{<param>="0.02"} 0.02``: one per distinct
+  threshold, so a candidate compares with its pipeline's threshold by label;
+* ``pipemedic:alert_sev:map{degradation, impact, sev, severity} 1``: the SEV
+  table (:mod:`rules.severity`), so ``sev``/``severity`` follow from the
+  kind's degradation and the pipeline's ``impact``;
+* ``pipemedic:<param>:default``: per kind, the defaults' threshold with the
+  labels (``team``, ``sev``, ``severity``, ``runbook_url``) of every
+  pipeline the spec does not list.
+
+:func:`joined` gives a kind's candidates their alert labels: the listed
+pipelines' through the info series, the value and SEV tables (helper labels
+renamed to ``for_override``/``severity`` or dropped), the others' from the
+default. The joins touch only the candidates, a handful of series.
+
+Example::
+
+    data = spec_data(spec, PIPELINE_KINDS, for_overrides(spec, PIPELINE_KINDS))
+    joined(selector("pipeline:sla_alert:candidates"), ">", kind("sla"), data)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules.alerts import JOIN_LABELS, AlertKind, kind, params_for
+from rules.promql import Expr, agg, binop, call, number, selector
+from rules.rulefile import FOR_LABEL, constant
+from rules.severity import DEGRADATIONS, IMPACTS, sev_for, severity_label
+from rules.spec import PipelineSpec, Spec
+
+__all__ = [
+    "CONSTANT_SUFFIXES",
+    "INFO_METRIC",
+    "SEV_MAP_METRIC",
+    "THRESHOLD_KINDS",
+    "SpecData",
+    "default_metric",
+    "for_label",
+    "joined",
+    "severity_label_of",
+    "spec_data",
+    "value_metric",
+]
+
+INFO_METRIC = "pipeline:alert_spec:info"
+SEV_MAP_METRIC = "pipemedic:alert_sev:map"
+# Kinds compared with a threshold; the others (down, dependency) only take labels.
+THRESHOLD_KINDS: tuple[str, ...] = ("error_rate", "sla", "staleness")
+# How the names of constant series end (``:spec``: the SLO group's per-pipeline data).
+CONSTANT_SUFFIXES: tuple[str, ...] = (":info", ":value", ":map", ":default", ":spec")
+_BY = ("pipeline",)
+
+
+def default_metric(k: AlertKind) -> str:
+    """Return the default series of a kind (no pipeline label)."""
+    return f"pipemedic:{k.param}:default"
+
+
+def value_metric(k: AlertKind) -> str:
+    """Return the threshold-value series of a kind, one per distinct threshold."""
+    return f"pipemedic:{k.param}:value"
+
+
+def for_label(kind_name: str) -> str:
+    """Return the info label that holds a pipeline's own ``for`` of a kind."""
+    return f"for_{kind_name}"
+
+
+def severity_label_of(kind_name: str) -> str:
+    """Return the info label that holds a pipeline's own ``severity`` of a kind."""
+    return f"severity_{kind_name}"
+
+
+@dataclass
+class SpecData:
+    """The constant rules, and which pipelines and labels the joins must handle."""
+
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    listed: list[str] = field(default_factory=list)
+    # kinds where some listed pipeline has its own ``for`` / ``severity``
+    own_for: set[str] = field(default_factory=set)
+    own_severity: set[str] = field(default_factory=set)
+
+
+def _threshold(p: PipelineSpec, kind_name: str) -> str:
+    return number(params_for(p, kind_name).value).text
+
+
+def _differs(spec: Spec, p: PipelineSpec, kinds: Iterable[str], own_for: bool) -> bool:
+    return own_for or any(params_for(p, n) != params_for(spec.defaults, n) for n in kinds)
+
+
+def _info_labels(
+    name: str, p: PipelineSpec, kinds: tuple[str, ...], fors: dict[str, dict[str, str]]
+) -> dict[str, str]:
+    labels = {"pipeline": name, "team": p.team, "runbook_url": p.runbook_url, "impact": p.impact}
+    for n in kinds:
+        if n in THRESHOLD_KINDS:
+            labels[kind(n).param] = _threshold(p, n)
+    for n in kinds:
+        if name in fors.get(n, {}):
+            labels[for_label(n)] = fors[n][name]
+    for n in kinds:
+        if n in p.severity:
+            labels[severity_label_of(n)] = p.severity[n]
+    return labels
+
+
+def spec_data(spec: Spec, kinds: Iterable[str], fors: dict[str, dict[str, str]]) -> SpecData:
+    """Return the constants of ``kinds``: defaults, then (if any pipeline differs) the rest.
+
+    A pipeline is listed where its threshold or labels of some kind differ
+    from the defaults', or its ``for`` does (``fors``: kind -> {pipeline:
+    for}, the pipelines whose ``for`` differs).
+    """
+    names = tuple(kinds)
+    data = SpecData()
+    for n in names:
+        base = params_for(spec.defaults, n)
+        data.rules.append(constant(default_metric(kind(n)), base.value, base.labels()))
+    info: list[dict[str, Any]] = []
+    values: dict[str, set[float]] = {n: set() for n in names if n in THRESHOLD_KINDS}
+    for name, p in spec.pipelines.items():
+        own_for = any(name in fors.get(n, {}) for n in names)
+        if not _differs(spec, p, names, own_for):
+            continue
+        data.listed.append(name)
+        labels = _info_labels(name, p, names, fors)
+        data.own_for.update(n for n in names if for_label(n) in labels)
+        data.own_severity.update(n for n in names if severity_label_of(n) in labels)
+        info.append(constant(INFO_METRIC, 1, labels))
+        for n in values:
+            values[n].add(params_for(p, n).value)
+    if not data.listed:
+        return data
+    for n, seen in values.items():
+        k = kind(n)
+        for v in sorted(seen | {params_for(spec.defaults, n).value}):
+            data.rules.append(constant(value_metric(k), v, {k.param: number(v).text}))
+    used = sorted({kind(n).degradation for n in names}, key=DEGRADATIONS.__getitem__)
+    for degradation in used:
+        for impact in IMPACTS:
+            sev = sev_for(degradation, impact)
+            labels = {
+                "degradation": degradation,
+                "impact": impact,
+                "sev": sev,
+                "severity": severity_label(sev),
+            }
+            data.rules.append(constant(SEV_MAP_METRIC, 1, labels))
+    data.rules += info
+    return data
+
+
+def _listed(signal: Expr, op: str, k: AlertKind, data: SpecData) -> Expr:
+    """Return the candidates of listed pipelines, labelled from the info series."""
+    helpers = ["impact"]
+    if k.kind in THRESHOLD_KINDS:
+        helpers.append(k.param)
+    if k.kind in data.own_for:
+        helpers.append(for_label(k.kind))
+    if k.kind in data.own_severity:
+        helpers.append(severity_label_of(k.kind))
+    info = selector(INFO_METRIC)
+    expr = binop(signal, "*", info, on=_BY, group_left=("team", "runbook_url", *helpers))
+    if k.kind in THRESHOLD_KINDS:
+        expr = binop(expr, op, selector(value_metric(k)), on=(k.param,), group_left=())
+    sev_map = selector(SEV_MAP_METRIC, degradation=k.degradation)
+    expr = binop(expr, "*", sev_map, on=("impact",), group_left=("sev", "severity"))
+    if k.kind in data.own_severity:
+        expr = call("label_replace", expr, "severity", "$1", severity_label_of(k.kind), "(.+)")
+    if k.kind in data.own_for:
+        expr = call("label_replace", expr, FOR_LABEL, "$1", for_label(k.kind), "(.+)")
+    # one series per candidate goes in and out: ``max`` only drops the helper labels
+    return agg("max", expr, without=helpers)
+
+
+def joined(signal: Expr, op: str, k: AlertKind, data: SpecData) -> Expr:
+    """Join ``signal`` with the spec: listed pipelines' own settings, else the defaults."""
+    default = selector(default_metric(k))
+    if not data.listed:
+        return binop(signal, op, default, on=(), group_left=JOIN_LABELS)
+    unlisted = binop(
+        binop(signal, "unless", selector(INFO_METRIC), on=_BY),
+        op,
+        default,
+        on=(),
+        group_left=JOIN_LABELS,
+    )
+    return binop(_listed(signal, op, k, data), "or", unlisted, on=_BY, newline=True)
