@@ -22,8 +22,8 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -45,6 +45,8 @@ from receiver.recovery import Recoverer
 from receiver.recovery.metrics import RecoveryMetrics
 from receiver.store import open_store
 from receiver.store.base import Store, StoreError
+from receiver.store.checkpoint import CheckpointObserver
+from receiver.store.groupcommit import CommitObserver
 from receiver.web import add_routes
 from receiver.worker import Diagnose, FiringCheck, Recover, WorkerPool
 from rules.spec import PipelineSpec, Spec, load_spec
@@ -58,6 +60,18 @@ _UNSET: Any = object()
 RecoverFactory = Callable[
     [ReceiverConfig, Store, PrometheusAPI, aiohttp.ClientSession, str, CollectorRegistry], Recover
 ]
+
+
+class StoreOpener(Protocol):
+    """Open the store a URL names (``receiver.store.open_store``)."""
+
+    def __call__(
+        self,
+        url: str,
+        *,
+        on_commit: CommitObserver | None = None,
+        on_checkpoint: CheckpointObserver | None = None,
+    ) -> Awaitable[Store]: ...
 
 
 class PrometheusDiagnose:
@@ -125,11 +139,13 @@ def create_app(
     worker_id: str | None = None,
     drain_seconds: float = 30.0,
     plugins: Tables | None = None,
+    store_opener: StoreOpener = open_store,
 ) -> web.Application:
     """Return the receiver app for ``config``; nothing is opened until it starts.
 
     ``plugins``: the extension tables; by default the installed entry points
-    are loaded now (``PluginError`` for a broken one).
+    are loaded now (``PluginError`` for a broken one). ``store_opener`` opens
+    ``config.store_url`` (the benchmarks' ceiling passes a store that keeps nothing).
     """
     app = web.Application(client_max_size=config.body_limit_bytes)
     metrics = ReceiverMetrics()
@@ -141,7 +157,7 @@ def create_app(
     recover_factory: RecoverFactory | None = recover_with(tables) if recover is _UNSET else recover
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-        store = await open_store(
+        store = await store_opener(
             config.store_url,
             on_commit=metrics.observe_commit,
             on_checkpoint=metrics.observe_checkpoint,
