@@ -63,6 +63,7 @@ from rules.rulefile import (
     for_overrides,
     labelled_alert_rules,
     record,
+    series_labels,
 )
 from rules.slo import slo_file
 from rules.spec import Spec
@@ -264,7 +265,7 @@ def generate(spec: Spec, timing: Timing = PRODUCTION) -> list[RuleFile]:
         k = kind(name)
         matched.append(record(candidates_metric(k), signal))
         expr = joined(selector(candidates_metric(k)), op, k, data)
-        matched.append(record(matched_metric(k), expr))
+        matched.append(record(matched_metric(k), expr, series_labels(k)))
         alerts += labelled_alert_rules(k, matched_metric(k), spec, overrides[name])
     alerts.append(exporter_down_rule(spec))
     group = {

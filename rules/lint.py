@@ -5,7 +5,9 @@ Checks (each problem names file:line and the field path):
 * every expression parses; every alert has ``for`` (a duration);
 * every alert carries the labels ``pipeline``, ``severity``, ``sev``,
   ``category``, ``team`` (static, or produced by its expression: ``by``,
-  ``group_left``, ``label_replace``, selector matchers) with valid static values,
+  ``group_left``, ``label_replace``, selector matchers, the static labels of
+  a recorded series it selects) with valid static values (an alert's, or a
+  recording rule's, whose series alerts carry),
   and the annotations ``summary``, ``description``, ``runbook_url``;
 * ``rate()``/``irate()``/``increase()``/``resets()`` only over counters;
 * one alert name never carries conflicting static labels across rules;
@@ -203,6 +205,21 @@ def _selector_problems(
     return out
 
 
+def _static_value_problems(doc: _Doc, path: FieldPath, static: Mapping[str, Any]) -> list[Problem]:
+    """Return static labels (of an alert, or of a record whose series alerts carry) out of range."""
+    out: list[Problem] = []
+    for label, allowed in _STATIC_VALUES.items():
+        value = static.get(label)
+        if value is not None and value not in allowed:
+            out.append(
+                doc.problem(
+                    (*path, "labels", label),
+                    f"{value!r} is not a valid {label} (one of {', '.join(allowed)})",
+                )
+            )
+    return out
+
+
 def _alert_problems(
     doc: _Doc,
     path: FieldPath,
@@ -221,15 +238,7 @@ def _alert_problems(
     for label in REQUIRED_LABELS:
         if label not in static and label not in produced:
             out.append(doc.problem(path, f"alert {name!r} lacks the label {label!r}"))
-    for label, allowed in _STATIC_VALUES.items():
-        value = static.get(label)
-        if value is not None and value not in allowed:
-            out.append(
-                doc.problem(
-                    (*path, "labels", label),
-                    f"{value!r} is not a valid {label} (one of {', '.join(allowed)})",
-                )
-            )
+    out += _static_value_problems(doc, path, static)
     annotations = rule.get("annotations") or {}
     for key in REQUIRED_ANNOTATIONS:
         if not str(annotations.get(key) or "").strip():
@@ -309,6 +318,8 @@ def lint_texts(files: Mapping[str, str]) -> list[Problem]:
                 problems += _selector_problems(doc, (*path, "expr"), tree, set(recorded))
             if "alert" in rule:
                 problems += _alert_problems(doc, path, rule, tree, recorded)
+            elif isinstance(rule.get("labels"), dict):
+                problems += _static_value_problems(doc, path, rule["labels"])
     problems += _duplicate_problems(docs)
     return sorted(set(problems))
 

@@ -33,6 +33,7 @@ __all__ = [
     "for_overrides",
     "labelled_alert_rules",
     "record",
+    "series_labels",
 ]
 
 FOR_MARKER = "pipeline:alert_for:spec"
@@ -103,13 +104,26 @@ def for_constants(
 
 
 def alert_rule(
-    k: AlertKind, expr: Expr, for_: str, static: dict[str, str] | None = None
+    k: AlertKind,
+    expr: Expr,
+    for_: str,
+    static: dict[str, str] | None = None,
+    *,
+    category_from_series: bool = False,
 ) -> dict[str, Any]:
-    """Return one alerting rule of a kind with its category, annotations and ``for``."""
+    """Return one alerting rule of a kind with its category, annotations and ``for``.
+
+    ``category_from_series``: the selected series already carry the kind's
+    ``category`` (:func:`series_labels` on their record), so the rule does
+    not repeat it: Prometheus expands every label of an alerting rule as a
+    template for every active alert every cycle, static text included.
+    """
     rule: dict[str, Any] = {"alert": k.alert, "expr": check(expr).text, "for": for_}
     if k.keep_firing_for:
         rule["keep_firing_for"] = k.keep_firing_for
-    rule["labels"] = {"category": k.category, **(static or {})}
+    labels = {**({} if category_from_series else {"category": k.category}), **(static or {})}
+    if labels:
+        rule["labels"] = labels
     rule["annotations"] = {
         "summary": k.summary.go(),
         "description": k.description.go(),
@@ -117,6 +131,11 @@ def alert_rule(
         "runbook_url": (static or {}).get("runbook_url", "{{ $labels.runbook_url }}"),
     }
     return rule
+
+
+def series_labels(k: AlertKind) -> dict[str, str]:
+    """Return the static labels of a kind's recorded alert series (its ``category``)."""
+    return {"category": k.category}
 
 
 def _distinct_for(overrides: dict[str, str]) -> list[str]:
@@ -128,18 +147,20 @@ def labelled_alert_rules(
 ) -> list[dict[str, Any]]:
     """Return the kind's alert over its recorded, labelled series ``metric``.
 
+    ``metric`` is recorded with :func:`series_labels` (the ``category``).
     One rule, plus one per distinct overridden ``for``: the series of those
-    pipelines carry the ``for_override`` label (from their spec series), so
+    pipelines carry the ``for_override`` label (from their info series), so
     each rule selects its pipelines by that label, reading only the few
     series the kind recorded.
     """
     default_for = format_duration(for_seconds(spec.defaults, k.kind))
     if not overrides:
-        return [alert_rule(k, selector(metric), default_for)]
-    rules = [alert_rule(k, selector(metric, {FOR_LABEL: ""}), default_for)]
+        return [alert_rule(k, selector(metric), default_for, category_from_series=True)]
+    default = selector(metric, {FOR_LABEL: ""})
+    rules = [alert_rule(k, default, default_for, category_from_series=True)]
     for value in _distinct_for(overrides):
         only = selector(metric, {FOR_LABEL: value})
-        rules.append(alert_rule(k, only, value, {FOR_LABEL: value}))
+        rules.append(alert_rule(k, only, value, {FOR_LABEL: value}, category_from_series=True))
     return rules
 
 

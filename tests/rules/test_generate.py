@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from pipemedic.taxonomy import CATEGORIES
 from rules.generate import generate
 from rules.lint import lint_texts
 from rules.output import render_all
@@ -108,9 +109,13 @@ def test_every_alert_has_for_labels_annotations_and_lints_clean() -> None:
         "PipelineErrorBudgetBurn",
         "PipelineErrorBudgetBurnSlow",
     } <= names
+    rules = [r for t in texts.values() for g in yaml.safe_load(t)["groups"] for r in g["rules"]]
+    category = {r["record"]: r.get("labels", {}).get("category") for r in rules if "record" in r}
     for alert in alerts:
         assert "for" in alert
-        assert alert["labels"]["category"] in ("connectivity", "data", "resources", "logic")
+        # static on the alert, or on the recorded series it selects
+        own = alert.get("labels", {}).get("category")
+        assert (own or category[alert["expr"].split("{")[0]]) in CATEGORIES
         assert set(alert["annotations"]) == {"summary", "description", "runbook_url"}
     flappy = {a["alert"] for a in alerts if "keep_firing_for" in a}
     assert {"PipelineHighErrorRate", "PipelineDown", "PipelineDependencyDown"} <= flappy

@@ -122,3 +122,27 @@ def test_check_fails_on_a_bad_custom_rule(rules_cli: Callable[..., Any], tmp_pat
     assert res.code == 1
     assert "bad.rules.yml:4: groups[0].rules[0]: alert 'A' has no 'for'" in res.err
     assert "not a counter" in res.err
+
+
+def matched_record(labels: str) -> str:
+    return (
+        "groups:\n  - name: g\n    rules:\n"
+        "      - record: pipeline:x_alert:matched\n"
+        "        expr: 'max by (pipeline) (pipeline_up) == 0'\n"
+        f"        labels: {labels}\n"
+        "      - alert: A\n        expr: pipeline:x_alert:matched\n        for: 1m\n"
+        "        labels: {team: t, sev: SEV3, severity: warning}\n"
+        "        annotations: {summary: s, description: d, runbook_url: u}\n"
+    )
+
+
+def test_a_label_the_selected_record_carries_counts_and_is_checked() -> None:
+    # the alert has no static category: its series bring it from the record's labels
+    assert lint_texts({"r.rules.yml": matched_record("{category: data}")}) == []
+    wrong = lint_texts({"r.rules.yml": matched_record("{category: network}")})
+    assert [str(p) for p in wrong] == [
+        "r.rules.yml:6: groups[0].rules[0].labels.category: 'network' is not a valid "
+        "category (one of connectivity, data, resources, logic)"
+    ]
+    missing = lint_texts({"r.rules.yml": matched_record("{other: x}")})
+    assert any("lacks the label 'category'" in str(p) for p in missing)
