@@ -9,19 +9,17 @@ defaults, shared by every alert kind, plus a few dozen shared constants:
   settings as labels; thresholds in :func:`rules.promql.number`'s form
   (``max_error_rate="0.02"``), ``for_<kind>``/``severity_<kind>`` only where
   the pipeline's ``for``/``severity`` of that kind is its own;
+* ``pipemedic:alert_spec:default{...} 1``: the same labels (no pipeline, no
+  ``for_<kind>``) from the defaults, for every pipeline the spec does not list;
 * ``pipemedic:<param>:value{<param>="0.02"} 0.02``: one per distinct
   threshold, so a candidate compares with its pipeline's threshold by label;
 * ``pipemedic:alert_sev:map{degradation, impact, sev, severity} 1``: the SEV
   table (:mod:`rules.severity`), so ``sev``/``severity`` follow from the
-  kind's degradation and the pipeline's ``impact``;
-* ``pipemedic:<param>:default``: per kind, the defaults' threshold with the
-  labels (``team``, ``sev``, ``severity``, ``runbook_url``) of every
-  pipeline the spec does not list.
+  kind's degradation and the pipeline's ``impact``.
 
-:func:`joined` gives a kind's candidates their alert labels: the listed
-pipelines' through the info series, the value and SEV tables (helper labels
-renamed to ``for_override``/``severity`` or dropped), the others' from the
-default. The joins touch only the candidates, a handful of series.
+:func:`joined` gives a kind's candidates their alert labels in one pass for
+listed and unlisted pipelines alike. It touches only the candidates (a
+handful of series) and reads the info series once per kind.
 
 Example::
 
@@ -35,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rules.alerts import JOIN_LABELS, AlertKind, kind, params_for
+from rules.alerts import AlertKind, kind, params_for
 from rules.promql import Expr, agg, binop, call, number, selector
 from rules.rulefile import FOR_LABEL, constant
 from rules.severity import DEGRADATIONS, IMPACTS, sev_for, severity_label
@@ -43,11 +41,11 @@ from rules.spec import PipelineSpec, Spec
 
 __all__ = [
     "CONSTANT_SUFFIXES",
+    "DEFAULT_METRIC",
     "INFO_METRIC",
     "SEV_MAP_METRIC",
     "THRESHOLD_KINDS",
     "SpecData",
-    "default_metric",
     "for_label",
     "joined",
     "severity_label_of",
@@ -56,17 +54,13 @@ __all__ = [
 ]
 
 INFO_METRIC = "pipeline:alert_spec:info"
+DEFAULT_METRIC = "pipemedic:alert_spec:default"
 SEV_MAP_METRIC = "pipemedic:alert_sev:map"
 # Kinds compared with a threshold; the others (down, dependency) only take labels.
 THRESHOLD_KINDS: tuple[str, ...] = ("error_rate", "sla", "staleness")
 # How the names of constant series end (``:spec``: the SLO group's per-pipeline data).
 CONSTANT_SUFFIXES: tuple[str, ...] = (":info", ":value", ":map", ":default", ":spec")
 _BY = ("pipeline",)
-
-
-def default_metric(k: AlertKind) -> str:
-    """Return the default series of a kind (no pipeline label)."""
-    return f"pipemedic:{k.param}:default"
 
 
 def value_metric(k: AlertKind) -> str:
@@ -103,24 +97,31 @@ def _differs(spec: Spec, p: PipelineSpec, kinds: Iterable[str], own_for: bool) -
     return own_for or any(params_for(p, n) != params_for(spec.defaults, n) for n in kinds)
 
 
-def _info_labels(
-    name: str, p: PipelineSpec, kinds: tuple[str, ...], fors: dict[str, dict[str, str]]
-) -> dict[str, str]:
-    labels = {"pipeline": name, "team": p.team, "runbook_url": p.runbook_url, "impact": p.impact}
+def _spec_labels(p: PipelineSpec, kinds: tuple[str, ...]) -> dict[str, str]:
+    """Return what every kind's join reads of ``p``: team, runbook, impact, thresholds, severity."""
+    labels = {"team": p.team, "runbook_url": p.runbook_url, "impact": p.impact}
     for n in kinds:
         if n in THRESHOLD_KINDS:
             labels[kind(n).param] = _threshold(p, n)
-    for n in kinds:
-        if name in fors.get(n, {}):
-            labels[for_label(n)] = fors[n][name]
     for n in kinds:
         if n in p.severity:
             labels[severity_label_of(n)] = p.severity[n]
     return labels
 
 
+def _sev_table(kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+    used = sorted({kind(n).degradation for n in kinds}, key=DEGRADATIONS.__getitem__)
+    rules = []
+    for degradation in used:
+        for impact in IMPACTS:
+            sev = sev_for(degradation, impact)
+            labels = {"degradation": degradation, "impact": impact, "sev": sev}
+            rules.append(constant(SEV_MAP_METRIC, 1, {**labels, "severity": severity_label(sev)}))
+    return rules
+
+
 def spec_data(spec: Spec, kinds: Iterable[str], fors: dict[str, dict[str, str]]) -> SpecData:
-    """Return the constants of ``kinds``: defaults, then (if any pipeline differs) the rest.
+    """Return the constants of ``kinds``: defaults, threshold values, SEV table, listed pipelines.
 
     A pipeline is listed where its threshold or labels of some kind differ
     from the defaults', or its ``for`` does (``fors``: kind -> {pipeline:
@@ -128,54 +129,57 @@ def spec_data(spec: Spec, kinds: Iterable[str], fors: dict[str, dict[str, str]])
     """
     names = tuple(kinds)
     data = SpecData()
-    for n in names:
-        base = params_for(spec.defaults, n)
-        data.rules.append(constant(default_metric(kind(n)), base.value, base.labels()))
+    defaults = _spec_labels(spec.defaults, names)
+    data.own_severity.update(n for n in names if severity_label_of(n) in defaults)
+    data.rules.append(constant(DEFAULT_METRIC, 1, defaults))
     info: list[dict[str, Any]] = []
-    values: dict[str, set[float]] = {n: set() for n in names if n in THRESHOLD_KINDS}
+    values = {n: {params_for(spec.defaults, n).value} for n in names if n in THRESHOLD_KINDS}
     for name, p in spec.pipelines.items():
-        own_for = any(name in fors.get(n, {}) for n in names)
-        if not _differs(spec, p, names, own_for):
+        own_for = {n: fors[n][name] for n in names if name in fors.get(n, {})}
+        if not _differs(spec, p, names, bool(own_for)):
             continue
         data.listed.append(name)
-        labels = _info_labels(name, p, names, fors)
-        data.own_for.update(n for n in names if for_label(n) in labels)
+        labels = {"pipeline": name, **_spec_labels(p, names)}
+        labels.update({for_label(n): v for n, v in own_for.items()})
+        data.own_for.update(own_for)
         data.own_severity.update(n for n in names if severity_label_of(n) in labels)
         info.append(constant(INFO_METRIC, 1, labels))
         for n in values:
             values[n].add(params_for(p, n).value)
-    if not data.listed:
-        return data
     for n, seen in values.items():
         k = kind(n)
-        for v in sorted(seen | {params_for(spec.defaults, n).value}):
-            data.rules.append(constant(value_metric(k), v, {k.param: number(v).text}))
-    used = sorted({kind(n).degradation for n in names}, key=DEGRADATIONS.__getitem__)
-    for degradation in used:
-        for impact in IMPACTS:
-            sev = sev_for(degradation, impact)
-            labels = {
-                "degradation": degradation,
-                "impact": impact,
-                "sev": sev,
-                "severity": severity_label(sev),
-            }
-            data.rules.append(constant(SEV_MAP_METRIC, 1, labels))
+        data.rules += [
+            constant(value_metric(k), v, {k.param: number(v).text}) for v in sorted(seen)
+        ]
+    data.rules += _sev_table(names)
     data.rules += info
     return data
 
 
-def _listed(signal: Expr, op: str, k: AlertKind, data: SpecData) -> Expr:
-    """Return the candidates of listed pipelines, labelled from the info series."""
+def joined(signal: Expr, op: str, k: AlertKind, data: SpecData) -> Expr:
+    """Give ``signal`` its alert labels: a listed pipeline's own settings, else the defaults'.
+
+    The settings come as helper labels (``impact``, the threshold's, the
+    kind's ``for_<kind>``/``severity_<kind>``), from the pipeline's info
+    series or, ``or on(pipeline)``, the defaults' series; then the threshold
+    filters by its value, the SEV table gives ``sev``/``severity``, a
+    pipeline's own ``for``/``severity`` become ``for_override``/``severity``,
+    and the helpers are dropped.
+    """
     helpers = ["impact"]
     if k.kind in THRESHOLD_KINDS:
         helpers.append(k.param)
-    if k.kind in data.own_for:
-        helpers.append(for_label(k.kind))
     if k.kind in data.own_severity:
         helpers.append(severity_label_of(k.kind))
-    info = selector(INFO_METRIC)
-    expr = binop(signal, "*", info, on=_BY, group_left=("team", "runbook_url", *helpers))
+    expr = binop(
+        signal, "*", selector(DEFAULT_METRIC), on=(), group_left=("team", "runbook_url", *helpers)
+    )
+    if k.kind in data.own_for:
+        helpers.append(for_label(k.kind))
+    if data.listed:
+        info = selector(INFO_METRIC)
+        own = binop(signal, "*", info, on=_BY, group_left=("team", "runbook_url", *helpers))
+        expr = binop(own, "or", expr, on=_BY, newline=True)
     if k.kind in THRESHOLD_KINDS:
         expr = binop(expr, op, selector(value_metric(k)), on=(k.param,), group_left=())
     sev_map = selector(SEV_MAP_METRIC, degradation=k.degradation)
@@ -186,18 +190,3 @@ def _listed(signal: Expr, op: str, k: AlertKind, data: SpecData) -> Expr:
         expr = call("label_replace", expr, FOR_LABEL, "$1", for_label(k.kind), "(.+)")
     # one series per candidate goes in and out: ``max`` only drops the helper labels
     return agg("max", expr, without=helpers)
-
-
-def joined(signal: Expr, op: str, k: AlertKind, data: SpecData) -> Expr:
-    """Join ``signal`` with the spec: listed pipelines' own settings, else the defaults."""
-    default = selector(default_metric(k))
-    if not data.listed:
-        return binop(signal, op, default, on=(), group_left=JOIN_LABELS)
-    unlisted = binop(
-        binop(signal, "unless", selector(INFO_METRIC), on=_BY),
-        op,
-        default,
-        on=(),
-        group_left=JOIN_LABELS,
-    )
-    return binop(_listed(signal, op, k, data), "or", unlisted, on=_BY, newline=True)

@@ -64,8 +64,10 @@ def test_unlisted_pipelines_need_no_rules_of_their_own() -> None:
     text = "".join(render_all(generate(spec), "x").values())
     assert "listed" in text
     # defaults are data with no pipeline label: anyone else joins them via on()
-    assert "pipemedic:sla_seconds:default" in text
-    joined = "on () group_left (team, sev, severity, runbook_url) pipemedic:sla_seconds:default"
+    assert "record: pipemedic:alert_spec:default" in text
+    joined = (
+        "on () group_left (team, runbook_url, impact, sla_seconds) pipemedic:alert_spec:default"
+    )
     assert joined in text
 
 
