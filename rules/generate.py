@@ -14,11 +14,12 @@ alert sees this cycle's constants and signals):
    pipeline and kind. A constant is a bare number, which Prometheus records
    as one series with the rule's labels (cheaper than ``vector(number)``).
 2. ``pipeline:error_ratio:rate5m`` (failed / processed records, DESIGN.md's
-   error ratio) and ``pipeline:run_error_ratio:rate5m`` (failed / all runs),
-   the only full-size signals recorded. Every series costs Prometheus work
-   per pipeline per cycle, so nothing else is recorded per pipeline: the
-   gauges are read raw by their candidates, and the larger of the two ratios
-   is taken only for the error-rate candidates.
+   error ratio), the only full-size signal recorded, and
+   ``pipeline:run_error_ratio:rate5m`` (failed / all runs, only for the
+   pipelines with failed runs). Every series costs Prometheus work per
+   pipeline per cycle, so nothing else is recorded per pipeline: the gauges
+   are read raw by their candidates, and the larger of the two ratios is
+   taken only for the error-rate candidates.
 3. Per kind, ``pipeline:<kind>_alert:candidates``: the signal where it is
    down (``== 0``) or above the lowest threshold any pipeline has, so every
    pipeline that may fire and usually only those (:func:`candidates`); then
@@ -145,16 +146,20 @@ def _ratio(failed: Expr, total: Expr) -> Expr:
 
 
 def error_ratio_rules(window: str = PRODUCTION.rate_window) -> list[dict[str, Any]]:
-    """Return the two full-size records: the records and the runs error ratios over 5m.
+    """Return the error-ratio records: records (every active pipeline) and runs (failing ones).
 
     ``pipeline:error_ratio:rate5m`` is DESIGN.md's error ratio, failed /
-    processed records; ``pipeline:run_error_ratio:rate5m`` is failed / all
-    runs, so that runs failing before reading a record still count. A
-    pipeline with no records (no runs) in the window has no series in the
+    processed records, for every pipeline that processed records in the
+    window. ``pipeline:run_error_ratio:rate5m`` is failed / all runs, so that
+    runs failing before reading a record still count, for the pipelines with
+    failed runs in the window only: a failure rate of 0 gives a ratio of 0,
+    which no threshold exceeds, and not writing (then re-reading) 10,000
+    zeros a cycle was measured to save more than either ratio's arithmetic.
+    A pipeline with no records (no runs) in the window has no series in the
     first (second): never NaN, so nothing fires on a quiet pipeline.
     PipelineHighErrorRate takes the larger of the two, but only for the few
     pipelines above a threshold (:func:`candidates`): combining them here
-    would cost an ``or`` and a ``max`` over every pipeline's two series each
+    would cost an ``or`` and a ``max`` over every pipeline's series each
     cycle. ``window`` is the rate window (:class:`Timing`); the names keep
     ``rate5m``.
     """
@@ -162,9 +167,10 @@ def error_ratio_rules(window: str = PRODUCTION.rate_window) -> list[dict[str, An
         _rate("pipeline_records_failed_total", window),
         _rate("pipeline_records_processed_total", window),
     )
-    runs = _ratio(
-        _rate("pipeline_runs_total", window, _FAILED), _rate("pipeline_runs_total", window)
+    failing = binop(
+        call("rate", matrix(selector("pipeline_runs_total", _FAILED), window)), ">", number(0)
     )
+    runs = _ratio(agg("sum", failing, _BY), _rate("pipeline_runs_total", window))
     return [record(ERROR_RATIO, records), record(RUN_ERROR_RATIO, runs)]
 
 

@@ -2,7 +2,7 @@
 
 Each raw exporter metric is read by one recording rule, each signal by one
 candidates rule, however many ``for`` rules its alert kind has, and the only
-full-size series written per pipeline are the two error ratios.
+full-size series written per pipeline is ``pipeline:error_ratio:rate5m``.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def test_a_kind_split_by_for_reads_its_signal_once(tmp_path: Path) -> None:
     assert check_rules(sorted(tmp_path.glob("*.rules.yml"))).ok
 
 
-def test_only_the_error_ratios_are_recorded_for_every_pipeline() -> None:
+def test_only_the_error_ratio_is_recorded_for_every_pipeline() -> None:
     # every other record is a spec constant or a candidates rule (filtered by
     # == 0 or > threshold): writing a full-size series costs every cycle
     slo = "pipelines:\n  a:\n    slo:\n      objective: 0.99\n"
@@ -88,6 +88,13 @@ def test_only_the_error_ratios_are_recorded_for_every_pipeline() -> None:
             and not name.startswith("pipeline:slo_")
         }
         assert full == {"pipeline:error_ratio:rate5m", "pipeline:run_error_ratio:rate5m"}
+        # ... and the runs ratio only for pipelines whose failure rate is above 0
+        runs = next(
+            r for r in rules_of(text) if r.get("record") == "pipeline:run_error_ratio:rate5m"
+        )
+        assert str(runs["expr"]).startswith(
+            'sum by (pipeline) (rate(pipeline_runs_total{status="failure"}[5m]) > 0) / '
+        )
 
 
 def test_error_rate_candidates_combine_the_ratios_after_filtering() -> None:
