@@ -16,10 +16,10 @@ alert sees this cycle's constants and signals):
 2. ``pipeline:error_ratio:rate5m`` (failed / processed records, DESIGN.md's
    error ratio), the only full-size signal recorded, and
    ``pipeline:run_error_ratio:rate5m`` (failed / all runs, only for the
-   pipelines with failed runs). Every series costs Prometheus work per
-   pipeline per cycle, so nothing else is recorded per pipeline: the gauges
-   are read raw by their candidates, and the larger of the two ratios is
-   taken only for the error-rate candidates.
+   pipelines with failed runs, from ``pipeline:runs_failed:rate5m``). Every
+   series costs Prometheus work per pipeline per cycle, so nothing else is
+   recorded per pipeline: the gauges are read raw by their candidates, and
+   the larger of the two ratios is taken only for the error-rate candidates.
 3. Per kind, ``pipeline:<kind>_alert:candidates``: the signal where it is
    down (``== 0``) or above the lowest threshold any pipeline has, so every
    pipeline that may fire and usually only those (:func:`candidates`); then
@@ -138,11 +138,7 @@ def _rate(metric: str, window: str, matchers: dict[str, str] | None = None) -> E
 
 ERROR_RATIO = "pipeline:error_ratio:rate5m"
 RUN_ERROR_RATIO = "pipeline:run_error_ratio:rate5m"
-
-
-def _ratio(failed: Expr, total: Expr) -> Expr:
-    # the denominator filtered to > 0: a quiet pipeline has no ratio at all, never NaN
-    return binop(failed, "/", binop(total, ">", number(0)))
+RUNS_FAILED = "pipeline:runs_failed:rate5m"
 
 
 def error_ratio_rules(window: str = PRODUCTION.rate_window) -> list[dict[str, Any]]:
@@ -150,28 +146,37 @@ def error_ratio_rules(window: str = PRODUCTION.rate_window) -> list[dict[str, An
 
     ``pipeline:error_ratio:rate5m`` is DESIGN.md's error ratio, failed /
     processed records, for every pipeline that processed records in the
-    window. ``pipeline:run_error_ratio:rate5m`` is failed / all runs, so that
-    runs failing before reading a record still count, for the pipelines with
-    failed runs in the window only: a failure rate of 0 gives a ratio of 0,
-    which no threshold exceeds, and not writing (then re-reading) 10,000
-    zeros a cycle was measured to save more than either ratio's arithmetic.
-    A pipeline with no records (no runs) in the window has no series in the
-    first (second): never NaN, so nothing fires on a quiet pipeline.
-    PipelineHighErrorRate takes the larger of the two, but only for the few
-    pipelines above a threshold (:func:`candidates`): combining them here
-    would cost an ``or`` and a ``max`` over every pipeline's series each
-    cycle. ``window`` is the rate window (:class:`Timing`); the names keep
-    ``rate5m``.
+    window; a pipeline with none has no series (never NaN, so nothing fires
+    on a quiet pipeline). ``pipeline:run_error_ratio:rate5m`` is failed / all
+    runs, so that runs failing before reading a record still count; it
+    exists only for pipelines with failed runs in the window (a ratio of 0
+    exceeds no threshold, and 10,000 recorded zeros a cycle were measured to
+    cost more than the ratio's arithmetic). Their failure rate is recorded
+    first (``pipeline:runs_failed:rate5m``, a handful of series), so the
+    ratio reads each runs series once: failed / (failed + the other runs),
+    or 1 where a pipeline exports only failed runs.
+    PipelineHighErrorRate takes the larger of the two ratios, but only for
+    the few pipelines above a threshold (:func:`candidates`): combining them
+    here would cost an ``or`` and a ``max`` over every pipeline's series
+    each cycle. ``window`` is the rate window (:class:`Timing`); the names
+    keep ``rate5m``.
     """
-    records = _ratio(
+    records = binop(
         _rate("pipeline_records_failed_total", window),
-        _rate("pipeline_records_processed_total", window),
+        "/",
+        binop(_rate("pipeline_records_processed_total", window), ">", number(0)),
     )
     failing = binop(
         call("rate", matrix(selector("pipeline_runs_total", _FAILED), window)), ">", number(0)
     )
-    runs = _ratio(agg("sum", failing, _BY), _rate("pipeline_runs_total", window))
-    return [record(ERROR_RATIO, records), record(RUN_ERROR_RATIO, runs)]
+    failed = selector(RUNS_FAILED)
+    others = _rate("pipeline_runs_total", window, {"status": "!=failure"})
+    runs = binop(failed, "/", binop(binop(failed, "+", others), "or", failed))
+    return [
+        record(ERROR_RATIO, records),
+        record(RUNS_FAILED, agg("sum", failing, _BY)),
+        record(RUN_ERROR_RATIO, runs),
+    ]
 
 
 def _max_by(metric: str, *by: str) -> Expr:

@@ -8,7 +8,8 @@ For each alert kind one test feeds synthetic series for:
   and its own threshold: it fires when its threshold is lower and stays
   silent when it is higher, which proves the override (not the default) applied;
 * for the error rate, a quiet pipeline (no records, no runs) that must not
-  fire on NaN, and one whose runs fail before reading any record, which must.
+  fire on NaN, one whose runs fail before reading any record, which must,
+  and two with both ratios, which fire with the larger one.
 
 Each test also checks that nothing fires before ``for`` has elapsed. The
 expected annotations are rendered by :mod:`rules.templates` from the same
@@ -172,6 +173,35 @@ def _staleness_case(b: _Builder, pipeline: str, age: float, fires: bool, steps: 
 
 def _for(b: _Builder, pipeline: str) -> float:
     return for_seconds(b.pipeline(pipeline), b.k.kind)
+
+
+def _mixed_case(b: _Builder, name: str, records: float, runs: float, steps: int) -> _Case:
+    """A pipeline with both ratios: it fires with the larger (unlisted: default threshold)."""
+    pipeline = _free_name(b.spec, name)
+    labels = {"pipeline": pipeline, "job": EXPORTER_JOB, "instance": _EXPORTER_INSTANCE}
+    processed, failed = _per_minute(records)
+    total, failed_runs = _per_minute(runs)
+    series = [
+        _series("pipeline_records_processed_total", labels, f"0+{processed}x{steps}"),
+        _series("pipeline_records_failed_total", labels, f"0+{failed}x{steps}"),
+        _series(
+            "pipeline_runs_total",
+            {**labels, "status": "success"},
+            f"0+{total - failed_runs}x{steps}",
+        ),
+        _series("pipeline_runs_total", {**labels, "status": "failure"}, f"0+{failed_runs}x{steps}"),
+    ]
+    observed = max(failed / processed, failed_runs / total)
+    return _Case(series, b.expected(pipeline, observed), _for(b, pipeline))
+
+
+def _mixed_cases(b: _Builder, steps: int) -> list[_Case]:
+    """Runs that fail more than records, and records that fail more than runs."""
+    d = params_for(b.spec.defaults, "error_rate").value
+    return [
+        _mixed_case(b, "pipemedic_runs_failing", d / 2, (d + 1) / 2, steps),
+        _mixed_case(b, "pipemedic_records_failing", (d + 1) / 2, d / 2, steps),
+    ]
 
 
 def _quiet_cases(b: _Builder, steps: int) -> list[_Case]:
@@ -363,7 +393,7 @@ def unit_tests(spec: Spec, rule_files: list[str]) -> dict[str, str]:
         else:
             cases = _threshold_cases(b, steps)
         if kind_name == "error_rate":
-            cases += _quiet_cases(b, steps)
+            cases += _quiet_cases(b, steps) + _mixed_cases(b, steps)
         true_at_zero = kind_name != "error_rate"
         tests.append(_test(f"{k.alert}: defaults, overrides, unlisted", k, cases, true_at_zero))
     tests += _exporter_tests(spec)

@@ -129,7 +129,9 @@ def test_error_ratio_recording_rule_exists_and_is_nan_safe() -> None:
     assert text.count("record: pipeline:run_error_ratio:rate5m") == 1
     # denominators are filtered to > 0, so a quiet pipeline has no ratio instead of NaN
     assert "/ (sum by (pipeline) (rate(pipeline_records_processed_total[5m])) > 0)" in text
-    assert "/ (sum by (pipeline) (rate(pipeline_runs_total[5m])) > 0)" in text
+    # the runs ratio exists only where failed runs are > 0: its denominator is >= that
+    assert '(rate(pipeline_runs_total{status="failure"}[5m]) > 0)' in text
+    assert "record: pipeline:runs_failed:rate5m" in text
 
 
 def test_slo_tiers_can_be_switched_off() -> None:

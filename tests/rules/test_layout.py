@@ -51,7 +51,8 @@ def test_each_raw_metric_is_read_by_one_rule() -> None:
         "pipeline_last_run_duration_seconds": 1,
         "pipeline_last_update_timestamp_seconds": 1,
         "pipeline_dependency_up": 1,
-        "pipeline_runs_total": 1,
+        # failed runs by one rule, the other runs by another: each series is read once
+        "pipeline_runs_total": 2,
         "pipeline_records_failed_total": 1,
         "pipeline_records_processed_total": 1,
     }
@@ -87,14 +88,17 @@ def test_only_the_error_ratio_is_recorded_for_every_pipeline() -> None:
             if not name.endswith((*CONSTANT_SUFFIXES, "_alert:candidates", "_alert:matched"))
             and not name.startswith("pipeline:slo_")
         }
-        assert full == {"pipeline:error_ratio:rate5m", "pipeline:run_error_ratio:rate5m"}
-        # ... and the runs ratio only for pipelines whose failure rate is above 0
-        runs = next(
-            r for r in rules_of(text) if r.get("record") == "pipeline:run_error_ratio:rate5m"
+        assert full == {
+            "pipeline:error_ratio:rate5m",
+            "pipeline:run_error_ratio:rate5m",
+            "pipeline:runs_failed:rate5m",
+        }
+        # ... but the runs records only for pipelines whose failure rate is above 0
+        exprs = {str(r.get("record")): str(r["expr"]) for r in rules_of(text)}
+        assert exprs["pipeline:runs_failed:rate5m"] == (
+            'sum by (pipeline) (rate(pipeline_runs_total{status="failure"}[5m]) > 0)'
         )
-        assert str(runs["expr"]).startswith(
-            'sum by (pipeline) (rate(pipeline_runs_total{status="failure"}[5m]) > 0) / '
-        )
+        assert exprs["pipeline:run_error_ratio:rate5m"].startswith("pipeline:runs_failed:rate5m / ")
 
 
 def test_error_rate_candidates_combine_the_ratios_after_filtering() -> None:
