@@ -35,8 +35,8 @@ class AlertKind:
     degradation: str
     summary: Template
     description: Template
-    # names its spec series (``pipemedic:<param>:default``/``:value``, the info label of
-    # its threshold; the SLO group's ``pipeline:<param>:spec``)
+    # names its threshold: the info label and ``pipemedic:<param>:value`` series
+    # (rules.specdata), the SLO group's ``pipeline:<param>:spec``
     param: str
     keep_firing_for: str | None = None
 

@@ -184,7 +184,7 @@ def _max_by(metric: str, *by: str) -> Expr:
 
 
 def candidates(spec: Spec) -> dict[str, tuple[Expr, str]]:
-    """Return kind -> (its candidates, operator that joins them with the kind's spec series).
+    """Return kind -> (its candidates, operator that compares them with the kind's threshold).
 
     The candidates of a kind are its per-pipeline signal where it is down
     (``== 0``) or above the lowest threshold any pipeline has (above its own

@@ -66,7 +66,7 @@ def test_a_kind_split_by_for_reads_its_signal_once(tmp_path: Path) -> None:
     readers = [r for r in rules if "pipeline_up" in str(r.get("expr"))]
     assert [r.get("record") for r in readers] == ["pipeline:down_alert:candidates"]
     # the join with the spec is recorded once; each ``for`` rule selects its pipelines
-    # from that record by the ``for_override`` label its spec series carry
+    # from that record by the ``for_override`` label (from their info series)
     assert [str(r["expr"]) for r in down] == [
         'pipeline:down_alert:matched{for_override=""}',
         'pipeline:down_alert:matched{for_override="2m"}',
