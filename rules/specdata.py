@@ -84,7 +84,7 @@ class SpecData:
 
     rules: list[dict[str, Any]] = field(default_factory=list)
     listed: list[str] = field(default_factory=list)
-    # kinds where some listed pipeline has its own ``for`` / ``severity``
+    # kinds where some listed pipeline has its own ``for`` / (or the defaults set a) ``severity``
     own_for: set[str] = field(default_factory=set)
     own_severity: set[str] = field(default_factory=set)
 
