@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from rules.generate import generate
@@ -98,8 +99,29 @@ def test_burn_tests_expect_no_page_where_the_objective_is_too_loose(tmp_path: Pa
     assert promtool_test([tmp_path / "pipemedic.test.yml"]).ok
 
 
+MIXED_OVERRIDES = (
+    "pipelines:\n"
+    "  a:\n    impact: most\n    sla: 20m\n    severity: {sla: info}\n    for: {sla: 1m}\n"
+    "  b:\n    impact: none\n    max_error_rate: 0.01\n    severity: {down: critical}\n"
+    "    for: {down: 3m, error_rate: 3m}\n"
+    "  c:\n    team: other\n    runbook_url: https://example.invalid/c\n"
+    "  d:\n    impact: many\n    sla: 20m\n    for: {dependency: 5m}\n"
+    "  e:\n    impact: most\n    max_staleness: 1h\n    severity: {staleness: info}\n"
+    "  f:\n    description: same as the defaults\n"
+    "teams:\n  other: {}\n  data-platform: {}\n"
+)
+# the defaults set a severity of their own: unlisted pipelines take it, listed ones too
+DEFAULT_SEVERITY = (
+    "defaults:\n  severity: {down: info, sla: critical}\n  impact: many\n"
+    "pipelines:\n  a:\n    impact: none\n    severity: {down: critical}\n  b:\n    team: other\n"
+    "  c:\n    sla: 10m\n    for: {sla: 3m}\n"
+    "teams:\n  other: {}\n  data-platform: {}\n"
+)
+
+
+@pytest.mark.parametrize(("text", "listed"), [(MIXED_OVERRIDES, 5), (DEFAULT_SEVERITY, 3)])
 def test_spec_data_joins_give_each_pipeline_its_own_labels_thresholds_and_for(
-    tmp_path: Path,
+    tmp_path: Path, text: str, listed: int
 ) -> None:
     """Every impact, shared and distinct thresholds, own ``for`` and ``severity`` per kind.
 
@@ -107,21 +129,12 @@ def test_spec_data_joins_give_each_pipeline_its_own_labels_thresholds_and_for(
     promtool tests expect each one's exact labels (team, sev, severity,
     runbook_url, for_override), value and ``for``.
     """
-    spec = parse_spec(
-        "pipelines:\n"
-        "  a:\n    impact: most\n    sla: 20m\n    severity: {sla: info}\n    for: {sla: 1m}\n"
-        "  b:\n    impact: none\n    max_error_rate: 0.01\n    severity: {down: critical}\n"
-        "    for: {down: 3m, error_rate: 3m}\n"
-        "  c:\n    team: other\n    runbook_url: https://example.invalid/c\n"
-        "  d:\n    impact: many\n    sla: 20m\n    for: {dependency: 5m}\n"
-        "  e:\n    impact: most\n    max_staleness: 1h\n    severity: {staleness: info}\n"
-        "  f:\n    description: same as the defaults\n"
-        "teams:\n  other: {}\n  data-platform: {}\n"
-    )
+    spec = parse_spec(text)
     wanted = render_all(generate(spec), "x")
-    assert wanted["pipemedic-pipelines.rules.yml"].count("record: pipeline:alert_spec:info") == 5
+    info = wanted["pipemedic-pipelines.rules.yml"].count("record: pipeline:alert_spec:info")
+    assert info == listed
     write_files(tmp_path, wanted)
-    for name, text in unit_tests(spec, sorted(wanted)).items():
-        (tmp_path / name).write_text(text)
+    for name, test_text in unit_tests(spec, sorted(wanted)).items():
+        (tmp_path / name).write_text(test_text)
     result = promtool_test([tmp_path / "pipemedic.test.yml"])
     assert result.ok, result.output
