@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +42,14 @@ class MemoryStore:
     """The part of ``Store`` an intake-only receiver uses, in memory, durable never."""
 
     def __init__(self) -> None:
-        self.keys: set[tuple[str, str, str]] = set()
+        self.keys: set[tuple[str, datetime | None, str]] = set()
 
     async def ingest(self, notification: Notification) -> IngestResult:
         new = 0
         for alert in notification.alerts:
-            key = alert.dedup_key
+            # the parsed time, not ``dedup_key``'s formatted one: formatting 20 times
+            # costs ~40 us, which the SQLite store avoids (memoised) and a ceiling must too
+            key = (alert.fingerprint, alert.starts_at, alert.status)
             if key not in self.keys:
                 self.keys.add(key)
                 new += 1
