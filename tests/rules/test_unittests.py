@@ -12,10 +12,24 @@ import yaml
 from rules.generate import generate
 from rules.output import render_all, write_files
 from rules.promtool import test_rules as promtool_test
-from rules.spec import load_spec, parse_spec
+from rules.spec import Spec, load_spec, parse_spec
 from rules.unittests import unit_tests
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def write_rules_and_tests(
+    folder: Path, spec: Spec, rules_from: Spec | None = None
+) -> dict[str, str]:
+    """Write the rules of ``rules_from`` (default ``spec``) and ``spec``'s generated tests.
+
+    Returns the rendered rule files; the tests are ``folder / "pipemedic.test.yml"``.
+    """
+    wanted = render_all(generate(rules_from or spec), "x")
+    write_files(folder, wanted)
+    for name, text in unit_tests(spec, sorted(wanted)).items():
+        (folder / name).write_text(text)
+    return wanted
 
 
 def test_rules_test_passes_for_the_default_spec_and_custom_rules(
@@ -52,10 +66,7 @@ def test_tests_fail_against_rules_from_another_spec(tmp_path: Path) -> None:
         "pipelines:\n  etl:\n    max_error_rate: 0.2\n    team: a\n"
         "teams:\n  a: {}\n  data-platform: {}\n"
     )
-    wanted = render_all(generate(other), "x")
-    write_files(tmp_path, wanted)
-    for name, text in unit_tests(spec, sorted(wanted)).items():
-        (tmp_path / name).write_text(text)
+    write_rules_and_tests(tmp_path, spec, rules_from=other)
     result = promtool_test([tmp_path / "pipemedic.test.yml"])
     assert not result.ok
     assert "PipelineHighErrorRate" in result.output
@@ -88,10 +99,7 @@ def test_burn_tests_expect_no_page_where_the_objective_is_too_loose(tmp_path: Pa
         "pipelines:\n  loose.one:\n    slo:\n      objective: 0.9\n"
         "  tight-one:\n    slo:\n      objective: 0.995\n"
     )
-    wanted = render_all(generate(spec), "x")
-    write_files(tmp_path, wanted)
-    for name, text in unit_tests(spec, sorted(wanted)).items():
-        (tmp_path / name).write_text(text)
+    write_rules_and_tests(tmp_path, spec)
     doc = yaml.safe_load((tmp_path / "pipemedic.test.yml").read_text())
     page = next(t for t in doc["tests"] if t["name"] == "PipelineErrorBudgetBurn (page): burning")
     fired = {a["exp_labels"]["pipeline"] for a in page["alert_rule_test"][-1]["exp_alerts"]}
@@ -130,11 +138,8 @@ def test_spec_data_joins_give_each_pipeline_its_own_labels_thresholds_and_for(
     runbook_url, for_override), value and ``for``.
     """
     spec = parse_spec(text)
-    wanted = render_all(generate(spec), "x")
+    wanted = write_rules_and_tests(tmp_path, spec)
     info = wanted["pipemedic-pipelines.rules.yml"].count("record: pipeline:alert_spec:info")
     assert info == listed
-    write_files(tmp_path, wanted)
-    for name, test_text in unit_tests(spec, sorted(wanted)).items():
-        (tmp_path / name).write_text(test_text)
     result = promtool_test([tmp_path / "pipemedic.test.yml"])
     assert result.ok, result.output
