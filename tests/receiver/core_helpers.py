@@ -64,6 +64,22 @@ def notification_doc(*alerts: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return doc
 
 
+def real_world_notification(*alerts: dict[str, Any]) -> dict[str, Any]:
+    """Return a payload with what Alertmanagers 0.25..current really send around ``alerts``.
+
+    A regex-escaped receiver name, ``truncatedAlerts``, ``notification_reason``,
+    ``routeLabels`` and an unknown future top-level field.
+    """
+    return notification_doc(
+        *alerts,
+        receiver="team\\.data\\-platform|pipemedic.*",
+        truncatedAlerts=3,
+        notification_reason="repeat_interval",
+        routeLabels={"team": "data"},
+        newTopLevel=True,
+    )
+
+
 def config(tmp_path: Path, **raw: Any) -> ReceiverConfig:
     """Return a receiver config on a fresh SQLite file; ``raw`` is receiver.yml content."""
     doc: dict[str, Any] = {

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from core_helpers import alert_doc, config, notification_doc, stages
+from core_helpers import alert_doc, config, notification_doc, real_world_notification, stages
 
 from receiver.app import create_app
 from receiver.keys import STORE, WORKER
@@ -46,14 +46,7 @@ async def test_accepts_what_real_alertmanagers_send(aiohttp_client: Any, tmp_pat
     alert["endsAt"] = "0001-01-01T00:00:00Z"
     alert["startsAt"] = "2026-01-01T12:00:00.123456789+02:00"
     alert["someFutureField"] = {"x": [1]}
-    doc = notification_doc(
-        alert,
-        receiver="team\\.data\\-platform|pipemedic.*",
-        truncatedAlerts=3,
-        notification_reason="repeat_interval",
-        routeLabels={"team": "data"},
-        newTopLevel=True,
-    )
+    doc = real_world_notification(alert)
     resp = await client.post("/alerts", json=doc)
     assert resp.status == 200, await resp.text()
     metrics = await (await client.get("/metrics")).text()

@@ -14,7 +14,7 @@ import random
 from typing import Any
 
 import pytest
-from core_helpers import alert_doc, notification_doc
+from core_helpers import alert_doc, notification_doc, real_world_notification
 
 from receiver.errors import PayloadError
 from receiver.models import Notification
@@ -70,14 +70,7 @@ def _real_world() -> list[dict[str, Any]]:
     bare = {"status": "firing", "labels": {"a": "b"}, "startsAt": "2026-01-01T12:00:00Z"}
     return [
         _good(),
-        notification_doc(
-            alert,
-            receiver="team\\.data\\-platform|pipemedic.*",
-            truncatedAlerts=3,
-            notification_reason="repeat_interval",
-            routeLabels={"team": "data"},
-            newTopLevel=True,
-        ),
+        real_world_notification(alert),
         {"version": "4", "status": "resolved", "alerts": []},
         {"version": "4", "status": "firing", "alerts": [bare]},
         _mutated(("alerts", 0, "fingerprint"), None, delete=True),
