@@ -3,8 +3,8 @@
 Layout of ``pipemedic-pipelines`` (one group, evaluated in order, so every
 alert sees this cycle's constants and signals):
 
-1. The spec as constant series (:mod:`rules.specdata`): per kind its
-   defaults (``pipemedic:<param>:default``); one
+1. The spec as constant series (:mod:`rules.specdata`): the defaults'
+   settings as one ``pipemedic:alert_spec:default`` series; one
    ``pipeline:alert_spec:info`` series per listed pipeline that differs from
    the defaults, its settings as labels (thresholds, ``impact``, its own
    ``for_<kind>``/``severity_<kind>``), shared by every kind; one
