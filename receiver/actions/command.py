@@ -5,10 +5,20 @@ reaches the command as environment variables (``PIPEMEDIC_PIPELINE``,
 ``PIPEMEDIC_ALERTNAME``, ``PIPEMEDIC_CAUSE``, ``PIPEMEDIC_STRATEGY``,
 ``PIPEMEDIC_INCIDENT_ID``, ``PIPEMEDIC_ATTEMPT``, and ``PIPEMEDIC_PARAM_<NAME>``
 for strategy parameters), which a program reads as data. The environment is
-otherwise minimal (``PATH``, ``HOME``, ``LANG``). Output (stdout and stderr
-together) is captured up to a limit; on timeout the whole process group is
-killed. Exit 0 is success; 126/127 (cannot execute, not found) are not
-retryable; any other exit status is.
+otherwise minimal (``PATH``, ``HOME``, ``LANG``) plus ``PIPEMEDIC_ACTION_RUN``,
+a token unique to this run. Output (stdout and stderr together) goes to a
+temporary file, read up to a limit afterwards: no pipe is left for a
+descendant to hold open. Exit 0 is success; 126/127 (cannot execute, not
+found) are not retryable; any other exit status is.
+
+On timeout the process group is killed, and so is every process still
+carrying this run's token in its environment: a descendant that left the
+group (``setsid``, a double fork) is found through ``/proc`` and killed too,
+and reported as escaped in the outcome's detail, which reaches the timeline.
+The step returns within its timeout plus a bounded grace
+(``KILL_GRACE_SECONDS``) whatever its descendants do. A process that also
+clears its environment escapes this sweep: run such programs under a service
+manager instead.
 
 Spec example::
 
@@ -23,9 +33,12 @@ import asyncio
 import contextlib
 import os
 import re
+import secrets
 import signal
+import tempfile
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from receiver.actions.base import (
     ActionConfigError,
@@ -34,9 +47,13 @@ from receiver.actions.base import (
     config_timeout,
 )
 
-__all__ = ["CommandAction", "command_env"]
+__all__ = ["KILL_GRACE_SECONDS", "RUN_TOKEN_ENV", "CommandAction", "command_env"]
 
 MAX_OUTPUT_BYTES = 4096
+# How long a killed command may take to be reaped before the step returns anyway.
+KILL_GRACE_SECONDS = 2.0
+RUN_TOKEN_ENV = "PIPEMEDIC_ACTION_RUN"  # noqa: S105 (a variable name, not a secret)
+_PROC = Path("/proc")
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
 _PARAM_NAME = re.compile(r"[^A-Z0-9_]")
 
@@ -65,15 +82,32 @@ def command_env(ctx: ActionContext) -> dict[str, str]:
     return env
 
 
-async def _read_capped(stream: asyncio.StreamReader, limit: int) -> tuple[bytes, int]:
-    """Read a stream to its end, keeping the first ``limit`` bytes; count the rest."""
-    kept = bytearray()
-    dropped = 0
-    while chunk := await stream.read(65536):
-        room = limit - len(kept)
-        kept += chunk[:room]
-        dropped += max(0, len(chunk) - room)
-    return bytes(kept), dropped
+def _read_capped(out: IO[bytes], limit: int) -> str:
+    """Return the first ``limit`` bytes of the captured output, saying how much was cut."""
+    size = out.seek(0, os.SEEK_END)
+    out.seek(0)
+    text = out.read(limit).decode("utf-8", errors="replace")
+    return f"{text}... [{size - limit} more bytes truncated]" if size > limit else text
+
+
+def _kill_carriers(token: str, group: int) -> list[int]:
+    """SIGKILL every process whose environment holds ``token``; return those outside ``group``."""
+    needle = f"{RUN_TOKEN_ENV}={token}".encode()
+    escaped: list[int] = []
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            pgid = os.getpgid(pid)
+            os.kill(pid, signal.SIGKILL)
+        except (OSError, ProcessLookupError):  # gone meanwhile, or not ours to read
+            continue
+        if pgid != group:
+            escaped.append(pid)
+    return sorted(escaped)
 
 
 class CommandAction:
@@ -98,41 +132,44 @@ class CommandAction:
 
     async def run(self, ctx: ActionContext) -> ActionOutcome:
         """Run the command once and judge its exit status."""
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                env=command_env(ctx),
-                cwd=self.cwd,
-                start_new_session=True,
-            )
-        except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
-            return ActionOutcome("failure", False, f"cannot run {self.argv[0]!r}: {exc}")
-        assert proc.stdout is not None
-        reader = asyncio.ensure_future(_read_capped(proc.stdout, MAX_OUTPUT_BYTES))
-        try:
-            code = await asyncio.wait_for(proc.wait(), self.timeout)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-            output = await self._output(reader)
-            return ActionOutcome(
-                "timeout", True, f"killed after {self.timeout:g}s; output: {output}"
-            )
-        output = await self._output(reader)
+        token = secrets.token_hex(16)
+        env = command_env(ctx)
+        env[RUN_TOKEN_ENV] = token
+        with tempfile.TemporaryFile(prefix="pipemedic-action-") as out:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *self.argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=env,
+                    cwd=self.cwd,
+                    start_new_session=True,
+                )
+            except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+                return ActionOutcome("failure", False, f"cannot run {self.argv[0]!r}: {exc}")
+            try:
+                code = await asyncio.wait_for(proc.wait(), self.timeout)
+            except TimeoutError:
+                detail = await self._kill(proc, token)
+                output = await asyncio.to_thread(_read_capped, out, MAX_OUTPUT_BYTES)
+                return ActionOutcome("timeout", True, f"{detail}; output: {output}")
+            output = await asyncio.to_thread(_read_capped, out, MAX_OUTPUT_BYTES)
         detail = f"exit {code}; output: {output}"
         if code == 0:
             return ActionOutcome("success", False, detail)
         return ActionOutcome("failure", code not in (126, 127), detail)
 
-    async def _output(self, reader: asyncio.Future[tuple[bytes, int]]) -> str:
+    async def _kill(self, proc: asyncio.subprocess.Process, token: str) -> str:
+        """End the process group and every escaped carrier of ``token``; say what was done."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        escaped = await asyncio.to_thread(_kill_carriers, token, proc.pid)
+        detail = f"killed after {self.timeout:g}s"
+        if escaped:
+            detail += f"; {len(escaped)} escaped process(es) killed (pid {escaped})"
         try:
-            kept, dropped = await asyncio.wait_for(reader, 5.0)
-        except TimeoutError:  # a grandchild still holds the pipe open
-            reader.cancel()
-            return "(output not collected: pipe held open)"
-        text = kept.decode("utf-8", errors="replace")
-        return f"{text}... [{dropped} more bytes truncated]" if dropped else text
+            await asyncio.wait_for(proc.wait(), KILL_GRACE_SECONDS)
+        except TimeoutError:
+            detail += f"; not reaped within {KILL_GRACE_SECONDS:g}s"
+        return detail

@@ -183,6 +183,47 @@ async def test_command_timeout_kills_the_process_group(
     assert not marker.exists()
 
 
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its reaper counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+async def test_command_timeout_ends_a_descendant_that_left_the_session(
+    session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    # the issue's reproduction: a grandchild in its own session holds the output open
+    pidfile = tmp_path / "escaped.pid"
+    argv = [
+        "/bin/sh",
+        "-c",
+        f"setsid /bin/sh -c 'echo $$ > {pidfile}; exec /bin/sleep 300' & exec /bin/sleep 100000",
+    ]
+    action = CommandAction({"argv": argv, "timeout": "1s"})
+    # the outer bound only keeps a regression from hanging the suite
+    outcome = await asyncio.wait_for(action.run(context(session)), 60)
+    assert (outcome.outcome, outcome.retryable) == ("timeout", True)
+    escaped = int(pidfile.read_text())
+    assert "1 escaped process(es) killed" in outcome.detail
+    assert f"pid [{escaped}]" in outcome.detail
+    for _ in range(100):
+        if not _alive(escaped):
+            break
+        await asyncio.sleep(0.05)
+    assert not _alive(escaped)
+
+
+async def test_command_environment_carries_a_run_token(session: aiohttp.ClientSession) -> None:
+    script = "import os; print(os.environ['PIPEMEDIC_ACTION_RUN'])"
+    first = await CommandAction({"argv": [sys.executable, "-c", script]}).run(context(session))
+    second = await CommandAction({"argv": [sys.executable, "-c", script]}).run(context(session))
+    assert first.outcome == second.outcome == "success"
+    assert first.detail != second.detail  # unique per run
+
+
 @pytest.mark.parametrize(
     ("argv", "retryable"),
     [
