@@ -26,10 +26,10 @@ from aiohttp import web
 from pipemedic.stack import PrometheusServer, free_port
 from receiver.actions import ActionContext, HttpAction
 from receiver.diagnosis import diagnose
+from receiver.diagnosis.prometheus import PrometheusAPI
 from receiver.models import ActionRecord, Alert, Diagnosis, Incident
-from receiver.prometheus import PrometheusAPI
 from receiver.recovery import Recoverer, RecoveryConfig
-from receiver.store.sqlite import SqliteStore
+from receiver.store.sqlite.store import SqliteStore
 from rules.spec import parse_spec
 
 N = 300

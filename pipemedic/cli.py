@@ -19,7 +19,7 @@ _COMMAND_GROUPS: tuple[str, ...] = (
     "rules.cli",
     "exporters.cli",
     "receiver.cli",
-    "receiver.incidents_cli",
+    "receiver.report.incidents_cli",
     "pipemedic.demo.cli",
 )
 

@@ -2,8 +2,8 @@
 
 ``create_app(config)`` wires the flow of DESIGN.md::
 
-    POST /alerts: authenticate -> validate -> persist -> ack      (receiver.intake)
-    worker pool:  correlate -> diagnose -> recover -> verify -> record  (receiver.worker)
+    POST /alerts: authenticate -> validate -> persist -> ack      (receiver.intake.handler)
+    worker pool:  correlate -> diagnose -> recover -> verify -> record  (receiver.worker.pool)
 
 Everything with a lifetime (the store, the HTTP client session, the
 Prometheus client, the worker tasks) is opened and closed in ``cleanup_ctx``,
@@ -29,26 +29,26 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from receiver.auth import Authenticator
 from receiver.config import ReceiverConfig
 from receiver.diagnosis import HANDLERS, Handler
 from receiver.diagnosis import diagnose as prometheus_diagnose
-from receiver.incidents import Lifecycle, RenderPostmortem
-from receiver.intake import Intake
+from receiver.diagnosis.prometheus import PrometheusAPI, PrometheusError, selector
+from receiver.incidents.lifecycle import Lifecycle, RenderPostmortem
+from receiver.intake.auth import Authenticator
+from receiver.intake.handler import Intake
 from receiver.keys import CONFIG, HTTP_SESSION, INTAKE, METRICS, SPEC, STORE, WORKER
 from receiver.metrics import ReceiverMetrics, metrics_handler
 from receiver.models import Alert, Diagnosis
 from receiver.plugins import Tables, check_spec, load_plugins
-from receiver.postmortem import render_postmortem
-from receiver.prometheus import PrometheusAPI, PrometheusError, selector
 from receiver.recovery import Recoverer
 from receiver.recovery.metrics import RecoveryMetrics
+from receiver.report.postmortem import render_postmortem
+from receiver.report.web import add_routes
 from receiver.store import open_store
 from receiver.store.base import Store, StoreError
-from receiver.store.checkpoint import CheckpointObserver
-from receiver.store.groupcommit import CommitObserver
-from receiver.web import add_routes
-from receiver.worker import Diagnose, FiringCheck, Recover, WorkerPool
+from receiver.store.sqlite.checkpoint import CheckpointObserver
+from receiver.store.sqlite.groupcommit import CommitObserver
+from receiver.worker.pool import Diagnose, FiringCheck, Recover, WorkerPool
 from rules.spec import PipelineSpec, Spec, load_spec
 
 __all__ = ["PrometheusDiagnose", "PrometheusFiringCheck", "create_app"]

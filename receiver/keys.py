@@ -6,10 +6,10 @@ import aiohttp
 from aiohttp import web
 
 from receiver.config import ReceiverConfig
-from receiver.intake import Intake
+from receiver.intake.handler import Intake
 from receiver.metrics import ReceiverMetrics
 from receiver.store.base import Store
-from receiver.worker import WorkerPool
+from receiver.worker.pool import WorkerPool
 from rules.spec import Spec
 
 __all__ = ["CONFIG", "HTTP_SESSION", "INTAKE", "METRICS", "SPEC", "STORE", "WORKER"]

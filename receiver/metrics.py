@@ -26,7 +26,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from receiver.store.checkpoint import CheckpointResult
+from receiver.store.sqlite.checkpoint import CheckpointResult
 from rules.severity import SEVS
 
 __all__ = ["ReceiverMetrics", "metrics_handler"]

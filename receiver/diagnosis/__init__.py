@@ -30,9 +30,9 @@ from receiver.diagnosis.data_integrity import check_data_integrity
 from receiver.diagnosis.infrastructure import check_infrastructure
 from receiver.diagnosis.logic import check_logic
 from receiver.diagnosis.probe import Finding, Handler, Probe
+from receiver.diagnosis.prometheus import PrometheusAPI, PrometheusError
 from receiver.diagnosis.resource_usage import check_resource_usage
 from receiver.models import Alert, Diagnosis
-from receiver.prometheus import PrometheusAPI, PrometheusError
 from rules.spec import PipelineSpec
 
 __all__ = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from receiver.diagnosis import queries
 from receiver.diagnosis.probe import Finding, Probe
-from receiver.prometheus import sample_value
+from receiver.diagnosis.prometheus import sample_value
 
 __all__ = ["check_infrastructure"]
 

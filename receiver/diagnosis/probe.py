@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 from pipemedic.taxonomy import REASON_CAUSE
 from receiver.diagnosis import queries
+from receiver.diagnosis.prometheus import PrometheusAPI, sample_value
 from receiver.models import Evidence
-from receiver.prometheus import PrometheusAPI, sample_value
 from rules.spec import PipelineSpec
 
 __all__ = ["Finding", "Handler", "Probe", "ReasonCount"]

@@ -2,7 +2,7 @@
 
 Each builder takes the pipeline name (untrusted: it comes from an alert) and
 returns one query; nothing here glues alert text into PromQL except through
-:func:`receiver.prometheus.selector`. Thresholds that decide a resource cause
+:func:`receiver.diagnosis.prometheus.selector`. Thresholds that decide a resource cause
 live here too, so diagnosis and verification judge by the same numbers.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from receiver.prometheus import selector
+from receiver.diagnosis.prometheus import selector
 from rules.durations import format_duration, parse_duration
 
 __all__ = [

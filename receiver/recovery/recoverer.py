@@ -22,7 +22,7 @@ same step, not a new attempt).
 A step of the incident still ``running`` under its lease ends the call as
 ``skipped`` with ``busy_until`` set: a caller that holds the pipeline's lock
 knows that step's worker is not working on it, waits until then and calls
-again to take the step over (``receiver.worker`` does).
+again to take the step over (``receiver.worker.pool`` does).
 """
 
 from __future__ import annotations
@@ -36,18 +36,18 @@ import aiohttp
 from prometheus_client import CollectorRegistry
 
 from receiver.actions import ACTION_KINDS, Action, ActionConfigError, ActionFactory, build_action
+from receiver.diagnosis.prometheus import PrometheusAPI
 from receiver.models import ActionRecord, Alert, Diagnosis, Incident, utcnow
-from receiver.prometheus import PrometheusAPI
 from receiver.recovery.config import RecoveryConfig
 from receiver.recovery.dryrun import record_dry_run
 from receiver.recovery.guard import Guard, incident_attempts
 from receiver.recovery.metrics import RecoveryMetrics
 from receiver.recovery.run import MANUAL, Record, RecoveryResult, Run, step_number
+from receiver.recovery.silences import Silences
 from receiver.recovery.silencing import silenced
 from receiver.recovery.steps import StepRunner
 from receiver.recovery.strategies import STRATEGIES, StepPlan, Strategy
 from receiver.recovery.verify import Verifier
-from receiver.silences import Silences
 from receiver.store.base import ActionLedger
 from rules.spec import PipelineSpec
 

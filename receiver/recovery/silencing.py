@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from receiver.recovery.run import Run
-from receiver.silences import SilenceError, Silences
+from receiver.recovery.silences import SilenceError, Silences
 
 __all__ = ["silenced"]
 

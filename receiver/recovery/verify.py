@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from pipemedic.taxonomy import REASON_CAUSE
 from receiver.diagnosis import queries
-from receiver.prometheus import PrometheusAPI, PrometheusError, sample_value
+from receiver.diagnosis.prometheus import PrometheusAPI, PrometheusError, sample_value
 
 __all__ = ["Symptom", "Verification", "Verifier", "symptoms"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from receiver.store.base import ActionLedger, Store, StoreError, StoreUnavailable
-from receiver.store.checkpoint import CheckpointObserver
-from receiver.store.groupcommit import CommitObserver
+from receiver.store.sqlite.checkpoint import CheckpointObserver
+from receiver.store.sqlite.groupcommit import CommitObserver
 
 __all__ = ["ActionLedger", "Store", "StoreError", "StoreUnavailable", "open_store"]
 
@@ -28,10 +28,10 @@ async def open_store(
     ``on_checkpoint`` sees SQLite's background WAL checkpoints (PostgreSQL has none).
     """
     if url.startswith(("postgresql://", "postgres://")):
-        from receiver.store.postgres import PostgresStore
+        from receiver.store.postgres.store import PostgresStore
 
         return await PostgresStore.open(url)
-    from receiver.store.sqlite import SqliteStore
+    from receiver.store.sqlite.store import SqliteStore
 
     path, options = url, {}
     if url.startswith("sqlite:"):

@@ -1,7 +1,7 @@
 """The storage interface: what the HTTP layer, the worker and the guardrails need.
 
-One Protocol, implemented by ``sqlite.py`` (embedded default) and
-``postgres.py`` (several replicas). Nothing above this line knows which one
+One Protocol, implemented by ``sqlite/`` (embedded default) and
+``postgres/`` (several replicas). Nothing above this line knows which one
 it talks to. Every method is a coroutine; a store that cannot do its job
 raises ``StoreUnavailable`` (the HTTP layer answers 503 so Alertmanager
 retries).

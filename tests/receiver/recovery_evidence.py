@@ -23,7 +23,7 @@ from aiohttp import web
 
 from exporters import create_app
 from pipemedic.stack import PrometheusServer, free_port
-from receiver.prometheus import PrometheusAPI
+from receiver.diagnosis.prometheus import PrometheusAPI
 from rules.spec import parse_spec
 
 SCRAPE = "500ms"

@@ -28,7 +28,7 @@ from aiohttp.test_utils import TestServer
 
 from pipemedic.stack import AlertmanagerServer, PrometheusServer, free_port
 from receiver.models import Incident
-from receiver.store.postgres import RETAKEN_EVENT, PostgresStore
+from receiver.store.postgres.store import RETAKEN_EVENT, PostgresStore
 
 pytestmark = pytest.mark.slow
 

@@ -23,8 +23,8 @@ from recovery_evidence import EvidenceExporter, evidence_stack, wait_for
 
 from pipemedic.stack import PrometheusServer
 from receiver.diagnosis import diagnose, queries
+from receiver.diagnosis.prometheus import PrometheusAPI
 from receiver.models import Alert, Diagnosis, Incident
-from receiver.prometheus import PrometheusAPI
 from receiver.recovery import Recoverer, RecoveryConfig
 from rules.spec import parse_spec
 

@@ -1,0 +1,1 @@
+"""Incidents: the lifecycle (``lifecycle``) and the merge of concurrent timelines (``timeline``)."""

@@ -1,0 +1,389 @@
+"""The incident lifecycle: one open incident per pipeline, its SEV, roles and timeline.
+
+States (``receiver.models.INCIDENT_STATES``)::
+
+    open -> diagnosing -> recovering -> resolved -> closed
+       \\________\\____________\\-> escalated -> resolved | closed
+    resolved -> open   (a new firing alert within the reopen window)
+
+Alerts of a pipeline join its incident. The SEV comes from the alert's
+``sev`` label when valid, otherwise from the seed's table (degradation x
+users affected); automation only ever raises it, and every change is a
+timeline event. Roles come from the team's entry in the spec. Every method
+here runs under ``store.pipeline_lock(pipeline)`` (the worker takes it).
+
+Example::
+
+    lifecycle = Lifecycle(store, spec, reopen_window_seconds=1800)
+    step = await lifecycle.correlate(event)      # find, join, reopen or open
+    if step.needs_work: ...                      # diagnose and recover
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from receiver.incidents.timeline import merge_timelines
+from receiver.metrics import ReceiverMetrics, count_by_sev
+from receiver.models import (
+    Alert,
+    AlertEvent,
+    Diagnosis,
+    Incident,
+    TimelineEntry,
+    format_time,
+    utcnow,
+)
+from receiver.store.base import Store
+from rules.severity import SEVS, sev_for, sev_rank
+from rules.spec import Spec
+
+__all__ = [
+    "ACTIVE_STATES",
+    "DEGRADATION_BY_ALERT",
+    "TRANSITIONS",
+    "Correlation",
+    "IllegalTransition",
+    "Lifecycle",
+    "RenderPostmortem",
+    "alert_sev",
+]
+
+# state -> the states it may move to
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "open": frozenset({"diagnosing", "escalated", "resolved"}),
+    "diagnosing": frozenset({"recovering", "escalated", "resolved"}),
+    "recovering": frozenset({"diagnosing", "escalated", "resolved"}),
+    "escalated": frozenset({"resolved", "closed"}),
+    "resolved": frozenset({"open", "closed"}),
+    "closed": frozenset(),
+}
+# states in which automation still works on the incident
+ACTIVE_STATES = frozenset({"open", "diagnosing", "recovering"})
+# states counted as open incidents in the metrics
+_OPEN_STATES = ("open", "diagnosing", "recovering", "escalated")
+
+# alert name -> the service degradation it stands for (the seed's first column)
+DEGRADATION_BY_ALERT: dict[str, str] = {
+    "PipelineDown": "unavailable",
+    "PipelineExporterDown": "unavailable",
+    "PipelineDependencyDown": "significant",
+    "PipelineHighErrorRate": "significant",
+    "PipelineSLAViolation": "performance",
+    "PipelineDataStale": "performance",
+}
+_DEGRADATION_BY_SEVERITY: dict[str, str] = {
+    "critical": "significant",
+    "warning": "performance",
+    "info": "annoyance",
+}
+
+
+class IllegalTransition(ValueError):
+    """A state change the lifecycle does not allow (names both states)."""
+
+
+class RenderPostmortem(Protocol):
+    """Render an incident's post-mortem draft as Markdown (engineer E's)."""
+
+    def __call__(self, incident: Incident, spec: Spec | None = None) -> str: ...
+
+
+def alert_sev(alert: Alert, spec: Spec) -> tuple[str, str]:
+    """Return ``(SEV, why)``: the ``sev`` label when valid, else the SEV table."""
+    label = alert.labels.get("sev", "")
+    if label in SEVS:
+        return label, "sev label"
+    degradation = DEGRADATION_BY_ALERT.get(alert.name)
+    if degradation is None and "Burn" in alert.name:
+        critical = alert.labels.get("severity") == "critical"
+        degradation = "significant" if critical else "performance"
+    if degradation is None:
+        degradation = _DEGRADATION_BY_SEVERITY.get(alert.labels.get("severity", ""), "performance")
+    impact = spec.pipeline(alert.pipeline).impact
+    return sev_for(degradation, impact), f"computed: degradation={degradation}, impact={impact}"
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """What correlating one event did: the incident, and whether work follows."""
+
+    incident: Incident | None
+    change: str  # opened | joined | reopened | repeated | stale | resolved | ignored
+    needs_work: bool = False
+
+
+def _alert_key(doc: dict[str, Any]) -> tuple[str, str]:
+    return (str(doc.get("fingerprint", "")), str(doc.get("startsAt", "")))
+
+
+def _key(alert: Alert) -> tuple[str, str]:
+    return (alert.fingerprint, format_time(alert.starts_at) or "")
+
+
+class Lifecycle:
+    """Create, join, reopen, advance and close incidents (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        spec: Spec,
+        *,
+        reopen_window_seconds: float = 3600.0,
+        metrics: ReceiverMetrics | None = None,
+        render_postmortem: RenderPostmortem | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.spec = spec
+        self.reopen_window = timedelta(seconds=reopen_window_seconds)
+        self.metrics = metrics
+        self.render_postmortem = render_postmortem
+        self.clock = clock
+
+    # timeline, state and SEV --------------------------------------------------
+    def note(
+        self, incident: Incident, event: str, detail: Any = None, at: datetime | None = None
+    ) -> None:
+        """Append a timeline entry (``at`` defaults to now)."""
+        incident.timeline.append(TimelineEntry(at=at or self.clock(), event=event, detail=detail))
+
+    def transition(
+        self,
+        incident: Incident,
+        state: str,
+        detail: Any = None,
+        at: datetime | None = None,
+        event: str | None = None,
+    ) -> None:
+        """Move to ``state`` if the lifecycle allows it, with a timeline entry."""
+        if state == incident.state:
+            return
+        if state not in TRANSITIONS.get(incident.state, frozenset()):
+            raise IllegalTransition(
+                f"incident {incident.id}: {incident.state} -> {state} is not allowed"
+            )
+        incident.state = state
+        self.note(incident, event or state, detail, at)
+
+    def raise_sev(self, incident: Incident, sev: str, why: str, at: datetime | None = None) -> None:
+        """Raise the SEV (never lower it); each change is a timeline event."""
+        if sev_rank(sev) < sev_rank(incident.sev):
+            self.note(incident, "sev_changed", {"from": incident.sev, "to": sev, "why": why}, at)
+            incident.sev = sev
+
+    # correlate -----------------------------------------------------------------
+    async def correlate(self, event: AlertEvent) -> Correlation:
+        """Attach an event's alert to its pipeline's incident, opening one if needed."""
+        alert = event.alert
+        if not alert.pipeline:
+            return Correlation(None, "ignored")
+        if alert.status == "resolved":
+            return await self._resolve(event)
+        return await self._fire(event)
+
+    async def _fire(self, event: AlertEvent) -> Correlation:
+        alert = event.alert
+        incident = await self.store.open_incident(alert.pipeline)
+        now = self.clock()
+        if incident is not None and incident.state == "resolved":
+            resolved_at = incident.resolved_at or now
+            if _key(alert) in self._keys(incident, "resolved"):
+                return Correlation(incident, "stale")
+            if now - resolved_at <= self.reopen_window:
+                why = {"alert": alert.name, "why": "fired again within the reopen window"}
+                self.transition(incident, "open", why, at=event.received_at, event="reopened")
+                incident.resolved_at = None
+                self._add_alert(incident, alert)
+                self._sev(incident, alert)
+                await self.store.save_incident(incident)
+                return Correlation(incident, "reopened", needs_work=True)
+            await self.close(incident)
+            incident = None
+        if incident is None:
+            incident = await self._open(event)
+            return Correlation(incident, "opened", needs_work=True)
+        known = self._keys(incident, None)
+        if _key(alert) in self._keys(incident, "resolved"):
+            return Correlation(incident, "stale")  # resolved before this firing arrived
+        if _key(alert) in known:
+            return Correlation(incident, "repeated", needs_work=incident.state in ACTIVE_STATES)
+        self._add_alert(incident, alert)
+        self.note(
+            incident,
+            "alert_joined",
+            {"alert": alert.name, "fingerprint": alert.fingerprint},
+            at=event.received_at,
+        )
+        self._sev(incident, alert)
+        await self.store.save_incident(incident)
+        return Correlation(incident, "joined", needs_work=incident.state in ACTIVE_STATES)
+
+    async def _open(self, event: AlertEvent) -> Incident:
+        alert = event.alert
+        sev, why = alert_sev(alert, self.spec)
+        team = alert.labels.get("team") or self.spec.pipeline(alert.pipeline).team
+        found = self.spec.team(team)
+        incident = Incident(
+            id=0,
+            pipeline=alert.pipeline,
+            state="open",
+            sev=sev,
+            opened_at=alert.starts_at,
+            category=alert.category,
+            team=team,
+            roles=found.roles() if found is not None else {},
+        )
+        self._add_alert(incident, alert)
+        self.note(
+            incident,
+            "detected",
+            {"alert": alert.name, "fingerprint": alert.fingerprint},
+            at=alert.starts_at,
+        )
+        self.note(incident, "acknowledged", {"group_key": event.group_key}, at=event.received_at)
+        self.note(incident, "sev_set", {"sev": sev, "why": why}, at=event.received_at)
+        self.note(
+            incident,
+            "roles_assigned",
+            {"team": team, **incident.roles}
+            if found
+            else {"team": team, "note": "team not in the spec"},
+            at=event.received_at,
+        )
+        incident = await self.store.create_incident(incident)
+        if self.metrics is not None:
+            lag = (event.received_at - alert.starts_at).total_seconds()
+            self.metrics.time_to_acknowledge.labels(sev=sev).observe(max(lag, 0.0))
+        return incident
+
+    async def _resolve(self, event: AlertEvent) -> Correlation:
+        alert = event.alert
+        ended = alert.ends_at or event.received_at
+        incident = await self.store.open_incident(alert.pipeline)
+        if incident is None:
+            last = await self.store.last_incident(alert.pipeline)
+            if last is not None and _key(alert) in self._keys(last, None):
+                return Correlation(last, "stale")
+            # resolved before its firing arrived (or the firing was never sent)
+            incident = await self._open(event)
+        elif _key(alert) in self._keys(incident, "resolved"):
+            return Correlation(incident, "repeated")
+        self._add_alert(incident, alert)
+        self.note(
+            incident,
+            "alert_resolved",
+            {"alert": alert.name, "fingerprint": alert.fingerprint},
+            at=ended,
+        )
+        if not self._keys(incident, "firing") and incident.state not in ("resolved", "closed"):
+            self.transition(incident, "resolved", {"alert": alert.name}, at=ended)
+            incident.resolved_at = ended
+            if self.metrics is not None:
+                took = (ended - incident.opened_at).total_seconds()
+                self.metrics.time_to_recover.labels(sev=incident.sev).observe(max(took, 0.0))
+            await self.write_postmortem(incident)  # saved with the new state, in one write
+        else:
+            await self.store.save_incident(incident)
+        return Correlation(incident, "resolved")
+
+    def _keys(self, incident: Incident, status: str | None) -> set[tuple[str, str]]:
+        return {
+            _alert_key(a) for a in incident.alerts if status is None or a.get("status") == status
+        }
+
+    def _add_alert(self, incident: Incident, alert: Alert) -> None:
+        """Record the alert on the incident; a resolution replaces its firing entry."""
+        doc = alert.to_json()
+        for i, existing in enumerate(incident.alerts):
+            if _alert_key(existing) == _key(alert):
+                if alert.status == "resolved":
+                    incident.alerts[i] = doc
+                return
+        incident.alerts.append(doc)
+
+    def _sev(self, incident: Incident, alert: Alert) -> None:
+        sev, why = alert_sev(alert, self.spec)
+        self.raise_sev(incident, sev, f"{alert.name}: {why}")
+
+    # later stages ---------------------------------------------------------------
+    def diagnosed(self, incident: Incident, diagnosis: Diagnosis) -> None:
+        """Record a diagnosis; the first one feeds time-to-diagnose."""
+        first = incident.diagnosis is None
+        incident.diagnosis = diagnosis
+        self.note(
+            incident,
+            "diagnosed",
+            {
+                "cause": diagnosis.cause,
+                "handler": diagnosis.handler,
+                "summary": diagnosis.summary,
+                "error": diagnosis.error,
+            },
+        )
+        if first and self.metrics is not None:
+            took = (self.clock() - incident.opened_at).total_seconds()
+            self.metrics.time_to_diagnose.labels(sev=incident.sev).observe(max(took, 0.0))
+
+    async def escalate(
+        self, incident: Incident, reason: str, detail: Mapping[str, Any] | None = None
+    ) -> None:
+        """Hand the incident to people: state escalated, post-mortem drafted.
+
+        One ``escalated`` timeline entry carries the reason, the roles and any
+        ``detail`` of whoever decided (the recoverer's strategy, for one).
+        """
+        if incident.state in ("escalated", "resolved", "closed"):
+            return
+        entry = {**(detail or {}), "reason": reason, "roles": incident.roles}
+        self.transition(incident, "escalated", entry)
+        await self.write_postmortem(incident)
+
+    async def close(self, incident: Incident) -> None:
+        """Close a resolved or escalated incident (end of the reopen window, or by hand)."""
+        self.transition(incident, "closed")
+        incident.closed_at = self.clock()
+        await self.store.save_incident(incident)
+
+    async def close_expired(self) -> int:
+        """Close resolved incidents whose reopen window has passed; return how many."""
+        closed = 0
+        now = self.clock()
+        for incident in await self.store.list_incidents(state="resolved", limit=1000):
+            if incident.resolved_at is None or now - incident.resolved_at <= self.reopen_window:
+                continue
+            async with self.store.pipeline_lock(incident.pipeline):
+                fresh = await self.store.get_incident(incident.id)
+                if fresh is not None and fresh.state == "resolved":
+                    await self.close(fresh)
+                    closed += 1
+        return closed
+
+    async def write_postmortem(self, incident: Incident) -> None:
+        """Render the post-mortem draft (ledger actions attached) and save the incident.
+
+        One save covers the state change and the draft, so no reader sees a
+        resolved or escalated incident without its post-mortem. The draft is
+        written from the incident as stored plus this copy's new entries:
+        another replica, or the store itself (PostgreSQL's ``work_taken_over``),
+        may have added timeline entries since this copy was read.
+        """
+        if self.render_postmortem is not None:
+            fresh = await self.store.get_incident(incident.id)
+            if fresh is not None:  # the store may know more than this copy
+                incident.actions = fresh.actions
+                incident.timeline = merge_timelines(incident.timeline, fresh.timeline)
+            incident.postmortem = self.render_postmortem(incident, self.spec)
+        await self.store.save_incident(incident)
+
+    async def refresh_open_metrics(self) -> None:
+        """Recount open incidents by SEV for the ``pipemedic_incidents_open`` gauge."""
+        if self.metrics is None:
+            return
+        sevs: list[str] = []
+        for state in _OPEN_STATES:
+            sevs += [i.sev for i in await self.store.list_incidents(state=state, limit=100_000)]
+        self.metrics.set_open_incidents(count_by_sev(sevs))

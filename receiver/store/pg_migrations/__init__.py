@@ -1,6 +1,0 @@
-"""PostgreSQL schema migrations: ``NNNN_name.sql``, applied in order, each once.
-
-``receiver.store.pg_migrate`` records every applied file in
-``schema_migrations``; add a change as a new numbered file, never by editing
-an applied one.
-"""
