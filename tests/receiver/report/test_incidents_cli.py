@@ -21,7 +21,7 @@ from receiver.models import Incident
 from receiver.report.web import add_routes
 from receiver.store import open_store
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 async def _seed(db: Path) -> list[int]:

@@ -154,6 +154,6 @@ async def test_screenshot_of_the_page(server: TestServer, tmp_path: Path) -> Non
     )
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 10_000
-    keep = Path(__file__).resolve().parents[2] / ".pytest_cache" / "incidents-page.png"
+    keep = Path(__file__).resolve().parents[3] / ".pytest_cache" / "incidents-page.png"
     keep.parent.mkdir(exist_ok=True)
     keep.write_bytes(data)

@@ -88,7 +88,7 @@ async def test_the_writer_does_not_checkpoint_itself(tmp_path: Path) -> None:
 _CHILD = textwrap.dedent(
     """
     import asyncio, os, sys
-    sys.path.insert(0, {tests!r})
+    sys.path[:0] = {tests!r}
     from test_store_sqlite_checkpoint import _notification
     from receiver.store.sqlite.store import SqliteStore
 
@@ -114,7 +114,8 @@ _CHILD = textwrap.dedent(
 
 def _kill_mid_checkpoints(db: Path, round_: int, acked: list[str]) -> int:
     """Run the child until it acknowledged rows and checkpointed often; SIGKILL it."""
-    code = _CHILD.format(tests=str(Path(__file__).parent), db=str(db), round_=round_)
+    here = Path(__file__).parent  # this module, and tests/receiver for core_helpers
+    code = _CHILD.format(tests=[str(here), str(here.parents[1])], db=str(db), round_=round_)
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
         stdout=subprocess.PIPE,
