@@ -37,8 +37,8 @@ from exporters import changes
 from exporters.registry import Change, PipelineRegistry
 from exporters.render import Exposition
 from exporters.state import DependencyResult, PipelineState
-from exporters.vocabulary import DURATION_BUCKETS
 from pipemedic.stack import ManagedServer
+from pipemedic.vocabulary.metrics import DURATION_BUCKETS
 
 PIPELINES = 10_000
 CHANGED_PER_SCRAPE = PIPELINES // 100

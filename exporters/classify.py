@@ -2,7 +2,7 @@
 
 The default table maps what pipelines commonly die of (timeouts, refused
 connections, MemoryError, a full disk, expired credentials, broken JSON or a
-changed schema) onto the taxonomy of ``pipemedic/taxonomy.py``, so the
+changed schema) onto the causes of ``pipemedic/vocabulary/causes.py``, so the
 error counter already says which diagnosis to run. A ``Classifier`` is one
 callable; users put their own first (``ExceptionClassifier((mine,))``) or
 raise ``PipelineFailure(category, reason)`` to say it outright.

@@ -27,8 +27,8 @@ from exporters import changes
 from exporters.errors import FieldProblem, InvalidEventError
 from exporters.events_fast import decode_fast
 from exporters.registry import Change
-from exporters.vocabulary import LABEL_VALUE_PATTERN, RESOURCE_FIELDS
-from pipemedic.taxonomy import REASON_CAUSE
+from pipemedic.vocabulary import REASON_CAUSE
+from pipemedic.vocabulary.metrics import LABEL_VALUE_PATTERN, RESOURCE_FIELDS
 
 __all__ = [
     "EVENT_KINDS",

@@ -30,7 +30,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from exporters import changes
 from exporters.registry import Change
-from pipemedic.taxonomy import REASON_CAUSE
+from pipemedic.vocabulary import REASON_CAUSE
 
 __all__ = ["EVENT_TYPES", "FastEvent", "decode_fast"]
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Final
 
+from pipemedic.vocabulary.metrics import metric
+
 __all__ = ["REJECT_REASONS", "HealthMetrics"]
 
 REJECT_REASONS: Final = ("invalid_json", "encoding", "schema", "too_large", "cardinality")
@@ -45,55 +47,33 @@ class HealthMetrics:
     ) -> str:
         """Return the exposition lines of the exporter's own metrics."""
 
-        def family(name: str, kind: str, text: str) -> str:
-            shown = name.removesuffix("_total") if openmetrics and kind == "counter" else name
-            return f"# HELP {shown} {text}\n# TYPE {shown} {kind}\n"
+        def family(name: str) -> str:
+            row = metric(name)
+            counter = openmetrics and row.type == "counter"
+            shown = name.removesuffix("_total") if counter else name
+            return f"# HELP {shown} {row.help}\n# TYPE {shown} {row.type}\n"
 
         with self._lock:
             out = [
-                family(
-                    "pipemedic_exporter_events_accepted_total",
-                    "counter",
-                    "Events accepted through POST /events.",
-                ),
+                family("pipemedic_exporter_events_accepted_total"),
                 f"pipemedic_exporter_events_accepted_total {self.events_accepted}\n",
-                family(
-                    "pipemedic_exporter_events_rejected_total",
-                    "counter",
-                    "Events refused through POST /events, by reason.",
-                ),
+                family("pipemedic_exporter_events_rejected_total"),
                 *(
                     f'pipemedic_exporter_events_rejected_total{{reason="{r}"}} {n}\n'
                     for r, n in sorted(self.rejected.items())
                 ),
-                family(
-                    "pipemedic_exporter_scrape_duration_seconds",
-                    "summary",
-                    "Time spent rendering /metrics.",
-                ),
+                family("pipemedic_exporter_scrape_duration_seconds"),
                 f"pipemedic_exporter_scrape_duration_seconds_sum {self.scrape_seconds_sum!r}\n",
                 f"pipemedic_exporter_scrape_duration_seconds_count {self.scrape_count}\n",
-                family(
-                    "pipemedic_exporter_last_scrape_duration_seconds",
-                    "gauge",
-                    "Time spent rendering the previous /metrics.",
-                ),
+                family("pipemedic_exporter_last_scrape_duration_seconds"),
                 f"pipemedic_exporter_last_scrape_duration_seconds {self.last_scrape_seconds!r}\n",
             ]
         out += [
-            family("pipemedic_exporter_pipelines", "gauge", "Pipelines tracked."),
+            family("pipemedic_exporter_pipelines"),
             f"pipemedic_exporter_pipelines {pipelines}\n",
-            family(
-                "pipemedic_exporter_max_pipelines",
-                "gauge",
-                "Configured bound on tracked pipelines.",
-            ),
+            family("pipemedic_exporter_max_pipelines"),
             f"pipemedic_exporter_max_pipelines {max_pipelines}\n",
-            family(
-                "pipemedic_exporter_pipelines_refused_total",
-                "counter",
-                "Changes refused because of the cardinality bound (any source).",
-            ),
+            family("pipemedic_exporter_pipelines_refused_total"),
             f"pipemedic_exporter_pipelines_refused_total {refused}\n",
         ]
         return "".join(out)

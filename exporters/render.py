@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from exporters.health import HealthMetrics
 from exporters.registry import PipelineRegistry
 from exporters.state import PipelineState
-from exporters.vocabulary import DURATION_BUCKETS, RESOURCE_FIELDS
+from pipemedic.vocabulary.metrics import DURATION_BUCKETS, RESOURCE_FIELDS, Source, metrics_from
 
 __all__ = [
     "CONTENT_TYPE_OPENMETRICS",
@@ -38,32 +38,10 @@ __all__ = [
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
-# (name, type, help) in exposition order; index 0 (pipeline_up) is decided per scrape.
-FAMILIES: tuple[tuple[str, str, str], ...] = (
-    ("pipeline_up", "gauge", "1 while the pipeline is alive (heartbeat fresh, not marked down)."),
-    ("pipeline_runs_total", "counter", "Finished runs by status."),
-    ("pipeline_records_processed_total", "counter", "Records read."),
-    ("pipeline_records_failed_total", "counter", "Records that failed."),
-    ("pipeline_errors_total", "counter", "Errors by incident category and reason."),
-    ("pipeline_run_duration_seconds", "histogram", "Run durations."),
-    ("pipeline_last_run_duration_seconds", "gauge", "Duration of the last finished run."),
-    ("pipeline_last_success_timestamp_seconds", "gauge", "End of the last successful run."),
-    (
-        "pipeline_last_update_timestamp_seconds",
-        "gauge",
-        "When the pipeline's output data was last refreshed.",
-    ),
-    ("pipeline_checkpoint_timestamp_seconds", "gauge", "Last good checkpoint, for rollback."),
-    ("pipeline_memory_usage_bytes", "gauge", "Memory in use, reported with the heartbeat."),
-    ("pipeline_memory_limit_bytes", "gauge", "Memory limit, reported with the heartbeat."),
-    ("pipeline_disk_free_bytes", "gauge", "Free disk, reported with the heartbeat."),
-    ("pipeline_cpu_usage_ratio", "gauge", "CPU in use (0..1), reported with the heartbeat."),
-    ("pipeline_dependency_up", "gauge", "1 if a probed dependency answers."),
-    (
-        "pipeline_dependency_probe_duration_seconds",
-        "gauge",
-        "Duration of the last dependency probe.",
-    ),
+# (name, type, help) in exposition order (the vocabulary's table order); index 0
+# (pipeline_up) is decided per scrape, the others come from render_state.
+FAMILIES: tuple[tuple[str, str, str], ...] = tuple(
+    (m.name, m.type, m.help) for m in metrics_from(Source.PIPELINE)
 )
 
 

@@ -14,7 +14,7 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporters.vocabulary import DURATION_BUCKETS
+from pipemedic.vocabulary.metrics import DURATION_BUCKETS
 
 __all__ = ["DependencyResult", "PipelineState"]
 

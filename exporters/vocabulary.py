@@ -1,9 +1,9 @@
-"""Name the metrics, label patterns and histogram buckets the exporter speaks.
+"""Check the names and numbers the exporter accepts against the shared vocabulary.
 
-One table keeps the exposition, the event schema and the Python API in step
-with ``../shared/DESIGN.md``: a pipeline name that the spec would accept is a
-pipeline name the exporter accepts, and nothing else (no quotes, newlines or
-unicode in label values, so they can never break the exposition format).
+The categories and label patterns are :mod:`pipemedic.vocabulary`'s: a
+pipeline name that the spec would accept is a pipeline name the exporter
+accepts, and nothing else (no quotes, newlines or unicode in label values,
+so they can never break the exposition format).
 """
 
 from __future__ import annotations
@@ -13,14 +13,12 @@ import re
 from typing import Final
 
 from exporters.errors import FieldProblem, InvalidEventError
-from pipemedic.taxonomy import CATEGORIES
+from pipemedic.vocabulary.causes import CATEGORIES
+from pipemedic.vocabulary.metrics import LABEL_VALUE_PATTERN, REASON_PATTERN
 
 __all__ = [
-    "CATEGORIES",
-    "DURATION_BUCKETS",
-    "LABEL_VALUE_PATTERN",
-    "REASON_PATTERN",
-    "RESOURCE_FIELDS",
+    "MAX_COUNT",
+    "MAX_SECONDS",
     "check_category",
     "check_count",
     "check_pipeline_name",
@@ -28,39 +26,8 @@ __all__ = [
     "check_seconds",
 ]
 
-# Same as rules/schema/pipelines.schema.json "$defs/labelValue".
-LABEL_VALUE_PATTERN: Final = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$"
-# Reasons are taxonomy names (timeout, disk_full, ...) or custom snake_case ones.
-REASON_PATTERN: Final = r"^[a-z][a-z0-9_]{0,63}$"
 _LABEL_VALUE = re.compile(LABEL_VALUE_PATTERN)
 _REASON = re.compile(REASON_PATTERN)
-
-# Run durations: a data pipeline runs from seconds to most of a day.
-DURATION_BUCKETS: Final = (
-    1.0,
-    5.0,
-    15.0,
-    30.0,
-    60.0,
-    120.0,
-    300.0,
-    600.0,
-    900.0,
-    1800.0,
-    3600.0,
-    7200.0,
-    14400.0,
-    28800.0,
-    math.inf,
-)
-
-# heartbeat field -> exported gauge (interfaces.md "resource gauges")
-RESOURCE_FIELDS: Final = {
-    "memory_bytes": "pipeline_memory_usage_bytes",
-    "memory_limit_bytes": "pipeline_memory_limit_bytes",
-    "disk_free_bytes": "pipeline_disk_free_bytes",
-    "cpu_usage_ratio": "pipeline_cpu_usage_ratio",
-}
 
 # Bounds that keep every number finite (JSON "1e400" parses as infinity).
 MAX_COUNT: Final = 2**53

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from pipemedic.vocabulary import IncidentState
+
 __all__ = [
     "INCIDENT_STATES",
     "ActionRecord",
@@ -30,15 +32,8 @@ __all__ = [
 ]
 
 AlertStatus = Literal["firing", "resolved"]
-IncidentState = Literal["open", "diagnosing", "recovering", "resolved", "escalated", "closed"]
-INCIDENT_STATES: tuple[str, ...] = (
-    "open",
-    "diagnosing",
-    "recovering",
-    "resolved",
-    "escalated",
-    "closed",
-)
+# the states' names, in lifecycle order (pipemedic.vocabulary.IncidentState)
+INCIDENT_STATES: tuple[str, ...] = tuple(s.value for s in IncidentState)
 
 
 def utcnow() -> datetime:

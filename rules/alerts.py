@@ -1,19 +1,18 @@
-"""The alert kinds: one row per generated alert, in one visible table.
+"""The generated alerts: the vocabulary's alert kinds with their annotations.
 
-A kind ties together the spec's vocabulary (``for.<kind>``,
-``severity.<kind>``), the alert name fixed in DESIGN.md, the incident
-category the receiver diagnoses by (``connectivity`` -> infrastructure,
-``data`` -> data integrity, ``resources`` -> resource usage), the service
-degradation that, with the pipeline's ``impact``, gives its SEV, and the
-annotations. :func:`params_for` turns a pipeline's spec into the per-pipeline
-data the shared rules join on: threshold, ``team``, ``sev``, ``severity``,
-``runbook_url``.
+Each kind's name, category, degradation, threshold and timing are a row of
+:mod:`pipemedic.vocabulary.alerts`; this module adds what only the rules
+need, the ``summary`` and ``description`` templates (rendered again by the
+generated promtool tests). :func:`params_for` turns a pipeline's spec into
+the per-pipeline data the shared rules join on: threshold, ``team``,
+``sev``, ``severity``, ``runbook_url``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipemedic.vocabulary import alerts as vocabulary
 from rules.durations import parse_duration
 from rules.severity import sev_for, severity_label
 from rules.spec import PipelineSpec
@@ -27,18 +26,36 @@ JOIN_LABELS: tuple[str, ...] = ("team", "sev", "severity", "runbook_url")
 
 @dataclass(frozen=True)
 class AlertKind:
-    """One generated alert: its name, category, degradation and annotations."""
+    """One generated alert: its vocabulary row and its annotations."""
 
-    kind: str
-    alert: str
-    category: str
-    degradation: str
+    row: vocabulary.AlertKind
     summary: Template
     description: Template
-    # names its threshold: the info label and ``pipemedic:<param>:value`` series
-    # (rules.specdata), the SLO group's ``pipeline:<param>:spec``
-    param: str
-    keep_firing_for: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.row.kind
+
+    @property
+    def alert(self) -> str:
+        return self.row.alert
+
+    @property
+    def category(self) -> str:
+        return str(self.row.category)
+
+    @property
+    def degradation(self) -> str:
+        return self.row.degradation
+
+    @property
+    def keep_firing_for(self) -> str | None:
+        return self.row.keep_firing_for
+
+    @property
+    def param(self) -> str:
+        """Name its threshold: the info label and ``pipemedic:<param>:value`` series."""
+        return self.row.threshold or f"{self.row.kind}_alert_labels"
 
 
 def _t(*parts: str | Label | Value) -> Template:
@@ -47,12 +64,9 @@ def _t(*parts: str | Label | Value) -> Template:
 
 _P = Label("pipeline")
 
-KINDS: tuple[AlertKind, ...] = (
-    AlertKind(
-        "down",
-        "PipelineDown",
-        "connectivity",
-        "unavailable",
+# kind -> (summary, description)
+ANNOTATIONS: dict[str, tuple[Template, Template]] = {
+    "down": (
         _t("Pipeline ", _P, " is down"),
         _t(
             "pipeline_up of ",
@@ -61,14 +75,8 @@ KINDS: tuple[AlertKind, ...] = (
             Value(),
             " (no fresh heartbeat, or the pipeline reported itself down).",
         ),
-        "down_alert_labels",
-        keep_firing_for="2m",
     ),
-    AlertKind(
-        "exporter_down",
-        "PipelineExporterDown",
-        "connectivity",
-        "significant",
+    "exporter_down": (
         _t("Pipeline exporter ", Label("job"), " is down"),
         _t(
             "Prometheus cannot scrape ",
@@ -77,14 +85,8 @@ KINDS: tuple[AlertKind, ...] = (
             Label("instance"),
             " (or has no target for it): pipeline metrics are not being collected.",
         ),
-        "exporter_down_alert_labels",
-        keep_firing_for="2m",
     ),
-    AlertKind(
-        "error_rate",
-        "PipelineHighErrorRate",
-        "data",
-        "significant",
+    "error_rate": (
         _t("Pipeline ", _P, " error rate is high"),
         _t(
             _P,
@@ -92,23 +94,12 @@ KINDS: tuple[AlertKind, ...] = (
             Value("humanizePercentage"),
             " of records (or runs) failed over the last 5m, above its max_error_rate.",
         ),
-        "max_error_rate",
-        keep_firing_for="5m",
     ),
-    AlertKind(
-        "sla",
-        "PipelineSLAViolation",
-        "resources",
-        "performance",
+    "sla": (
         _t("Pipeline ", _P, " run exceeded its SLA"),
         _t(_P, ": the last run took ", Value("humanizeDuration"), ", longer than its sla."),
-        "sla_seconds",
     ),
-    AlertKind(
-        "staleness",
-        "PipelineDataStale",
-        "data",
-        "performance",
+    "staleness": (
         _t("Pipeline ", _P, " data is stale"),
         _t(
             _P,
@@ -116,13 +107,8 @@ KINDS: tuple[AlertKind, ...] = (
             Value("humanizeDuration"),
             " ago, longer than its max_staleness.",
         ),
-        "max_staleness_seconds",
     ),
-    AlertKind(
-        "dependency",
-        "PipelineDependencyDown",
-        "connectivity",
-        "significant",
+    "dependency": (
         _t("Dependency ", Label("dependency"), " of pipeline ", _P, " is down"),
         _t(
             _P,
@@ -132,14 +118,8 @@ KINDS: tuple[AlertKind, ...] = (
             Value(),
             ").",
         ),
-        "dependency_alert_labels",
-        keep_firing_for="2m",
     ),
-    AlertKind(
-        "burn_page",
-        "PipelineErrorBudgetBurn",
-        "data",
-        "significant",
+    "burn_page": (
         _t("Pipeline ", _P, " is burning its error budget fast"),
         _t(
             _P,
@@ -147,14 +127,8 @@ KINDS: tuple[AlertKind, ...] = (
             Value(),
             "x faster than its SLO allows (1h and 5m, or 6h and 30m windows): page.",
         ),
-        "slo_error_budget",
-        keep_firing_for="5m",
     ),
-    AlertKind(
-        "burn_ticket",
-        "PipelineErrorBudgetBurnSlow",
-        "data",
-        "performance",
+    "burn_ticket": (
         _t("Pipeline ", _P, " is burning its error budget"),
         _t(
             _P,
@@ -162,9 +136,11 @@ KINDS: tuple[AlertKind, ...] = (
             Value(),
             "x faster than its SLO allows (1d and 2h, or 3d and 6h windows): ticket.",
         ),
-        "slo_error_budget",
-        keep_firing_for="15m",
     ),
+}
+
+KINDS: tuple[AlertKind, ...] = tuple(
+    AlertKind(row, *ANNOTATIONS[row.kind]) for row in vocabulary.ALERT_KINDS
 )
 
 _BY_KIND = {k.kind: k for k in KINDS}
@@ -196,15 +172,12 @@ class Params:
 
 
 def _threshold(p: PipelineSpec, kind_name: str) -> float:
-    if kind_name == "error_rate":
-        return p.max_error_rate
-    if kind_name == "sla":
-        return p.sla_seconds
-    if kind_name == "staleness":
-        return p.max_staleness_seconds
-    if kind_name in ("burn_page", "burn_ticket"):
-        return p.slo.error_budget if p.slo is not None else 0.0
-    return 1.0  # label-only kinds: the joined series is a multiplier of 1
+    field = _BY_KIND[kind_name].row.threshold
+    if field is None:
+        return 1.0  # label-only kinds: the joined series is a multiplier of 1
+    value = getattr(p, field)
+    assert isinstance(value, float | int), f"PipelineSpec.{field} is not a number"
+    return float(value)
 
 
 def params_for(p: PipelineSpec, kind_name: str) -> Params:

@@ -14,8 +14,8 @@ Checks (each problem names file:line and the field path):
 * no selector that can never match: unknown metric names, labels a known
   metric does not have, values outside a known label's vocabulary.
 
-Known metrics are DESIGN.md's exporter metrics, Prometheus' own series and
-everything any linted file records.
+Known metrics are the families of :mod:`pipemedic.vocabulary.metrics`
+(the exporter's, Prometheus' own) and everything any linted file records.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from typing import Any
 import promql_parser
 import yaml
 
-from pipemedic.taxonomy import CATEGORIES
+from pipemedic.vocabulary.causes import CATEGORIES
+from pipemedic.vocabulary.metrics import METRICS, family_names
 from rules.durations import is_duration
 from rules.errors import Problem
 from rules.promql import parse
@@ -50,40 +51,13 @@ REQUIRED_ANNOTATIONS: tuple[str, ...] = ("summary", "description", "runbook_url"
 COUNTER_FUNCTIONS = frozenset({"rate", "irate", "increase", "resets"})
 _COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
 
-_P = frozenset({"pipeline"})
-# metric -> its labels (besides job/instance), from DESIGN.md and /tmp/interfaces.md
-KNOWN_METRICS: dict[str, frozenset[str]] = {
-    "pipeline_up": _P,
-    "pipeline_runs_total": _P | {"status"},
-    "pipeline_records_processed_total": _P,
-    "pipeline_records_failed_total": _P,
-    "pipeline_errors_total": _P | {"category", "reason"},
-    "pipeline_run_duration_seconds_bucket": _P | {"le"},
-    "pipeline_run_duration_seconds_sum": _P,
-    "pipeline_run_duration_seconds_count": _P,
-    "pipeline_last_run_duration_seconds": _P,
-    "pipeline_last_success_timestamp_seconds": _P,
-    "pipeline_last_update_timestamp_seconds": _P,
-    "pipeline_dependency_up": _P | {"dependency"},
-    "pipeline_dependency_probe_duration_seconds": _P | {"dependency"},
-    "pipeline_checkpoint_timestamp_seconds": _P,
-    "pipeline_memory_usage_bytes": _P,
-    "pipeline_memory_limit_bytes": _P,
-    "pipeline_disk_free_bytes": _P,
-    "pipeline_cpu_usage_ratio": _P,
-    # Prometheus' own, per target and per alert
-    "up": frozenset(),
-    "scrape_duration_seconds": frozenset(),
-    "scrape_samples_scraped": frozenset(),
-    "push_time_seconds": _P,
-    "push_failure_time_seconds": _P,
-}
+# metric -> its labels (besides job/instance): every family of the vocabulary's table
+KNOWN_METRICS: dict[str, frozenset[str]] = family_names()
 _ANY_LABELS = frozenset({"ALERTS", "ALERTS_FOR_STATE"})
 _ALWAYS = frozenset({"job", "instance", "__name__"})
 # label -> the only values it takes, for metrics with that label
 _VOCABULARY: dict[str, frozenset[str]] = {
-    "status": frozenset({"success", "failure"}),
-    "category": frozenset(CATEGORIES),
+    label: frozenset(values) for m in METRICS for label, values in m.values.items()
 }
 _STATIC_VALUES: dict[str, tuple[str, ...]] = {
     "severity": ("critical", "warning", "info"),

@@ -26,13 +26,13 @@ from typing import Any
 import jsonschema
 import yaml
 
+from pipemedic.vocabulary import ALERT_KINDS, DEFAULT_RECOVERY
 from rules.durations import parse_duration
 from rules.errors import Problem, SpecError
 from rules.yamlpos import dotted, line_index, line_of
 
 __all__ = [
     "BUILTIN_DEFAULTS",
-    "DEFAULT_RECOVERY",
     "SCHEMA_PATH",
     "Dependency",
     "PipelineSpec",
@@ -55,34 +55,10 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "impact": "some",
     "team": "data-platform",
     "runbook_url": "https://runbooks.pipemedic.dev/pipelines",
-    "for": {
-        "down": "1m",
-        "exporter_down": "2m",
-        "error_rate": "5m",
-        "sla": "0s",
-        "staleness": "5m",
-        "dependency": "2m",
-        "burn_page": "2m",
-        "burn_ticket": "15m",
-    },
+    "for": {k.kind: k.for_ for k in ALERT_KINDS},
     "max_attempts": 3,
     "cooldown": "5m",
     "dry_run": False,
-}
-
-# The runbook's auto_recovery table, extended to every cause diagnosis names.
-# A cause missing here (logic_error, config_error, unknown, ...) escalates.
-DEFAULT_RECOVERY: dict[str, str] = {
-    "network_timeout": "retry_with_backoff",
-    "rate_limited": "retry_with_backoff",
-    "dependency_down": "retry_with_backoff",
-    "credential_expired": "refresh_credentials",
-    "data_corruption": "rollback_to_checkpoint",
-    "schema_change": "rollback_to_checkpoint",
-    "volume_exceeded": "scale_resources",
-    "memory_limit": "scale_resources",
-    "cpu_saturation": "scale_resources",
-    "disk_full": "scale_resources",
 }
 
 
@@ -166,6 +142,11 @@ class PipelineSpec:
         return parse_duration(self.max_staleness)
 
     @property
+    def slo_error_budget(self) -> float:
+        """Return the SLO's error budget; 0 without an SLO (no burn-rate alerts)."""
+        return self.slo.error_budget if self.slo is not None else 0.0
+
+    @property
     def heartbeat_timeout_seconds(self) -> float:
         return parse_duration(self.heartbeat_timeout)
 
@@ -174,7 +155,11 @@ class PipelineSpec:
         return parse_duration(self.cooldown)
 
     def strategy_for(self, cause: str) -> str | None:
-        """Return the recovery strategy for a diagnosed cause, or None to escalate."""
+        """Return the recovery strategy for a diagnosed cause, or None to escalate.
+
+        The spec's ``recovery:`` overrides the cause's default
+        (:data:`pipemedic.vocabulary.DEFAULT_RECOVERY`).
+        """
         strategy = self.recovery.get(cause, DEFAULT_RECOVERY.get(cause))
         return None if strategy in (None, "escalate") else strategy
 
@@ -207,7 +192,9 @@ def _with_name(p: PipelineSpec, name: str) -> PipelineSpec:
 
 @cache
 def _validator() -> jsonschema.Draft202012Validator:
+    """Return the schema's validator, the alert kinds filled in from the vocabulary."""
     schema = json.loads(SCHEMA_PATH.read_text())
+    schema["$defs"]["alertKind"]["enum"] = [k.kind for k in ALERT_KINDS]
     return jsonschema.Draft202012Validator(schema)
 
 

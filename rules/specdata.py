@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipemedic.vocabulary import ALERT_KINDS
 from rules.alerts import AlertKind, kind, params_for
 from rules.promql import Expr, agg, binop, call, number, selector
 from rules.rulefile import FOR_LABEL, constant
@@ -57,7 +58,7 @@ INFO_METRIC = "pipeline:alert_spec:info"
 DEFAULT_METRIC = "pipemedic:alert_spec:default"
 SEV_MAP_METRIC = "pipemedic:alert_sev:map"
 # Kinds compared with a threshold; the others (down, dependency) only take labels.
-THRESHOLD_KINDS: tuple[str, ...] = ("error_rate", "sla", "staleness")
+THRESHOLD_KINDS: tuple[str, ...] = tuple(k.kind for k in ALERT_KINDS if k.threshold is not None)
 # How the names of constant series end (``:spec``: the SLO group's per-pipeline data).
 CONSTANT_SUFFIXES: tuple[str, ...] = (":info", ":value", ":map", ":default", ":spec")
 _BY = ("pipeline",)

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from pipemedic.demo.scenario import Fault
-from pipemedic.taxonomy import REASON_CAUSE
+from pipemedic.vocabulary import REASON_CAUSE
 from receiver.models import parse_time
 
 __all__ = ["Progress", "Reporter", "Row", "describe", "kind_of", "render_table", "summarize"]
@@ -147,7 +147,7 @@ class Row:
 
 
 def kind_of(cause: str | None) -> str | None:
-    """Return the runbook incident kind a diagnosed cause belongs to (the taxonomy's)."""
+    """Return the runbook incident kind a diagnosed cause belongs to (the vocabulary's)."""
     return next((cat for cat, c in REASON_CAUSE.values() if c == cause), None)
 
 

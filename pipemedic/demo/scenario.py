@@ -36,7 +36,7 @@ class Fault:
     pipeline: str
     title: str
     category: str  # the runbook's incident kind
-    reason: str  # the error reason the pipeline reports (pipemedic.taxonomy)
+    reason: str  # the error reason the pipeline reports (pipemedic.vocabulary.causes)
     effect: Literal["failed_runs", "failed_records"]
     fix: str | None  # control route that repairs it; None: nothing automatic can
     cause: str  # expected diagnosis

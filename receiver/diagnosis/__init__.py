@@ -3,7 +3,7 @@
 The alert's ``category`` label picks the first handler from :data:`HANDLERS`;
 an alert without one is routed by its name (:data:`ALERT_HANDLERS`). When
 that handler finds nothing conclusive, the most frequent error reason of the
-pipeline across all categories decides (``pipemedic.taxonomy.REASON_CAUSE``);
+pipeline across all categories decides (``pipemedic.vocabulary.REASON_CAUSE``);
 only then is the cause ``unknown``. Prometheus unreachable is ``unknown`` with
 the error text, never a guess.
 
@@ -26,6 +26,7 @@ import logging
 from collections.abc import Mapping
 from typing import Final
 
+from pipemedic.vocabulary import ALERT_KINDS
 from receiver.diagnosis.data_integrity import check_data_integrity
 from receiver.diagnosis.infrastructure import check_infrastructure
 from receiver.diagnosis.logic import check_logic
@@ -59,15 +60,9 @@ HANDLERS: Final[dict[str, Handler]] = {
     "logic": check_logic,
 }
 
-# Alert name -> category, for alerts that carry no (known) category label.
-ALERT_HANDLERS: Final[dict[str, str]] = {
-    "PipelineDown": "connectivity",
-    "PipelineExporterDown": "connectivity",
-    "PipelineDependencyDown": "connectivity",
-    "PipelineHighErrorRate": "data",
-    "PipelineDataStale": "data",
-    "PipelineSLAViolation": "resources",
-}
+# Alert name -> category, for alerts that carry no (known) category label:
+# each generated alert kind's category (pipemedic.vocabulary.alerts).
+ALERT_HANDLERS: Final[Mapping[str, str]] = {k.alert: str(k.category) for k in ALERT_KINDS}
 
 FALLBACK = "dominant_error_reason"
 

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pipemedic.taxonomy import REASON_CAUSE
+from pipemedic.vocabulary import REASON_CAUSE
 from receiver.diagnosis import queries
 from receiver.diagnosis.prometheus import PrometheusAPI, sample_value
 from receiver.models import Evidence
@@ -24,7 +24,7 @@ __all__ = ["Finding", "Handler", "Probe", "ReasonCount"]
 
 @dataclass(frozen=True)
 class Finding:
-    """A handler's conclusion: a cause from ``pipemedic.taxonomy.CAUSES`` and why."""
+    """A handler's conclusion: a cause from ``pipemedic.vocabulary.CAUSES`` and why."""
 
     cause: str
     summary: str

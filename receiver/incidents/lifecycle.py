@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from pipemedic.vocabulary import by_alert
 from receiver.incidents.timeline import merge_timelines
 from receiver.metrics import ReceiverMetrics, count_by_sev
 from receiver.models import (
@@ -43,7 +44,6 @@ from rules.spec import Spec
 
 __all__ = [
     "ACTIVE_STATES",
-    "DEGRADATION_BY_ALERT",
     "TRANSITIONS",
     "Correlation",
     "IllegalTransition",
@@ -66,15 +66,6 @@ ACTIVE_STATES = frozenset({"open", "diagnosing", "recovering"})
 # states counted as open incidents in the metrics
 _OPEN_STATES = ("open", "diagnosing", "recovering", "escalated")
 
-# alert name -> the service degradation it stands for (the seed's first column)
-DEGRADATION_BY_ALERT: dict[str, str] = {
-    "PipelineDown": "unavailable",
-    "PipelineExporterDown": "unavailable",
-    "PipelineDependencyDown": "significant",
-    "PipelineHighErrorRate": "significant",
-    "PipelineSLAViolation": "performance",
-    "PipelineDataStale": "performance",
-}
 _DEGRADATION_BY_SEVERITY: dict[str, str] = {
     "critical": "significant",
     "warning": "performance",
@@ -93,14 +84,16 @@ class RenderPostmortem(Protocol):
 
 
 def alert_sev(alert: Alert, spec: Spec) -> tuple[str, str]:
-    """Return ``(SEV, why)``: the ``sev`` label when valid, else the SEV table."""
+    """Return ``(SEV, why)``: the ``sev`` label when valid, else the SEV table.
+
+    The degradation is the alert kind's (:mod:`pipemedic.vocabulary.alerts`);
+    someone else's alert is judged by its ``severity`` label.
+    """
     label = alert.labels.get("sev", "")
     if label in SEVS:
         return label, "sev label"
-    degradation = DEGRADATION_BY_ALERT.get(alert.name)
-    if degradation is None and "Burn" in alert.name:
-        critical = alert.labels.get("severity") == "critical"
-        degradation = "significant" if critical else "performance"
+    kind = by_alert(alert.name)
+    degradation = kind.degradation if kind is not None else None
     if degradation is None:
         degradation = _DEGRADATION_BY_SEVERITY.get(alert.labels.get("severity", ""), "performance")
     impact = spec.pipeline(alert.pipeline).impact

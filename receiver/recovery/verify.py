@@ -1,10 +1,11 @@
 """Check through Prometheus that the diagnosed condition cleared after an action.
 
 Each cause has symptom queries (:func:`symptoms`): while any returns a
-series, the condition is still there. Error causes look for new errors of
-their reasons within the verify window; resource causes compare the gauge
-with the diagnosis threshold; a dependency cause looks at the probes; and a
-pipeline reported down (``pipeline_up == 0``) is never verified. Polling
+series, the condition is still there. They come from the cause's row in
+:mod:`pipemedic.vocabulary.causes`: new errors of its reasons within the
+verify window, and its own symptoms (a gauge against the diagnosis
+threshold, the dependency probes) through :data:`SIGNALS`; a pipeline
+reported down (``pipeline_up == 0``) is never verified. Polling
 continues until everything is clear or the deadline passes.
 """
 
@@ -13,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
-from pipemedic.taxonomy import REASON_CAUSE
+from pipemedic.vocabulary import cause
 from receiver.diagnosis import queries
 from receiver.diagnosis.prometheus import PrometheusAPI, PrometheusError, sample_value
 
-__all__ = ["Symptom", "Verification", "Verifier", "symptoms"]
+__all__ = ["SIGNALS", "Symptom", "Verification", "Verifier", "symptoms"]
 
 
 @dataclass(frozen=True)
@@ -37,33 +39,38 @@ class Verification:
     checks: int
 
 
-def symptoms(cause: str, pipeline: str, window_seconds: float) -> list[Symptom]:
-    """Return the queries that show ``cause`` still affecting ``pipeline``."""
+# Symptom signal (pipemedic.vocabulary.causes.Symptom) -> its query and threshold,
+# the same numbers diagnosis judges by.
+SIGNALS: Final[dict[str, tuple[Callable[[str], str], int | float]]] = {
+    "dependency_up": (queries.dependency_up, 0),
+    "memory_ratio": (queries.memory_ratio, queries.MEMORY_RATIO_LIMIT),
+    "cpu_ratio": (queries.cpu_ratio, queries.CPU_RATIO_LIMIT),
+    "disk_free": (queries.disk_free, queries.DISK_FREE_MIN_BYTES),
+}
+
+
+def symptoms(cause_name: str, pipeline: str, window_seconds: float) -> list[Symptom]:
+    """Return the queries that show a cause still affecting ``pipeline``.
+
+    A pipeline reported down, new errors of the cause's reasons, and the
+    cause's own symptoms (:class:`pipemedic.vocabulary.Cause`).
+    """
     p = pipeline
     out = [Symptom(f"{queries.pipeline_up(p)} == 0", "pipeline reported down")]
-    reasons = frozenset(r for r, (_, c) in REASON_CAUSE.items() if c == cause)
-    if reasons:
+    row = cause(cause_name)
+    if row is None:
+        return out
+    if row.reasons:
         out.append(
             Symptom(
                 queries.errors_by_reason(p, queries.window(window_seconds)),
-                f"new errors ({', '.join(sorted(reasons))})",
-                reasons,
+                f"new errors ({', '.join(sorted(row.reasons))})",
+                frozenset(row.reasons),
             )
         )
-    if cause == "dependency_down":
-        out.append(Symptom(f"{queries.dependency_up(p)} == 0", "dependency probe down"))
-    elif cause == "memory_limit":
-        out.append(
-            Symptom(
-                f"{queries.memory_ratio(p)} >= {queries.MEMORY_RATIO_LIMIT}", "memory at its limit"
-            )
-        )
-    elif cause == "disk_full":
-        out.append(
-            Symptom(f"{queries.disk_free(p)} < {queries.DISK_FREE_MIN_BYTES}", "disk nearly full")
-        )
-    elif cause == "cpu_saturation":
-        out.append(Symptom(f"{queries.cpu_ratio(p)} >= {queries.CPU_RATIO_LIMIT}", "CPU saturated"))
+    for symptom in row.symptoms:
+        build, threshold = SIGNALS[symptom.signal]
+        out.append(Symptom(f"{build(p)} {symptom.op} {threshold}", symptom.note))
     return out
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from pipemedic import vocabulary
 from receiver.models import ActionRecord, Incident
 from receiver.report import markdown as md
 from receiver.report.facts import first_event
@@ -20,22 +21,6 @@ from receiver.report.facts import first_event
 __all__ = ["ActionItem", "action_items", "lessons_learned", "ordered_actions"]
 
 _FAILED = ("failure", "timeout", "blocked")
-
-# What would keep a diagnosed cause from coming back.
-_PREVENT: dict[str, str] = {
-    "network_timeout": "review the dependency's timeouts and retry budget",
-    "rate_limited": "throttle requests below the dependency's rate limit",
-    "dependency_down": "ask the dependency's owners for an availability objective",
-    "credential_expired": "alert on credential expiry before it happens and rotate automatically",
-    "data_corruption": "validate records at ingestion and quarantine bad ones",
-    "schema_change": "agree a schema contract with the producer and test it in CI",
-    "volume_exceeded": "capacity-plan for peak volumes and alert on growth",
-    "memory_limit": "right-size the memory limit and process data in bounded batches",
-    "cpu_saturation": "right-size CPU and spread heavy runs over time",
-    "disk_full": "alert on disk free space earlier and clean up old outputs",
-    "logic_error": "add a regression test for the bug before the fix",
-    "config_error": "validate configuration changes before they are deployed",
-}
 
 
 @dataclass(frozen=True)
@@ -91,8 +76,9 @@ def lessons_learned(incident: Incident) -> dict[str, list[str]]:
             "The severity was raised during the incident: check the pipeline's "
             "declared impact in the spec."
         )
-    if cause and cause in _PREVENT:
-        prevent.append(f"{md.code(cause)}: {_PREVENT[cause]}.")
+    row = vocabulary.cause(cause) if cause else None
+    if cause and row is not None and row.prevent:
+        prevent.append(f"{md.code(cause)}: {row.prevent}.")
     if escalated:
         if cause and not any(a.outcome == "success" for a in actions) and actions:
             automate.append(

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from pipemedic.vocabulary import cause
 from receiver.models import ActionRecord, Evidence, Incident, format_time
 from receiver.report import markdown as md
 from receiver.report.facts import (
@@ -39,10 +40,8 @@ __all__ = ["render_postmortem"]
 
 _MAX_RESULT = 240
 
+
 # Causes people or process put there (the runbook asks: human, technical or process?).
-_HUMAN_OR_PROCESS = {"logic_error": "a code change", "config_error": "a configuration change"}
-
-
 def render_postmortem(incident: Incident, spec: Spec | None = None) -> str:
     """Return the Markdown post-mortem draft of ``incident`` (deterministic)."""
     sections = [
@@ -108,7 +107,8 @@ def _root_cause(incident: Incident) -> str:
     )
     if diagnosis.summary:
         lines.append(f"- **Why:** {md.text(diagnosis.summary)}")
-    origin = _HUMAN_OR_PROCESS.get(diagnosis.cause)
+    row = cause(diagnosis.cause)
+    origin = row.origin if row is not None else None
     kind = f"human or process ({origin})" if origin else "technical"
     if diagnosis.cause == "unknown":
         kind = "undetermined"

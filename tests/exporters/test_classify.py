@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from exporters.classify import ExceptionClassifier, PipelineFailure, classify_exception
-from pipemedic.taxonomy import REASON_CAUSE
+from pipemedic.vocabulary import REASON_CAUSE
 
 
 class HTTPError(Exception):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from pipemedic.taxonomy import CATEGORIES
+from pipemedic.vocabulary import CATEGORIES
 from rules.generate import generate
 from rules.lint import lint_texts
 from rules.output import render_all

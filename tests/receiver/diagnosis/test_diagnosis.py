@@ -10,7 +10,7 @@ import pytest
 from recovery_evidence import EvidenceExporter, evidence_stack, wait_for
 
 from pipemedic.stack import PrometheusServer, free_port
-from pipemedic.taxonomy import CAUSES
+from pipemedic.vocabulary import CAUSE_NAMES
 from receiver.diagnosis import HANDLERS, diagnose, handler_for, queries
 from receiver.diagnosis.prometheus import PrometheusAPI
 from receiver.models import Alert, Diagnosis
@@ -73,7 +73,7 @@ async def broken(
 
 async def run(a: Alert, prom: PrometheusAPI) -> Diagnosis:
     d = await diagnose(a, SPEC.pipeline(a.pipeline), prom)
-    assert d.cause in CAUSES
+    assert d.cause in CAUSE_NAMES
     return d
 
 
