@@ -17,10 +17,10 @@ from pipemedic.vocabulary import (
     by_alert,
 )
 from receiver.diagnosis import ALERT_HANDLERS, HANDLERS
-from receiver.report.followups import lessons_learned
 from receiver.models import Diagnosis, Incident
 from receiver.recovery.strategies import STRATEGIES
 from receiver.recovery.verify import SIGNALS, symptoms
+from receiver.report.followups import lessons_learned
 from rules.alerts import ANNOTATIONS, KINDS
 from rules.lint import KNOWN_METRICS
 from rules.severity import DEGRADATIONS
