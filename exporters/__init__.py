@@ -38,11 +38,17 @@ from exporters.classify import (
     classify_exception,
 )
 from exporters.config import DEFAULT_LISTEN, ExporterConfig
-from exporters.errors import CardinalityError, ExporterError, FieldProblem, InvalidEventError
+from exporters.errors import (
+    CardinalityError,
+    ExporterError,
+    FieldProblem,
+    InvalidEventError,
+    PushError,
+)
 from exporters.events import load_schema, parse_events, to_changes
 from exporters.multiprocess import DirectoryReader, SnapshotWriter, worker_registry
 from exporters.probes import PROBERS, Prober, ProbeScheduler
-from exporters.pushgateway import PushError, push_pipeline, pushed_run
+from exporters.pushgateway import push_pipeline, pushed_run
 from exporters.registry import PipelineRegistry
 from exporters.render import Exposition
 from exporters.state import PipelineState

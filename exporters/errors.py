@@ -2,10 +2,15 @@
 
 ::
 
-    ExporterError              anything the exporter refuses
+    ExporterError              anything the exporter refuses or cannot deliver
     ├── InvalidEventError      an event (HTTP or Python API) breaks the event schema;
     │                          carries every problem with its field path ($[3].records_failed)
-    └── CardinalityError       a new pipeline (or error reason) would pass the configured bound
+    ├── CardinalityError       a new pipeline (or error reason) would pass the configured bound
+    └── PushError              the Pushgateway refused a push or could not be reached
+
+``classify.PipelineFailure`` is not among them on purpose: a pipeline raises it
+inside a run to fail that run with a category and reason, and the run
+re-raises it to the pipeline's own code.
 
 Messages name the offending value and where it is, so a pipeline author can
 fix the sender without reading the exporter's code.
@@ -15,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CardinalityError", "ExporterError", "FieldProblem", "InvalidEventError"]
+__all__ = ["CardinalityError", "ExporterError", "FieldProblem", "InvalidEventError", "PushError"]
 
 
 class ExporterError(Exception):
@@ -52,3 +57,7 @@ class CardinalityError(ExporterError):
     def __init__(self, message: str, path: str = "$") -> None:
         self.path = path
         super().__init__(message)
+
+
+class PushError(ExporterError):
+    """The Pushgateway refused the push or could not be reached."""

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from urllib.parse import quote
 
 from exporters.api import Run
-from exporters.errors import ExporterError
+from exporters.errors import PushError
 from exporters.registry import PipelineRegistry
 from exporters.render import FAMILIES, render_state
 from exporters.vocabulary import check_pipeline_name
@@ -31,10 +31,6 @@ from rules.spec import Spec
 __all__ = ["DEFAULT_JOB", "PushError", "push_pipeline", "pushed_run", "render_push_body"]
 
 DEFAULT_JOB = "pipemedic-batch"
-
-
-class PushError(ExporterError):
-    """The Pushgateway refused the push or could not be reached."""
 
 
 def render_push_body(registry: PipelineRegistry, pipeline: str) -> bytes:

@@ -1,31 +1,48 @@
 """Errors of the receiver, one tree so callers catch exactly what they mean.
 
-::
+Every error about the world outside the code (configuration, requests,
+servers, the store, plugins) is defined here, and the module that raises it
+imports it from here (re-exporting it where callers already look, e.g.
+``receiver.store.StoreError``). A bad argument from calling code is a plain
+``ValueError``::
 
     ReceiverError
     ├── ConfigError            receiver.yml is wrong: names the file and the field path
+    │   └── PluginError        installed plugins are unusable: every problem listed (start-up stops)
     ├── IntakeError            a POST /alerts the receiver refuses (has an HTTP status)
     │   ├── AuthError          401: credentials missing or wrong
     │   ├── PayloadTooLarge    413: body over the configured limit
     │   ├── PayloadError       400: not JSON, wrong content type, or fails the schema
     │   └── Unavailable        503: store down or queue full; Alertmanager retries
-    └── store.base.StoreError  (defined with the store Protocol)
-        └── StoreUnavailable   the store cannot commit now (mapped to Unavailable)
+    ├── StoreError             a storage backend failed (``receiver.store``)
+    │   └── StoreUnavailable   the store cannot commit now (mapped to Unavailable)
+    ├── PrometheusError        Prometheus unreachable or its answer unusable (diagnosis, verify)
+    ├── SilenceError           Alertmanager unreachable or refused a silence (recovery)
+    ├── ActionConfigError      a pipeline's action configuration is unusable (a ValueError too)
+    ├── IllegalTransition      a state change the incident lifecycle forbids (a ValueError too)
+    └── SourceError            ``pipemedic incidents`` could not read the API or the store
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from receiver.store.base import StoreError, StoreUnavailable
-
 __all__ = [
+    "ActionConfigError",
     "AuthError",
     "ConfigError",
+    "IllegalTransition",
     "IntakeError",
     "PayloadError",
     "PayloadTooLarge",
+    "PluginError",
+    "PluginProblem",
+    "PrometheusError",
     "ReceiverError",
+    "SilenceError",
+    "SourceError",
     "StoreError",
     "StoreUnavailable",
     "Unavailable",
@@ -84,3 +101,58 @@ class PayloadError(IntakeError):
 class Unavailable(IntakeError):
     status = 503
     reason = "unavailable"
+
+
+@dataclass(frozen=True)
+class PluginProblem:
+    """One broken entry point: where it came from and what is wrong with it."""
+
+    group: str
+    name: str
+    value: str
+    distribution: str
+    message: str
+
+    def __str__(self) -> str:
+        return (
+            f"entry point {self.name!r} = {self.value!r} in group {self.group} "
+            f"(distribution {self.distribution}): {self.message}"
+        )
+
+
+class PluginError(ConfigError):
+    """Installed plugins are unusable; ``problems`` lists every one (start-up stops)."""
+
+    def __init__(self, problems: Iterable[PluginProblem]) -> None:
+        self.problems = tuple(problems)
+        text = "\n".join(str(p) for p in self.problems)
+        super().__init__("plugins", "", text)
+        self.args = (f"{len(self.problems)} broken plugin(s):\n{text}",)
+
+
+class StoreError(ReceiverError):
+    """Base of storage errors."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot take or give data right now (503, retry later)."""
+
+
+class PrometheusError(ReceiverError):
+    """Prometheus could not be reached or gave an answer we cannot use."""
+
+
+class SilenceError(ReceiverError):
+    """Alertmanager could not be reached or refused the silence request."""
+
+
+class ActionConfigError(ReceiverError, ValueError):
+    """A pipeline's action configuration is unusable; the message names the field path."""
+
+
+class IllegalTransition(ReceiverError, ValueError):
+    """A state change the lifecycle does not allow (names both states)."""
+
+
+class SourceError(ReceiverError):
+    """The API or the store could not be read; the message says which and why."""

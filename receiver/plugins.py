@@ -39,7 +39,7 @@ from typing import Any, Final, cast
 
 from receiver.actions import ACTION_KINDS, PLUGIN_KEY, ActionFactory
 from receiver.diagnosis import HANDLERS, Handler
-from receiver.errors import ConfigError
+from receiver.errors import PluginError, PluginProblem
 from receiver.recovery.strategies import STRATEGIES, Strategy
 from rules.errors import Problem, SpecError
 from rules.spec import PipelineSpec, Spec
@@ -69,33 +69,6 @@ STRATEGIES_GROUP: Final = STRATEGY_ENTRY_POINTS
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 EntryPoints = Callable[[str], Iterable[importlib.metadata.EntryPoint]]
-
-
-@dataclass(frozen=True)
-class PluginProblem:
-    """One broken entry point: where it came from and what is wrong with it."""
-
-    group: str
-    name: str
-    value: str
-    distribution: str
-    message: str
-
-    def __str__(self) -> str:
-        return (
-            f"entry point {self.name!r} = {self.value!r} in group {self.group} "
-            f"(distribution {self.distribution}): {self.message}"
-        )
-
-
-class PluginError(ConfigError):
-    """Installed plugins are unusable; ``problems`` lists every one (start-up stops)."""
-
-    def __init__(self, problems: Iterable[PluginProblem]) -> None:
-        self.problems = tuple(problems)
-        text = "\n".join(str(p) for p in self.problems)
-        super().__init__("plugins", "", text)
-        self.args = (f"{len(self.problems)} broken plugin(s):\n{text}",)
 
 
 @dataclass(frozen=True)

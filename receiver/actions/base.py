@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 
 import aiohttp
 
+from receiver.errors import ActionConfigError
 from rules.durations import parse_duration
 
 __all__ = [
@@ -29,10 +30,6 @@ __all__ = [
 ]
 
 MAX_DETAIL_CHARS = 4096
-
-
-class ActionConfigError(ValueError):
-    """A pipeline's action configuration is unusable; the message names the field path."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from typing import Any
 
 import aiohttp
 
+from receiver.errors import PrometheusError
+
 __all__ = [
     "PrometheusAPI",
     "PrometheusError",
@@ -35,10 +37,6 @@ __all__ = [
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _METRIC_NAME = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*$")
 _SIMPLE_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-class PrometheusError(Exception):
-    """Prometheus could not be reached or gave an answer we cannot use."""
 
 
 def quote_label_value(value: str) -> str:

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pipemedic.vocabulary import by_alert
+from receiver.errors import IllegalTransition
 from receiver.incidents.timeline import merge_timelines
 from receiver.metrics import ReceiverMetrics, count_by_sev
 from receiver.models import (
@@ -71,10 +72,6 @@ _DEGRADATION_BY_SEVERITY: dict[str, str] = {
     "warning": "performance",
     "info": "annoyance",
 }
-
-
-class IllegalTransition(ValueError):
-    """A state change the lifecycle does not allow (names both states)."""
 
 
 class RenderPostmortem(Protocol):

@@ -22,15 +22,12 @@ from typing import Any
 
 import aiohttp
 
+from receiver.errors import SilenceError
 from receiver.models import format_time, utcnow
 
 __all__ = ["SilenceError", "Silences"]
 
 _SILENCE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-
-
-class SilenceError(Exception):
-    """Alertmanager could not be reached or refused the silence request."""
 
 
 class Silences:

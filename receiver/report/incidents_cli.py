@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from receiver.errors import SourceError
 from receiver.models import INCIDENT_STATES, ActionRecord, Incident, format_time, utcnow
 from receiver.report.facts import (
     alert_summaries,
@@ -47,10 +48,6 @@ from rules.spec import Spec, load_spec
 __all__ = ["ApiSource", "SourceError", "StoreSource", "incident_from_json", "register"]
 
 DEFAULT_URL = "http://127.0.0.1:9099"
-
-
-class SourceError(Exception):
-    """The API or the store could not be read; the message says which and why."""
 
 
 class IncidentSource(Protocol):

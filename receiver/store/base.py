@@ -25,17 +25,10 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
+from receiver.errors import StoreError, StoreUnavailable
 from receiver.models import ActionRecord, AlertEvent, Incident, IngestResult, Notification
 
 __all__ = ["ActionLedger", "Store", "StoreError", "StoreUnavailable"]
-
-
-class StoreError(Exception):
-    """Base of storage errors."""
-
-
-class StoreUnavailable(StoreError):
-    """The store cannot take or give data right now (503, retry later)."""
 
 
 class ActionLedger(Protocol):
