@@ -18,7 +18,7 @@ from aiohttp import web
 
 from pipemedic.address import listen_address, split_host_port
 from receiver.config import DEFAULT_LISTEN, load_config
-from receiver.errors import ConfigError
+from receiver.errors import ConfigError, StoreError
 from rules.errors import RulesError
 
 __all__ = ["register", "run"]
@@ -46,16 +46,20 @@ def run(args: argparse.Namespace) -> int:
     gc.collect()
     gc.freeze()
     log.info("receiver listening", extra={"listen": f"{host}:{port}", "store": config.store_url})
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        access_log=logging.getLogger("aiohttp.access")
-        if logging.getLogger("aiohttp.access").isEnabledFor(logging.INFO)
-        else None,
-        print=None,
-        shutdown_timeout=args.drain_seconds,
-    )
+    try:
+        web.run_app(
+            app,
+            host=host,
+            port=port,
+            access_log=logging.getLogger("aiohttp.access")
+            if logging.getLogger("aiohttp.access").isEnabledFor(logging.INFO)
+            else None,
+            print=None,
+            shutdown_timeout=args.drain_seconds,
+        )
+    except StoreError as exc:  # e.g. starting on a full disk: one line, no traceback
+        print(f"pipemedic receiver: store {config.store_url}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

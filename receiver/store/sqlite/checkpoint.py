@@ -15,7 +15,14 @@ the writer turns auto-checkpointing off and this thread checkpoints instead:
   waits for the writer's lock and copies only the few frames added since the
   PASSIVE pass, so the writer pauses briefly and the next commit writes the
   WAL from its start again. The WAL stays bounded;
-* ``stop()`` runs a TRUNCATE checkpoint (the WAL file shrinks to nothing).
+* ``stop()`` runs a TRUNCATE checkpoint (the WAL file shrinks to nothing);
+* both connections set ``journal_size_limit`` (``WAL_SIZE_LIMIT_BYTES``):
+  when the WAL starts over, SQLite truncates the file to that size, so a
+  burst that grew it does not keep the disk space for ever.
+
+A failing checkpoint (a full disk) is logged once when it starts failing and
+once when it works again, not at every pass. The writer's own disk-full gate
+(``groupcommit``) stops new commits from taking the room a checkpoint needs.
 
 A RESTART holds the writer's lock while it waits for readers of the old WAL
 (another process reading the file), so its busy timeout is short (100 ms): a
@@ -43,7 +50,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["CheckpointObserver", "CheckpointResult", "Checkpointer"]
+__all__ = ["WAL_SIZE_LIMIT_BYTES", "CheckpointObserver", "CheckpointResult", "Checkpointer"]
+
+# What the WAL file is cut back to when it starts over (journal_size_limit).
+WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +81,7 @@ class Checkpointer:
         path: str,
         *,
         interval: float = 0.1,
-        restart_frames: int = 2048,
+        restart_frames: int = WAL_SIZE_LIMIT_BYTES // 4096,
         busy_timeout_ms: int = 100,
         on_checkpoint: CheckpointObserver | None = None,
         name: str = "sqlite-checkpoint",
@@ -92,6 +102,7 @@ class Checkpointer:
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
         conn.execute("PRAGMA synchronous = FULL")  # fsync the database file after copying
         conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
         self._conn = conn
         self._thread.start()
 
@@ -119,6 +130,7 @@ class Checkpointer:
     def _run(self) -> None:
         conn = self._conn
         assert conn is not None
+        failing = False
         while not self._stopping:
             self._wake.wait(self.interval)
             self._wake.clear()
@@ -129,7 +141,13 @@ class Checkpointer:
                 if done.wal_frames > self.restart_frames:
                     self._checkpoint(conn, "RESTART")
             except sqlite3.Error as exc:  # e.g. disk full: the writer reports it too
-                log.warning("WAL checkpoint of %s failed: %s", self.path, exc)
+                if not failing:
+                    log.warning("WAL checkpoints of %s fail: %s", self.path, exc)
+                failing = True
+                continue
+            if failing:
+                log.warning("WAL checkpoints of %s work again", self.path)
+                failing = False
 
     def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> CheckpointResult:
         started = time.perf_counter()

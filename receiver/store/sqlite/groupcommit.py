@@ -17,6 +17,15 @@ SQLite, one GIL release instead of three. Items submitted during one
 iteration of the event loop are handed to the writer together, in one queue
 entry: one cross-thread wake-up per batch, not one per request.
 
+When a write fails because the disk is full (``SQLITE_FULL``), the writer
+stops touching the database: every job fails at once with
+``StoreUnavailable`` (503, so Alertmanager retries) and, at most every
+``full_retry_seconds``, the writer first tries a TRUNCATE checkpoint. Only
+when that succeeds (the WAL copied into the database and emptied) do writes
+resume. Without this gate, new commits would keep appending to the WAL
+whatever space was freed, and the checkpoint that could shrink it would never
+find room: the receiver would stay at 503 until restarted.
+
 Example::
 
     writer = GroupCommitWriter(connect)
@@ -131,8 +140,14 @@ class GroupCommitWriter:
         max_batch: int = 1024,
         on_commit: CommitObserver | None = None,
         name: str = "sqlite-writer",
+        full_retry_seconds: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._connect = connect
+        self._full_retry_seconds = full_retry_seconds
+        self._clock = clock
+        self._full_since: float | None = None  # the disk filled up; writes wait for room
+        self._full_tried = 0.0
         self._max_batch = max_batch
         self.on_commit = on_commit
         self._queue: queue.SimpleQueue[_Job | list[_Job] | object] = queue.SimpleQueue()
@@ -231,9 +246,50 @@ class GroupCommitWriter:
             self._alive = False
             conn.close()
 
+    @property
+    def disk_full(self) -> bool:
+        """True while writes are refused because the disk filled up (see the module docstring)."""
+        return self._full_since is not None
+
+    def _room(self, conn: sqlite3.Connection) -> bool:
+        """Say whether writes may run; while the disk is full, try to empty the WAL first."""
+        if self._full_since is None:
+            return True
+        now = self._clock()
+        if now - self._full_tried < self._full_retry_seconds:
+            return False
+        self._full_tried = now
+        try:
+            busy, _frames, _copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error:
+            return False
+        if busy:
+            return False
+        log.warning(
+            "SQLite has room again after %.1fs: the WAL is checkpointed, writes resume",
+            now - self._full_since,
+        )
+        self._full_since = None
+        return True
+
+    def _note(self, exc: BaseException) -> None:
+        """Enter the disk-full state on ``SQLITE_FULL`` (logged once, not per write)."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        if self._full_since is None and code == sqlite3.SQLITE_FULL:
+            self._full_since = self._full_tried = self._clock()
+            log.error(
+                "SQLite: the disk is full; refusing writes (503) until a WAL checkpoint "
+                "finds room again: %s",
+                exc,
+            )
+
     def _run_batch(self, conn: sqlite3.Connection, jobs: list[_Job]) -> None:
         done: list[tuple[_Job, Any, BaseException | None]] = []
         batch = _group(jobs)
+        if not self._room(conn):
+            error = StoreUnavailable("SQLite: the disk is full; waiting for space")
+            self._deliver([(job, None, error) for job in batch])
+            return
         if len(batch) == 1 and batch[0].merge is not None:  # one statement: autocommit
             self._run_autocommit(conn, batch[0])
             return
@@ -252,6 +308,7 @@ class GroupCommitWriter:
                 conn.execute("RELEASE job")
                 done.append((job, result, None))
             except Exception as exc:
+                self._note(exc)
                 self._rollback_savepoint(conn)
                 done.append((job, None, _store_error(exc)))
         self._commit(conn, batch, done)
@@ -280,6 +337,7 @@ class GroupCommitWriter:
         try:
             result = job.fn(conn)
         except Exception as exc:
+            self._note(exc)
             if conn.in_transaction:  # never expected: the statement was not alone
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
@@ -300,6 +358,7 @@ class GroupCommitWriter:
         try:
             result = job.fn(conn)
         except Exception as exc:
+            self._note(exc)
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             self._deliver([(job, None, _store_error(exc))])
@@ -315,6 +374,7 @@ class GroupCommitWriter:
             pass
 
     def _fail_all(self, batch: list[_Job], exc: BaseException) -> None:
+        self._note(exc)
         log.warning("SQLite transaction failed: %s", exc)
         error = StoreUnavailable(f"SQLite commit failed: {exc}")
         self._deliver([(job, None, error) for job in batch])

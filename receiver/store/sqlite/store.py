@@ -48,7 +48,11 @@ from receiver.store.codec import (
     incident_from_doc,
     incident_to_doc,
 )
-from receiver.store.sqlite.checkpoint import Checkpointer, CheckpointObserver
+from receiver.store.sqlite.checkpoint import (
+    WAL_SIZE_LIMIT_BYTES,
+    Checkpointer,
+    CheckpointObserver,
+)
 from receiver.store.sqlite.groupcommit import CommitObserver, GroupCommitWriter
 from receiver.store.sqlite.ingest import event_rows, insert_batch
 
@@ -145,6 +149,7 @@ def _connect(
         if str(mode).lower() != "wal" and path != ":memory:":
             raise StoreError(f"{path}: SQLite refused WAL mode (got {mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
         conn.execute("PRAGMA foreign_keys = ON")
         if not autocheckpoint:  # the Checkpointer's thread does it, off the commit path
             conn.execute("PRAGMA wal_autocheckpoint = 0")
@@ -166,7 +171,7 @@ class SqliteStore:
         on_commit: CommitObserver | None = None,
         clock: Callable[[], float] = time.time,
         checkpoint_interval: float = 0.1,
-        checkpoint_restart_frames: int = 2048,
+        checkpoint_restart_frames: int = WAL_SIZE_LIMIT_BYTES // 4096,
         on_checkpoint: CheckpointObserver | None = None,
     ) -> None:
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
