@@ -34,7 +34,8 @@ from prometheus_client import (
 
 from bench._load import BareApp, post_lua, require_wrk, run_wrk
 from exporters import changes
-from exporters.registry import Change, PipelineRegistry
+from exporters.changes import Change
+from exporters.registry import PipelineRegistry
 from exporters.render import Exposition
 from exporters.state import DependencyResult, PipelineState
 from pipemedic.stack import ManagedServer

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
 from exporters import changes
 from exporters.classify import FALLBACK, Classifier, classify_exception
@@ -45,9 +45,6 @@ from exporters.vocabulary import (
     check_reason,
     check_seconds,
 )
-
-if TYPE_CHECKING:
-    from exporters.registry import PipelineRegistry
 
 __all__ = ["Pipeline", "Run", "sample_memory"]
 
@@ -77,7 +74,7 @@ class Pipeline:
     """One pipeline's handle: thread-safe, cheap; get it from ``registry.pipeline(name)``."""
 
     def __init__(
-        self, registry: PipelineRegistry, name: str, classifier: Classifier | None = None
+        self, registry: changes.Recorder, name: str, classifier: Classifier | None = None
     ) -> None:
         self.registry = registry
         self.name = name

@@ -24,9 +24,9 @@ from typing import Any
 import jsonschema
 
 from exporters import changes
+from exporters.changes import Change
 from exporters.errors import FieldProblem, InvalidEventError
 from exporters.events_fast import decode_fast
-from exporters.registry import Change
 from pipemedic.vocabulary import REASON_CAUSE
 from pipemedic.vocabulary.metrics import LABEL_VALUE_PATTERN, RESOURCE_FIELDS
 

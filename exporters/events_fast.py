@@ -29,7 +29,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from exporters import changes
-from exporters.registry import Change
+from exporters.changes import Change
 from pipemedic.vocabulary import REASON_CAUSE
 
 __all__ = ["EVENT_TYPES", "FastEvent", "decode_fast"]

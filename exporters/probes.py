@@ -26,8 +26,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from exporters.changes import Change
 from exporters.errors import ExporterError
-from exporters.registry import Change, PipelineRegistry
+from exporters.registry import PipelineRegistry
 from exporters.state import DependencyResult, PipelineState
 from rules.spec import Dependency
 

@@ -20,37 +20,21 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
+from exporters.api import Pipeline
+from exporters.changes import Change
+from exporters.classify import Classifier
 from exporters.errors import CardinalityError
 from exporters.state import PipelineState
 from exporters.vocabulary import check_pipeline_name
 from rules.spec import Spec, load_spec
 
-if TYPE_CHECKING:
-    from exporters.api import Pipeline
-    from exporters.classify import Classifier
-
-__all__ = ["DEFAULT_MAX_ERROR_SERIES", "DEFAULT_MAX_PIPELINES", "Change", "PipelineRegistry"]
+__all__ = ["DEFAULT_MAX_ERROR_SERIES", "DEFAULT_MAX_PIPELINES", "PipelineRegistry"]
 
 DEFAULT_MAX_PIPELINES = 10_000
 # distinct (category, reason) pairs per pipeline
 DEFAULT_MAX_ERROR_SERIES = 64
-
-
-class Change(NamedTuple):
-    """One update of one pipeline: ``apply`` mutates its state under the registry lock.
-
-    ``error_keys`` lists the (category, reason) series it may create, so the
-    bound is checked before anything is applied; ``path`` names the event in
-    error messages (``$[3]``). A NamedTuple: immutable, and built per posted
-    event at half the cost of a frozen dataclass.
-    """
-
-    pipeline: str
-    apply: Callable[[PipelineState], None]
-    error_keys: tuple[tuple[str, str], ...] = ()
-    path: str = "$"
 
 
 class PipelineRegistry:
@@ -107,8 +91,6 @@ class PipelineRegistry:
     # -- writing ----------------------------------------------------------
     def pipeline(self, name: str, *, classifier: Classifier | None = None) -> Pipeline:
         """Return the Python API handle of a pipeline, registering it (bounded)."""
-        from exporters.api import Pipeline
-
         self.register(name)
         return Pipeline(self, name, classifier=classifier or self.classifier)
 

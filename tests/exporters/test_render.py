@@ -33,7 +33,7 @@ def populate(registry: PipelineRegistry) -> None:
     def dep(state: object) -> None:
         state.dependencies["orders_api"] = DependencyResult(True, 0.01, 0.0)  # type: ignore[attr-defined]
 
-    from exporters.registry import Change
+    from exporters.changes import Change
 
     registry.apply([Change("etl_orders", dep)])
 
