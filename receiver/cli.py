@@ -1,7 +1,8 @@
 """``pipemedic receiver --listen HOST:PORT [--config receiver.yml]``.
 
-Runs the webhook receiver until SIGINT/SIGTERM; on either, in-flight HTTP
-requests finish and the workers drain before the store closes. Without
+Runs the webhook receiver until SIGINT/SIGTERM; on either, it stops accepting,
+answers every request already sent (``pipemedic.serve``), and the workers
+drain before the store closes. Without
 ``--config`` the embedded defaults apply (SQLite in the working folder, no
 auth, Prometheus at 127.0.0.1:9090); ``--listen`` overrides the file's ``listen``.
 """
@@ -14,9 +15,8 @@ import logging
 import sys
 from typing import Any
 
-from aiohttp import web
-
 from pipemedic.address import listen_address, split_host_port
+from pipemedic.serve import serve
 from receiver.config import DEFAULT_LISTEN, load_config
 from receiver.errors import ConfigError, StoreError
 from rules.errors import RulesError
@@ -47,15 +47,14 @@ def run(args: argparse.Namespace) -> int:
     gc.freeze()
     log.info("receiver listening", extra={"listen": f"{host}:{port}", "store": config.store_url})
     try:
-        web.run_app(
+        serve(
             app,
-            host=host,
-            port=port,
+            host,
+            port,
+            shutdown_seconds=args.drain_seconds,
             access_log=logging.getLogger("aiohttp.access")
             if logging.getLogger("aiohttp.access").isEnabledFor(logging.INFO)
             else None,
-            print=None,
-            shutdown_timeout=args.drain_seconds,
         )
     except StoreError as exc:  # e.g. starting on a full disk: one line, no traceback
         print(f"pipemedic receiver: store {config.store_url}: {exc}", file=sys.stderr)
