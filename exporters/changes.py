@@ -55,10 +55,10 @@ class Recorder(Protocol):
 
 
 def run_started(pipeline: str, at: float, path: str = "$") -> Change:
-    """A run began: a sign of life."""
+    """A run began: a sign of life, and the start a hung run is measured from."""
 
     def apply(s: PipelineState) -> None:
-        s.seen(at)
+        s.start_run(at)
 
     return Change(pipeline, apply, path=path)
 

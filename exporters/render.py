@@ -105,6 +105,9 @@ def render_state(s: PipelineState) -> tuple[str, ...]:
         _gauge("pipeline_last_success_timestamp_seconds", p, s.last_success),
         _gauge("pipeline_last_update_timestamp_seconds", p, s.last_update),
         _gauge("pipeline_checkpoint_timestamp_seconds", p, s.checkpoint),
+        _gauge("pipeline_last_heartbeat_timestamp_seconds", p, s.last_seen),
+        _gauge("pipeline_last_run_start_timestamp_seconds", p, s.last_run_start),
+        _gauge("pipeline_last_run_end_timestamp_seconds", p, s.last_run_end),
         *(_gauge(RESOURCE_FIELDS[f], p, s.resources.get(f)) for f in _RESOURCE_ORDER),
         "".join(
             f'pipeline_dependency_up{{{p},dependency="{escape_label_value(d)}"}} '

@@ -50,6 +50,7 @@ class PipelineState:
     bucket_counts: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS))
     duration_sum: float = 0.0
     last_run_duration: float | None = None
+    last_run_start: float | None = None
     last_run_end: float | None = None
     last_success: float | None = None
     last_update: float | None = None
@@ -84,6 +85,11 @@ class PipelineState:
         self.down_at = at
 
     # -- runs -------------------------------------------------------------
+    def start_run(self, at: float) -> None:
+        """Record that a run began (diagnosis tells a hung run from one never started)."""
+        self.last_run_start = _max(self.last_run_start, at)
+        self.seen(at)
+
     def finish_run(
         self,
         success: bool,
@@ -103,9 +109,10 @@ class PipelineState:
         if duration is not None:
             self.bucket_counts[bisect.bisect_left(DURATION_BUCKETS, duration)] += 1
             self.duration_sum += duration
-            if self.last_run_end is None or at >= self.last_run_end:
+        if self.last_run_end is None or at >= self.last_run_end:
+            self.last_run_end = at
+            if duration is not None:
                 self.last_run_duration = duration
-                self.last_run_end = at
         self.seen(at)
 
     def count_error(self, category: str, reason: str, count: int = 1) -> None:
@@ -135,6 +142,7 @@ class PipelineState:
             "bucket_counts": list(self.bucket_counts),
             "duration_sum": self.duration_sum,
             "last_run_duration": self.last_run_duration,
+            "last_run_start": self.last_run_start,
             "last_run_end": self.last_run_end,
             "last_success": self.last_success,
             "last_update": self.last_update,
@@ -164,6 +172,7 @@ class PipelineState:
             bucket_counts=buckets,
             duration_sum=float(d["duration_sum"]),
             last_run_duration=d["last_run_duration"],
+            last_run_start=d.get("last_run_start"),
             last_run_end=d["last_run_end"],
             last_success=d["last_success"],
             last_update=d["last_update"],
@@ -195,7 +204,9 @@ class PipelineState:
             self.last_run_end is None or other.last_run_end >= self.last_run_end
         ):
             self.last_run_end = other.last_run_end
-            self.last_run_duration = other.last_run_duration
+            if other.last_run_duration is not None:
+                self.last_run_duration = other.last_run_duration
+        self.last_run_start = _max(self.last_run_start, other.last_run_start)
         self.last_success = _max(self.last_success, other.last_success)
         self.last_update = _max(self.last_update, other.last_update)
         self.checkpoint = _max(self.checkpoint, other.checkpoint)

@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry
 from receiver.config import ReceiverConfig
 from receiver.diagnosis import HANDLERS, Handler
 from receiver.diagnosis import diagnose as prometheus_diagnose
-from receiver.diagnosis.prometheus import PrometheusAPI, PrometheusError, selector
+from receiver.diagnosis.prometheus import PrometheusAPI, PrometheusError
 from receiver.incidents.lifecycle import Lifecycle, RenderPostmortem
 from receiver.intake.auth import Authenticator
 from receiver.intake.handler import Intake
@@ -49,6 +49,7 @@ from receiver.store.base import Store, StoreError
 from receiver.store.sqlite.checkpoint import CheckpointObserver
 from receiver.store.sqlite.groupcommit import CommitObserver
 from receiver.worker.pool import Diagnose, FiringCheck, Recover, WorkerPool
+from rules.promql import selector
 from rules.spec import PipelineSpec, Spec, load_spec
 
 __all__ = ["PrometheusDiagnose", "PrometheusFiringCheck", "create_app"]
@@ -96,7 +97,7 @@ class PrometheusFiringCheck:
         if alert.pipeline:
             labels["pipeline"] = alert.pipeline
         try:
-            return bool(await self.prom.query(selector("ALERTS", labels)))
+            return bool(await self.prom.query(selector("ALERTS", None, **labels)))
         except (PrometheusError, ValueError):
             return None
 

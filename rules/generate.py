@@ -251,7 +251,7 @@ def exporter_down_rule(spec: Spec) -> dict[str, Any]:
     receiver opens one incident for the exporter, not one per pipeline.
     """
     k = kind("exporter_down")
-    down = binop(selector("up", job=f"=~{EXPORTER_JOB}|{PUSHGATEWAY_JOB}"), "==", number(0))
+    down = binop(selector("up", {"job": f"=~{EXPORTER_JOB}|{PUSHGATEWAY_JOB}"}), "==", number(0))
     missing = call("absent", selector("up", job=EXPORTER_JOB))
     expr = call("label_replace", binop(down, "or", missing), "pipeline", "$1", "job", "(.+)")
     for_ = format_duration(for_seconds(spec.defaults, "exporter_down"))

@@ -19,7 +19,8 @@ Example::
 
 from __future__ import annotations
 
-import json
+import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -35,8 +36,10 @@ __all__ = [
     "number",
     "parenthesized",
     "parse",
+    "quote",
     "selector",
     "selectors_in",
+    "subquery",
 ]
 
 # Binary operator precedence, lowest first (Prometheus' parser/lex.go).
@@ -73,27 +76,71 @@ class Expr:
         return self.text
 
 
-def _label_value(value: str) -> str:
-    # PromQL string literals accept JSON's escapes for the characters we may meet.
-    return json.dumps(value, ensure_ascii=False)
+_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_METRIC_NAME = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*$")
+_SIMPLE_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def quote(value: str) -> str:
+    """Return ``value`` as a double-quoted PromQL string literal that means exactly it.
+
+    The one escaping function for every label value and string argument,
+    whether it comes from the spec or from an alert (untrusted). Backslash,
+    quote and line breaks get their escapes; any other control or unassigned
+    character becomes a ``\\u``/``\\U`` escape; a lone surrogate (not
+    encodable) becomes U+FFFD. Nothing in ``value`` can end the literal.
+    """
+    out = ['"']
+    for ch in value:
+        if ch in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[ch])
+            continue
+        code = ord(ch)
+        if 0xD800 <= code <= 0xDFFF:
+            out.append("\ufffd")
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Cn", "Co", "Zl", "Zp"):
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
 
 
 def selector(metric: str, matchers: Mapping[str, str] | None = None, **equal: str) -> Expr:
-    """Return an instant selector; ``matchers`` values may start with ``=~``/``!=``/``!~``."""
-    parts: list[str] = []
-    for name, raw in sorted({**(matchers or {}), **equal}.items()):
+    """Return an instant selector with every value escaped by :func:`quote`.
+
+    ``equal`` values always match literally (an alert's ``pipeline`` label
+    goes there, so ``=~.+`` in it is a name, not a regex); only ``matchers``
+    values may start with ``=~``/``!=``/``!~`` to choose the operator. The
+    metric and label names are ours and must be identifiers (``ValueError``).
+    """
+    if not _METRIC_NAME.match(metric):
+        raise ValueError(f"invalid metric name {metric!r}")
+    ops: dict[str, tuple[str, str]] = {}
+    for name, raw in (matchers or {}).items():
         op = "="
         for candidate in ("=~", "!~", "!="):
             if raw.startswith(candidate):
                 op, raw = candidate, raw[len(candidate) :]
                 break
-        parts.append(f"{name}{op}{_label_value(raw)}")
+        ops[name] = (op, raw)
+    ops.update({name: ("=", value) for name, value in equal.items()})
+    parts: list[str] = []
+    for name, (op, value) in sorted(ops.items()):
+        if not _LABEL_NAME.match(name):
+            raise ValueError(f"invalid label name {name!r}")
+        parts.append(f"{name}{op}{quote(value)}")
     return Expr(f"{metric}{{{', '.join(parts)}}}" if parts else metric)
 
 
 def matrix(vector: Expr, window: str) -> Expr:
     """Return a range selector over ``window`` (a Prometheus duration)."""
     return Expr(f"{vector.text}[{window}]")
+
+
+def subquery(expr: Expr, window: str, step: str = "") -> Expr:
+    """Return ``(expr)[window:step]``: ``expr`` evaluated over a range (step: the rule interval)."""
+    return Expr(f"({expr.text})[{window}:{step}]")
 
 
 def number(value: float) -> Expr:
@@ -104,7 +151,7 @@ def number(value: float) -> Expr:
 
 def call(function: str, *args: Expr | str) -> Expr:
     """Return a function call; ``str`` arguments become string literals."""
-    rendered = [a.text if isinstance(a, Expr) else _label_value(a) for a in args]
+    rendered = [a.text if isinstance(a, Expr) else quote(a) for a in args]
     return Expr(f"{function}({', '.join(rendered)})")
 
 

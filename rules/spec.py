@@ -35,6 +35,7 @@ __all__ = [
     "BUILTIN_DEFAULTS",
     "SCHEMA_PATH",
     "Dependency",
+    "DiagnosisThresholds",
     "PipelineSpec",
     "Slo",
     "Spec",
@@ -59,6 +60,15 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "max_attempts": 3,
     "cooldown": "5m",
     "dry_run": False,
+    "diagnosis": {
+        "memory_ratio": 0.9,
+        "cpu_ratio": 0.9,
+        "disk_free_bytes": 1024**3,
+        "slow_ratio": 1.5,
+        "volume_ratio": 2.0,
+        "baseline": "1d",
+        "contention_pipelines": 2,
+    },
 }
 
 
@@ -110,6 +120,25 @@ class Slo:
 
 
 @dataclass(frozen=True)
+class DiagnosisThresholds:
+    """The numbers diagnosis judges a pipeline's evidence by (the spec's ``diagnosis:``).
+
+    Recovery verification uses the same numbers, so "memory at its limit"
+    means one thing from the diagnosis to the check that it cleared. A run,
+    its records and a dependency probe are compared with their mean over
+    ``baseline`` (the recent runs).
+    """
+
+    memory_ratio: float = 0.9
+    cpu_ratio: float = 0.9
+    disk_free_bytes: float = 1024**3
+    slow_ratio: float = 1.5
+    volume_ratio: float = 2.0
+    baseline: str = "1d"
+    contention_pipelines: int = 2
+
+
+@dataclass(frozen=True)
 class PipelineSpec:
     """A pipeline's settings after merging its overrides onto the defaults."""
 
@@ -132,6 +161,7 @@ class PipelineSpec:
     dry_run: bool = False
     description: str = ""
     overrides: frozenset[str] = frozenset()
+    diagnosis: DiagnosisThresholds = DiagnosisThresholds()
 
     @property
     def sla_seconds(self) -> float:
@@ -331,7 +361,9 @@ def _semantic_problems(
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in over.items():
-        if key in ("for", "severity", "recovery", "actions") and isinstance(value, Mapping):
+        if key in ("for", "severity", "recovery", "actions", "diagnosis") and isinstance(
+            value, Mapping
+        ):
             merged[key] = {**(base.get(key) or {}), **value}
         else:
             merged[key] = value
@@ -370,6 +402,7 @@ def _resolve(name: str, d: Mapping[str, Any], overrides: frozenset[str]) -> Pipe
         dry_run=bool(d["dry_run"]),
         description=d.get("description", ""),
         overrides=overrides,
+        diagnosis=DiagnosisThresholds(**(d.get("diagnosis") or {})),
     )
 
 

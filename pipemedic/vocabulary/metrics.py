@@ -140,6 +140,14 @@ METRICS: Final[tuple[Metric, ...]] = (
         "pipeline_checkpoint_timestamp_seconds", "gauge", _P, "Last good checkpoint, for rollback."
     ),
     Metric(
+        "pipeline_last_heartbeat_timestamp_seconds",
+        "gauge",
+        _P,
+        "Last sign of life (heartbeat, run start or end); pipeline_up is 0 a timeout after it.",
+    ),
+    Metric("pipeline_last_run_start_timestamp_seconds", "gauge", _P, "Start of the last run."),
+    Metric("pipeline_last_run_end_timestamp_seconds", "gauge", _P, "End of the last finished run."),
+    Metric(
         "pipeline_memory_usage_bytes",
         "gauge",
         _P,

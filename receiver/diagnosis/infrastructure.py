@@ -1,34 +1,35 @@
-"""Connectivity incidents: APIs down, timeouts, rate limits, expired credentials."""
+"""Connectivity incidents: pipelines down, APIs down, timeouts, rate limits, expired credentials.
+
+The runbook routes ``pipeline_down`` here: a pipeline that is down (or
+unseen because its exporter is) is explained by :func:`why_down`.
+"""
 
 from __future__ import annotations
 
 from receiver.diagnosis import queries
+from receiver.diagnosis.liveness import is_down, why_down
 from receiver.diagnosis.probe import Finding, Probe
-from receiver.diagnosis.prometheus import sample_value
 
 __all__ = ["check_infrastructure"]
 
 
 async def check_infrastructure(probe: Probe) -> Finding | None:
-    """Find why the pipeline cannot reach what it needs.
+    """Find why the pipeline is down or cannot reach what it needs.
 
-    Expired credentials win over a dependency probe (a probe often fails on
+    A down pipeline is explained from its liveness evidence. Otherwise
+    expired credentials win over a dependency probe (a probe often fails on
     401 too); a dependency whose probe says down comes next; else the most
-    frequent connectivity error reason. Liveness and staleness are gathered as
-    evidence for the people who read the diagnosis.
+    frequent connectivity error reason. Staleness is gathered as evidence
+    for the people who read the diagnosis.
     """
     p = probe.pipeline
-    await probe.value(queries.pipeline_up(p), "pipeline liveness (1 up, 0 down)")
-    deps = await probe.rows(queries.dependency_up(p), "dependency probes (1 up, 0 down)")
+    if await is_down(probe):
+        return await why_down(probe)
+    down = await probe.dependencies_down()
     await probe.value(queries.staleness(p), "seconds since the output data was refreshed")
     reasons = await probe.error_reasons("connectivity")
     if reasons and reasons[0].cause == "credential_expired":
         return await probe.dominant_cause("connectivity")
-    down = sorted(
-        str((row.get("metric") or {}).get("dependency", "?"))
-        for row in deps
-        if sample_value(row) == 0
-    )
     if down:
         return Finding(
             "dependency_down",

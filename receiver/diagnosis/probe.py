@@ -17,7 +17,8 @@ from pipemedic.vocabulary import REASON_CAUSE
 from receiver.diagnosis import queries
 from receiver.diagnosis.prometheus import PrometheusAPI, sample_value
 from receiver.models import Evidence
-from rules.spec import PipelineSpec
+from rules.promql import Expr
+from rules.spec import DiagnosisThresholds, PipelineSpec
 
 __all__ = ["Finding", "Handler", "Probe", "ReasonCount"]
 
@@ -62,23 +63,47 @@ class Probe:
         self.window = queries.window(window)
         self.evidence: list[Evidence] = []
         self._reasons: list[ReasonCount] | None = None
+        self._values: dict[str, float | None] = {}
 
-    async def rows(self, promql: str, note: str) -> list[dict[str, Any]]:
+    @property
+    def thresholds(self) -> DiagnosisThresholds:
+        """The pipeline's ``diagnosis:`` numbers (memory ratio, slow ratio, baseline...)."""
+        return self.spec.diagnosis
+
+    async def rows(self, promql: Expr | str, note: str) -> list[dict[str, Any]]:
         """Run a query, record it as evidence, and return its rows."""
-        result = await self.prom.query(promql)
+        result = await self.prom.query(str(promql))
         compact = [
             {"labels": dict(row.get("metric") or {}), "value": _raw_value(row)} for row in result
         ]
-        self.evidence.append(Evidence(query=promql, result=compact, note=note))
+        self.evidence.append(Evidence(query=str(promql), result=compact, note=note))
         return result
 
-    async def value(self, promql: str, note: str) -> float | None:
+    async def once(self, promql: Expr, note: str) -> float | None:
+        """Like :meth:`value`, but a query two analyses share runs (and is recorded) once."""
+        key = str(promql)
+        if key not in self._values:
+            self._values[key] = await self.value(promql, note)
+        return self._values[key]
+
+    async def value(self, promql: Expr | str, note: str) -> float | None:
         """Return the first row's value, or None when there is no (finite) sample."""
         rows = await self.rows(promql, note)
         if not rows:
             return None
         value = sample_value(rows[0])
         return None if math.isnan(value) or math.isinf(value) else value
+
+    async def dependencies_down(self) -> list[str]:
+        """Return the names of the pipeline's dependencies whose probe says down."""
+        rows = await self.rows(
+            queries.dependency_up(self.pipeline), "dependency probes (1 up, 0 down)"
+        )
+        return sorted(
+            str((row.get("metric") or {}).get("dependency", "?"))
+            for row in rows
+            if sample_value(row) == 0
+        )
 
     async def error_reasons(self, category: str | None = None) -> list[ReasonCount]:
         """Return error reasons that grew in the window, most frequent first."""

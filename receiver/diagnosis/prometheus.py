@@ -1,10 +1,10 @@
-"""Ask the Prometheus HTTP API for evidence, and build PromQL selectors safely.
+"""Ask the Prometheus HTTP API for evidence.
 
 The base URL comes from the receiver's configuration only; an alert's
 ``generatorURL`` is never used as a host. Label values that end up inside a
-query come from alerts and are untrusted, so selectors are built with
-:func:`selector`, which escapes every value as a PromQL string literal and
-refuses label names that are not identifiers.
+query come from alerts and are untrusted, so queries are built with
+``rules.promql`` (the generator's typed builders, whose one escaping function
+:func:`rules.promql.quote` every selector uses), never glued by hand.
 
 Example::
 
@@ -17,66 +17,19 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 
 from receiver.errors import PrometheusError
+from rules.promql import Expr
 
 __all__ = [
     "PrometheusAPI",
     "PrometheusError",
-    "quote_label_value",
     "sample_value",
-    "selector",
 ]
-
-_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_METRIC_NAME = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*$")
-_SIMPLE_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def quote_label_value(value: str) -> str:
-    """Return ``value`` as a double-quoted PromQL string literal that means exactly it.
-
-    Backslash, quote and line breaks get their escapes; any other control or
-    unassigned character becomes a ``\\u``/``\\U`` escape; a lone surrogate
-    (not encodable) becomes U+FFFD. Nothing in ``value`` can end the literal.
-    """
-    out = ['"']
-    for ch in value:
-        if ch in _SIMPLE_ESCAPES:
-            out.append(_SIMPLE_ESCAPES[ch])
-            continue
-        code = ord(ch)
-        if 0xD800 <= code <= 0xDFFF:
-            out.append("\ufffd")
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Cn", "Co", "Zl", "Zp"):
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def selector(metric: str, matchers: Mapping[str, str] | None = None, **labels: str) -> str:
-    """Return ``metric{name="value",...}`` with every value escaped (equality matchers).
-
-    ``metric`` and the label names are ours, never an alert's, and must be
-    identifiers; a bad one is a programming error (``ValueError``).
-    """
-    if not _METRIC_NAME.match(metric):
-        raise ValueError(f"invalid metric name {metric!r}")
-    merged = {**(matchers or {}), **labels}
-    parts = []
-    for name, value in merged.items():
-        if not _LABEL_NAME.match(name):
-            raise ValueError(f"invalid label name {name!r}")
-        parts.append(f"{name}={quote_label_value(value)}")
-    return f"{metric}{{{','.join(parts)}}}"
 
 
 def sample_value(row: Mapping[str, Any]) -> float:
@@ -97,8 +50,9 @@ class PrometheusAPI:
         self._session = session
         self._timeout = timeout
 
-    async def query(self, promql: str) -> list[dict[str, Any]]:
+    async def query(self, promql: str | Expr) -> list[dict[str, Any]]:
         """Run an instant query; return its vector (a scalar comes back as one row)."""
+        promql = str(promql)
         url = f"{self.base_url}/api/v1/query"
         try:
             async with self._session.post(

@@ -1,40 +1,53 @@
-"""The PromQL diagnosis and verification ask, built from escaped selectors.
+"""The PromQL diagnosis and verification ask, built with the rule generator's builders.
 
 Each builder takes the pipeline name (untrusted: it comes from an alert) and
-returns one query; nothing here glues alert text into PromQL except through
-:func:`receiver.diagnosis.prometheus.selector`. Thresholds that decide a resource cause
-live here too, so diagnosis and verification judge by the same numbers.
+returns one checked :class:`rules.promql.Expr`: selectors escape every value
+with :func:`rules.promql.quote` and the finished query is parsed by the same
+parser as the generated rules (:func:`rules.promql.check`), so a query that
+does not parse fails where it is built, not in Prometheus. The numbers that
+decide a cause are the pipeline's spec (``diagnosis:`` thresholds), shared
+with verification.
+
+The receiver reads raw exporter series only, never a recording rule: a
+Prometheus without pipemedic's rules loaded still answers every query here.
 """
 
 from __future__ import annotations
 
-from typing import Final
-
-from receiver.diagnosis.prometheus import selector
 from rules.durations import format_duration, parse_duration
+from rules.promql import Expr, agg, binop, call, check, matrix, number, selector, subquery
 
 __all__ = [
-    "CPU_RATIO_LIMIT",
-    "DISK_FREE_MIN_BYTES",
-    "MEMORY_RATIO_LIMIT",
     "checkpoint_age",
     "cpu_ratio",
+    "dependency_probe_slowdown",
     "dependency_up",
     "disk_free",
     "errors_by_reason",
+    "exporter_targets_up",
     "failed_ratio",
+    "heartbeat_age",
+    "last_run_duration",
+    "last_success_age",
+    "mean_run_duration",
     "memory_ratio",
+    "peak_memory_ratio",
     "pipeline_up",
+    "records_per_run",
+    "run_end_age",
+    "run_start_age",
+    "runs_by_status",
+    "seconds",
+    "slow_runs_on_same_host",
     "staleness",
+    "upstreams",
     "window",
 ]
 
-# A pipeline using this share of its memory limit is at the limit.
-MEMORY_RATIO_LIMIT: Final = 0.9
-# CPU usage ratio (0..1) from which a pipeline counts as saturated.
-CPU_RATIO_LIMIT: Final = 0.9
-# Free disk below this many bytes counts as full.
-DISK_FREE_MIN_BYTES: Final = 1024**3
+
+def seconds(range_: str) -> float:
+    """Return a PromQL range (``15m``) in seconds."""
+    return parse_duration(range_)
 
 
 def window(text_or_seconds: str | float) -> str:
@@ -49,49 +62,157 @@ def window(text_or_seconds: str | float) -> str:
     return format_duration(seconds)
 
 
-def errors_by_reason(pipeline: str, range_: str) -> str:
+def _of(metric: str, pipeline: str) -> Expr:
+    return selector(metric, pipeline=pipeline)
+
+
+def _age(metric: str, pipeline: str) -> Expr:
+    """Seconds since the latest timestamp a pipeline's gauge holds."""
+    return check(binop(call("time"), "-", agg("max", _of(metric, pipeline))))
+
+
+def _increase(metric: str, pipeline: str, range_: str, by: tuple[str, ...] = ()) -> Expr:
+    return agg("sum", call("increase", matrix(_of(metric, pipeline), window(range_))), by)
+
+
+def errors_by_reason(pipeline: str, range_: str) -> Expr:
     """Errors of the pipeline per (category, reason) that grew within the range."""
-    errors = selector("pipeline_errors_total", pipeline=pipeline)
-    return f"sum by (category, reason) (increase({errors}[{window(range_)}])) > 0"
+    grew = _increase("pipeline_errors_total", pipeline, range_, ("category", "reason"))
+    return check(binop(grew, ">", number(0)))
 
 
-def dependency_up(pipeline: str) -> str:
+def dependency_up(pipeline: str) -> Expr:
     """Every probed dependency of the pipeline, 1 up, 0 down."""
-    return f"max by (dependency) ({selector('pipeline_dependency_up', pipeline=pipeline)})"
+    return check(agg("max", _of("pipeline_dependency_up", pipeline), ("dependency",)))
 
 
-def pipeline_up(pipeline: str) -> str:
-    return f"max({selector('pipeline_up', pipeline=pipeline)})"
+def dependency_probe_slowdown(pipeline: str, baseline: str) -> Expr:
+    """Each dependency's last probe duration over its mean across the baseline."""
+    probe = _of("pipeline_dependency_probe_duration_seconds", pipeline)
+    mean = call("avg_over_time", matrix(probe, window(baseline)))
+    by = ("dependency",)
+    return check(binop(agg("max", probe, by), "/", agg("max", mean, by)))
 
 
-def memory_ratio(pipeline: str) -> str:
+def pipeline_up(pipeline: str) -> Expr:
+    """Liveness as the exporter judges it: 1 up, 0 down (stale heartbeat or reported down)."""
+    return check(agg("max", _of("pipeline_up", pipeline)))
+
+
+def heartbeat_age(pipeline: str) -> Expr:
+    """Seconds since the pipeline's last sign of life (heartbeat, run start or end)."""
+    return _age("pipeline_last_heartbeat_timestamp_seconds", pipeline)
+
+
+def exporter_targets_up(pipeline: str, range_: str) -> Expr:
+    """``up`` of every scrape target that exported the pipeline within the range.
+
+    A target that stopped answering marks its series stale at once, so the
+    pipeline's own series are looked up over the range (``last_over_time``).
+    """
+    seen = call("last_over_time", matrix(_of("pipeline_runs_total", pipeline), window(range_)))
+    return check(binop(selector("up"), "and", seen, on=("job", "instance")))
+
+
+def _memory(pipeline: str) -> Expr:
+    usage = agg("max", _of("pipeline_memory_usage_bytes", pipeline))
+    return binop(usage, "/", agg("max", _of("pipeline_memory_limit_bytes", pipeline)))
+
+
+def memory_ratio(pipeline: str) -> Expr:
     """Memory in use as a share of the limit."""
-    usage = selector("pipeline_memory_usage_bytes", pipeline=pipeline)
-    limit = selector("pipeline_memory_limit_bytes", pipeline=pipeline)
-    return f"max({usage}) / max({limit})"
+    return check(_memory(pipeline))
 
 
-def disk_free(pipeline: str) -> str:
-    return f"min({selector('pipeline_disk_free_bytes', pipeline=pipeline)})"
+def peak_memory_ratio(pipeline: str, range_: str) -> Expr:
+    """The highest memory share of the limit within the range (before a process died)."""
+    return check(call("max_over_time", subquery(_memory(pipeline), window(range_))))
 
 
-def cpu_ratio(pipeline: str) -> str:
-    return f"max({selector('pipeline_cpu_usage_ratio', pipeline=pipeline)})"
+def disk_free(pipeline: str) -> Expr:
+    return check(agg("min", _of("pipeline_disk_free_bytes", pipeline)))
 
 
-def staleness(pipeline: str) -> str:
+def cpu_ratio(pipeline: str) -> Expr:
+    return check(agg("max", _of("pipeline_cpu_usage_ratio", pipeline)))
+
+
+def staleness(pipeline: str) -> Expr:
     """Seconds since the pipeline's output data was last refreshed."""
-    return f"time() - max({selector('pipeline_last_update_timestamp_seconds', pipeline=pipeline)})"
+    return _age("pipeline_last_update_timestamp_seconds", pipeline)
 
 
-def checkpoint_age(pipeline: str) -> str:
+def checkpoint_age(pipeline: str) -> Expr:
     """Seconds since the last good checkpoint (what a rollback would return to)."""
-    return f"time() - max({selector('pipeline_checkpoint_timestamp_seconds', pipeline=pipeline)})"
+    return _age("pipeline_checkpoint_timestamp_seconds", pipeline)
 
 
-def failed_ratio(pipeline: str, range_: str) -> str:
+def run_start_age(pipeline: str) -> Expr:
+    """Seconds since the pipeline's last run started."""
+    return _age("pipeline_last_run_start_timestamp_seconds", pipeline)
+
+
+def run_end_age(pipeline: str) -> Expr:
+    """Seconds since the pipeline's last run finished (either way)."""
+    return _age("pipeline_last_run_end_timestamp_seconds", pipeline)
+
+
+def last_success_age(pipeline: str) -> Expr:
+    """Seconds since the pipeline's last successful run finished."""
+    return _age("pipeline_last_success_timestamp_seconds", pipeline)
+
+
+def runs_by_status(pipeline: str, range_: str) -> Expr:
+    """Runs finished within the range, per status (success, failure)."""
+    return check(_increase("pipeline_runs_total", pipeline, range_, ("status",)))
+
+
+def failed_ratio(pipeline: str, range_: str) -> Expr:
     """Records failed over records processed within the range."""
-    rng = window(range_)
-    failed = selector("pipeline_records_failed_total", pipeline=pipeline)
-    processed = selector("pipeline_records_processed_total", pipeline=pipeline)
-    return f"sum(increase({failed}[{rng}])) / sum(increase({processed}[{rng}]))"
+    failed = _increase("pipeline_records_failed_total", pipeline, range_)
+    processed = _increase("pipeline_records_processed_total", pipeline, range_)
+    return check(binop(failed, "/", processed))
+
+
+def last_run_duration(pipeline: str) -> Expr:
+    """Duration of the pipeline's last finished run."""
+    return check(agg("max", _of("pipeline_last_run_duration_seconds", pipeline)))
+
+
+def mean_run_duration(pipeline: str, baseline: str) -> Expr:
+    """The pipeline's mean run duration across the baseline (its recent runs)."""
+    total = _increase("pipeline_run_duration_seconds_sum", pipeline, baseline)
+    count = _increase("pipeline_run_duration_seconds_count", pipeline, baseline)
+    return check(binop(total, "/", count))
+
+
+def records_per_run(pipeline: str, range_: str) -> Expr:
+    """Records processed per finished run within the range."""
+    records = _increase("pipeline_records_processed_total", pipeline, range_)
+    return check(binop(records, "/", _increase("pipeline_runs_total", pipeline, range_)))
+
+
+def slow_runs_on_same_host(pipeline: str, baseline: str, recent: str, ratio: float) -> Expr:
+    """Pipelines on the pipeline's host whose last run, finished within ``recent``, was slow.
+
+    The host is the scrape target's ``instance`` (the exporter a pipeline
+    reports through: its own process, or the host's standalone exporter);
+    slow is a last run ``ratio`` times its mean across the baseline or more.
+    """
+    by = ("pipeline", "instance")
+
+    def grew(metric: str, range_: str) -> Expr:
+        return agg("sum", call("increase", matrix(selector(metric), window(range_))), by)
+
+    last = agg("max", selector("pipeline_last_run_duration_seconds"), by)
+    total = grew("pipeline_run_duration_seconds_sum", baseline)
+    count = grew("pipeline_run_duration_seconds_count", baseline)
+    slow = binop(binop(last, "/", binop(total, "/", count)), ">=", number(ratio))
+    finished = binop(grew("pipeline_runs_total", recent), ">", number(0))
+    host = agg("max", _of("pipeline_runs_total", pipeline), ("instance",))
+    return check(binop(binop(slow, "and", finished, on=by), "and", host, on=("instance",)))
+
+
+def upstreams(pipeline: str) -> Expr:
+    """The pipeline's upstream pipelines (lineage edges and the spec's ``upstream:``)."""
+    return check(agg("max", _of("pipeline_upstream_info", pipeline), ("upstream",)))

@@ -185,7 +185,7 @@ class StepRunner:
             verification = None
             if outcome.ok:
                 cause, pipeline = run.diagnosis.cause, run.incident.pipeline
-                verification = await self.verifier.verify(cause, pipeline)
+                verification = await self.verifier.verify(cause, pipeline, run.spec.diagnosis)
                 result = "cleared" if verification.cleared else "not_cleared"
                 self.metrics.verifications.labels(result=result).inc()
                 await run.record(

@@ -4,8 +4,11 @@ Each cause has symptom queries (:func:`symptoms`): while any returns a
 series, the condition is still there. They come from the cause's row in
 :mod:`pipemedic.vocabulary.causes`: new errors of its reasons within the
 verify window, and its own symptoms (a gauge against the diagnosis
-threshold, the dependency probes) through :data:`SIGNALS`; a pipeline
-reported down (``pipeline_up == 0``) is never verified. Polling
+threshold from the pipeline's ``diagnosis:`` numbers, the dependency probes,
+slow runs on the host, the age of the last run start) through
+:data:`SIGNALS`; a pipeline reported down (``pipeline_up == 0``) is never
+verified. Queries are built with ``rules.promql`` and parsed before they are
+sent. Polling
 continues until everything is clear or the deadline passes.
 """
 
@@ -19,8 +22,12 @@ from typing import Final
 from pipemedic.vocabulary import cause
 from receiver.diagnosis import queries
 from receiver.diagnosis.prometheus import PrometheusAPI, PrometheusError, sample_value
+from rules.promql import Expr, agg, binop, call, check, number, selector
+from rules.spec import DiagnosisThresholds
 
-__all__ = ["SIGNALS", "Symptom", "Verification", "Verifier", "symptoms"]
+__all__ = ["SIGNALS", "Signal", "Symptom", "Verification", "Verifier", "symptoms"]
+
+DEFAULT_THRESHOLDS = DiagnosisThresholds()
 
 
 @dataclass(frozen=True)
@@ -39,38 +46,65 @@ class Verification:
     checks: int
 
 
+# A signal's query for (pipeline, thresholds, verify window), and its threshold.
+Signal = tuple[
+    Callable[[str, DiagnosisThresholds, str], Expr], Callable[[DiagnosisThresholds, str], float]
+]
+
+
+def _slow_on_host(p: str, t: DiagnosisThresholds, recent: str) -> Expr:
+    return agg("count", queries.slow_runs_on_same_host(p, t.baseline, recent, t.slow_ratio))
+
+
+def _since_run_start(p: str, t: DiagnosisThresholds, recent: str) -> Expr:
+    """Seconds since the last run started; since the epoch when none ever did."""
+    start = agg("max", selector("pipeline_last_run_start_timestamp_seconds", pipeline=p))
+    return binop(call("time"), "-", binop(start, "or", call("vector", number(0))))
+
+
 # Symptom signal (pipemedic.vocabulary.causes.Symptom) -> its query and threshold,
-# the same numbers diagnosis judges by.
-SIGNALS: Final[dict[str, tuple[Callable[[str], str], int | float]]] = {
-    "dependency_up": (queries.dependency_up, 0),
-    "memory_ratio": (queries.memory_ratio, queries.MEMORY_RATIO_LIMIT),
-    "cpu_ratio": (queries.cpu_ratio, queries.CPU_RATIO_LIMIT),
-    "disk_free": (queries.disk_free, queries.DISK_FREE_MIN_BYTES),
+# the same numbers diagnosis judges by (the pipeline's ``diagnosis:`` spec).
+SIGNALS: Final[dict[str, Signal]] = {
+    "dependency_up": (lambda p, t, r: queries.dependency_up(p), lambda t, r: 0),
+    "memory_ratio": (lambda p, t, r: queries.memory_ratio(p), lambda t, r: t.memory_ratio),
+    "cpu_ratio": (lambda p, t, r: queries.cpu_ratio(p), lambda t, r: t.cpu_ratio),
+    "disk_free": (lambda p, t, r: queries.disk_free(p), lambda t, r: t.disk_free_bytes),
+    "slow_on_host": (_slow_on_host, lambda t, r: t.contention_pipelines),
+    "since_run_start": (_since_run_start, lambda t, r: queries.seconds(r)),
 }
 
 
-def symptoms(cause_name: str, pipeline: str, window_seconds: float) -> list[Symptom]:
+def symptoms(
+    cause_name: str,
+    pipeline: str,
+    window_seconds: float,
+    thresholds: DiagnosisThresholds = DEFAULT_THRESHOLDS,
+) -> list[Symptom]:
     """Return the queries that show a cause still affecting ``pipeline``.
 
     A pipeline reported down, new errors of the cause's reasons, and the
-    cause's own symptoms (:class:`pipemedic.vocabulary.Cause`).
+    cause's own symptoms (:class:`pipemedic.vocabulary.Cause`) judged by
+    ``thresholds``, the pipeline's ``diagnosis:`` numbers.
     """
-    p = pipeline
-    out = [Symptom(f"{queries.pipeline_up(p)} == 0", "pipeline reported down")]
+    p, recent = pipeline, queries.window(window_seconds)
+    down = check(binop(queries.pipeline_up(p), "==", number(0)))
+    out = [Symptom(down.text, "pipeline reported down")]
     row = cause(cause_name)
     if row is None:
         return out
     if row.reasons:
         out.append(
             Symptom(
-                queries.errors_by_reason(p, queries.window(window_seconds)),
+                queries.errors_by_reason(p, recent).text,
                 f"new errors ({', '.join(sorted(row.reasons))})",
                 frozenset(row.reasons),
             )
         )
     for symptom in row.symptoms:
         build, threshold = SIGNALS[symptom.signal]
-        out.append(Symptom(f"{build(p)} {symptom.op} {threshold}", symptom.note))
+        limit = number(threshold(thresholds, recent))
+        query = check(binop(build(p, thresholds, recent), symptom.op, limit))
+        out.append(Symptom(query.text, symptom.note))
     return out
 
 
@@ -108,9 +142,14 @@ class Verifier:
                 present.append(s.note)
         return present
 
-    async def verify(self, cause: str, pipeline: str) -> Verification:
+    async def verify(
+        self,
+        cause: str,
+        pipeline: str,
+        thresholds: DiagnosisThresholds = DEFAULT_THRESHOLDS,
+    ) -> Verification:
         """Return whether the condition cleared within the deadline, and what was seen."""
-        checks = symptoms(cause, pipeline, self.window_seconds)
+        checks = symptoms(cause, pipeline, self.window_seconds, thresholds)
         deadline = self.clock() + timedelta(seconds=self.deadline_seconds)
         count = 0
         last = "not checked"

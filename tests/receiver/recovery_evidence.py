@@ -24,6 +24,7 @@ from aiohttp import web
 from exporters import create_app
 from pipemedic.stack import PrometheusServer, free_port
 from receiver.diagnosis.prometheus import PrometheusAPI
+from rules.promql import Expr
 from rules.spec import parse_spec
 
 SCRAPE = "500ms"
@@ -178,7 +179,7 @@ def evidence_stack(
 
 async def wait_for(
     prom: PrometheusAPI,
-    promql: str,
+    promql: str | Expr,
     ok: Callable[[list[dict[str, Any]]], bool] = bool,
     timeout: float = 30.0,
 ) -> list[dict[str, Any]]:

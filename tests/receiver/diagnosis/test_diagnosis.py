@@ -174,9 +174,9 @@ async def test_resource_gauges_over_their_limit(
     exporter.healthy(pipeline)
     exporter.resources(pipeline, **{gauge: value})
     query = {
-        "memory_bytes": queries.memory_ratio(pipeline) + " > 0.9",
-        "disk_free_bytes": queries.disk_free(pipeline) + " < 1e9",
-        "cpu_usage_ratio": queries.cpu_ratio(pipeline) + " > 0.9",
+        "memory_bytes": f"{queries.memory_ratio(pipeline)} > 0.9",
+        "disk_free_bytes": f"{queries.disk_free(pipeline)} < 1e9",
+        "cpu_usage_ratio": f"{queries.cpu_ratio(pipeline)} > 0.9",
     }[gauge]
     await wait_for(prom, query)
     d = await run(alert(pipeline, "resources", "PipelineSLAViolation"), prom)

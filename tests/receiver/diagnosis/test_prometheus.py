@@ -10,13 +10,8 @@ import promql_parser
 import pytest
 
 from pipemedic.stack import PrometheusServer, free_port
-from receiver.diagnosis.prometheus import (
-    PrometheusAPI,
-    PrometheusError,
-    quote_label_value,
-    sample_value,
-    selector,
-)
+from receiver.diagnosis.prometheus import PrometheusAPI, PrometheusError, sample_value
+from rules.promql import quote, selector
 
 HOSTILE = [
     "; rm -rf /",
@@ -37,14 +32,14 @@ HOSTILE = [
 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_selector_values_parse_back_to_exactly_the_value(value: str) -> None:
-    expr: Any = promql_parser.parse(selector("pipeline_up", pipeline=value, job="pipelines"))
+    expr: Any = promql_parser.parse(selector("pipeline_up", pipeline=value, job="pipelines").text)
     matchers = {m.name: m.value for m in expr.matchers.matchers}
     assert expr.name == "pipeline_up"
     assert matchers == {"pipeline": value, "job": "pipelines"}
 
 
 def test_lone_surrogates_become_the_replacement_character() -> None:
-    assert quote_label_value("a\ud800b") == '"a\ufffdb"'
+    assert quote("a\ud800b") == '"a\ufffdb"'
 
 
 @pytest.mark.parametrize("name", ["pipe-line", "1abc", 'x="y"', "a b", ""])

@@ -281,7 +281,7 @@ pipelines:
     )
     exporter.healthy("r_res")
     exporter.resources("r_res", memory_bytes=0.97e9)
-    await wait_for(prom, queries.memory_ratio("r_res") + " > 0.9")
+    await wait_for(prom, f"{queries.memory_ratio('r_res')} > 0.9")
     result, _, _, registry, cause = await run(
         spec, firing("r_res", "resources", "PipelineSLAViolation"), prom, session
     )
