@@ -39,7 +39,6 @@ __all__ = [
     "quote",
     "selector",
     "selectors_in",
-    "subquery",
 ]
 
 # Binary operator precedence, lowest first (Prometheus' parser/lex.go).
@@ -136,11 +135,6 @@ def selector(metric: str, matchers: Mapping[str, str] | None = None, **equal: st
 def matrix(vector: Expr, window: str) -> Expr:
     """Return a range selector over ``window`` (a Prometheus duration)."""
     return Expr(f"{vector.text}[{window}]")
-
-
-def subquery(expr: Expr, window: str, step: str = "") -> Expr:
-    """Return ``(expr)[window:step]``: ``expr`` evaluated over a range (step: the rule interval)."""
-    return Expr(f"({expr.text})[{window}:{step}]")
 
 
 def number(value: float) -> Expr:

@@ -180,6 +180,72 @@ CAUSES: Final[tuple[Cause, ...]] = (
         prevent="validate configuration changes before they are deployed",
         origin="a configuration change",
     ),
+    # read from liveness, run and resource evidence rather than an error reason
+    Cause(
+        "process_stopped",
+        Category.RESOURCES,
+        strategy="retry_with_backoff",  # start it again
+        prevent="find why the process stopped (logs, exit code) and supervise it",
+    ),
+    Cause(
+        "exporter_down",
+        Category.CONNECTIVITY,
+        escalation="the metrics path is down, not necessarily the pipeline; no action can be "
+        "verified until the exporter is scraped again",
+        prevent="run the exporter under a supervisor and alert on its own health",
+    ),
+    Cause(
+        "run_hung",
+        Category.RESOURCES,
+        escalation="a hung run still holds its inputs and locks; starting another beside it "
+        "risks double writes, so a person stops it first",
+        prevent="give runs a timeout so a hung run fails instead of waiting forever",
+    ),
+    Cause(
+        "not_scheduled",
+        Category.LOGIC,
+        strategy="retry_with_backoff",  # start the run the scheduler missed
+        symptoms=(Symptom("since_run_start", ">", "no run started since the action"),),
+        prevent="alert when a scheduled run does not start; check the scheduler after deploys",
+        origin="a scheduler or deployment change",
+    ),
+    Cause(
+        "upstream_stale",
+        Category.DATA,
+        escalation="the input is stale upstream; the upstream's own incident recovers it, and "
+        "rerunning this pipeline on old input changes nothing",
+        prevent="agree a freshness objective with the upstream's owners",
+    ),
+    Cause(
+        "resource_contention",
+        Category.RESOURCES,
+        strategy="scale_resources",
+        symptoms=(Symptom("slow_on_host", ">=", "several pipelines still slow on the host"),),
+        prevent="stagger the schedules of pipelines sharing a host, or give them resources "
+        "of their own",
+    ),
+    Cause(
+        "dependency_slow",
+        Category.CONNECTIVITY,
+        escalation="the dependency is outside the pipeline; retrying adds load to it, so its "
+        "owners must act",
+        prevent="ask the dependency's owners for a latency objective and set timeouts below it",
+    ),
+    Cause(
+        "run_slow",
+        Category.RESOURCES,
+        escalation="nothing outside the run explains it (resources, volume and dependencies "
+        "look as usual): the code or its query plan needs a person",
+        prevent="profile the run and check its duration in CI",
+    ),
+    Cause(
+        "sla_too_tight",
+        Category.LOGIC,
+        escalation="the run took as long as usual: the sla is what to change, a decision "
+        "for people",
+        prevent="set the sla from the runs' observed durations",
+        origin="an sla set tighter than the runs have ever been",
+    ),
     Cause(
         "unknown",
         None,

@@ -15,7 +15,7 @@ Prometheus without pipemedic's rules loaded still answers every query here.
 from __future__ import annotations
 
 from rules.durations import format_duration, parse_duration
-from rules.promql import Expr, agg, binop, call, check, matrix, number, selector, subquery
+from rules.promql import Expr, agg, binop, call, check, matrix, number, selector
 
 __all__ = [
     "checkpoint_age",
@@ -125,8 +125,10 @@ def memory_ratio(pipeline: str) -> Expr:
 
 
 def peak_memory_ratio(pipeline: str, range_: str) -> Expr:
-    """The highest memory share of the limit within the range (before a process died)."""
-    return check(call("max_over_time", subquery(_memory(pipeline), window(range_))))
+    """The highest memory use within the range over the limit (before a process died)."""
+    usage = matrix(_of("pipeline_memory_usage_bytes", pipeline), window(range_))
+    peak = agg("max", call("max_over_time", usage))
+    return check(binop(peak, "/", agg("max", _of("pipeline_memory_limit_bytes", pipeline))))
 
 
 def disk_free(pipeline: str) -> Expr:

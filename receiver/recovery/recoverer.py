@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 import aiohttp
 from prometheus_client import CollectorRegistry
 
+from pipemedic.vocabulary import cause
 from receiver.actions import ACTION_KINDS, Action, ActionConfigError, ActionFactory, build_action
 from receiver.diagnosis.prometheus import PrometheusAPI
 from receiver.models import ActionRecord, Alert, Diagnosis, Incident, utcnow
@@ -140,7 +141,9 @@ class Recoverer:
             return await run.skip("the alert is resolved; resolved alerts start no action")
         run.strategy = spec.strategy_for(d.cause)
         if run.strategy is None:
-            return await run.escalate(f"no recovery strategy for cause {d.cause!r}")
+            row = cause(d.cause)
+            why = f": {row.escalation}" if row is not None and row.escalation else ""
+            return await run.escalate(f"no recovery strategy for cause {d.cause!r}{why}")
         strategy = self.strategies.get(run.strategy)
         if strategy is None:
             return await run.escalate(f"unknown recovery strategy {run.strategy!r}")

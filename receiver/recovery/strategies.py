@@ -67,6 +67,7 @@ class ScaleResources:
             "cpu_saturation": "cpu",
             "disk_full": "disk",
             "volume_exceeded": "volume",
+            "resource_contention": "host",
         }.get(diagnosis.cause, "unknown")
         return StepPlan(max_attempts=spec.max_attempts, backoff=True, params={"resource": resource})
 

@@ -20,6 +20,7 @@ from core_helpers import (
     notification_doc,
 )
 
+from pipemedic.vocabulary import cause
 from receiver.diagnosis.prometheus import PrometheusAPI
 from receiver.incidents.lifecycle import IllegalTransition, Lifecycle, alert_sev
 from receiver.metrics import ReceiverMetrics
@@ -261,8 +262,10 @@ async def test_an_escalation_is_one_timeline_entry_carrying_the_reason(
 
     assert inc.state == "escalated"
     (entry,) = [t for t in inc.timeline if t.event == "escalated"]
+    logic = cause("logic_error")
+    assert logic is not None
     why = (
-        "no recovery strategy for cause 'logic_error'"
+        f"no recovery strategy for cause 'logic_error': {logic.escalation}"
         if configured
         else "automatic recovery is not configured"
     )
