@@ -17,14 +17,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import promql_parser
+
 from rules.alerts import AlertKind, for_seconds
 from rules.durations import format_duration, parse_duration
-from rules.promql import Expr, binop, check, number, selector
+from rules.promql import Expr, binop, check, number, parse, selector
 from rules.spec import PipelineSpec, Spec
 
 __all__ = [
     "FOR_LABEL",
     "FOR_MARKER",
+    "PER_PIPELINE_PREFIX",
+    "TABLE_PREFIX",
     "RuleFile",
     "alert_rule",
     "alert_rules",
@@ -54,9 +58,33 @@ class RuleFile:
         return [r for g in self.groups for r in g["rules"] if "alert" in r]
 
 
+# Recording-rule name prefixes, decided here once: ``pipeline:`` for series
+# per pipeline (they keep the ``pipeline`` label: rates, ratios, alert
+# candidates, a pipeline's spec constants), ``pipemedic:`` for pipemedic's own
+# tables that hold no pipeline (defaults, threshold values, the SEV map).
+PER_PIPELINE_PREFIX = "pipeline:"
+TABLE_PREFIX = "pipemedic:"
+
+
 def record(name: str, expr: Expr, labels: dict[str, str] | None = None) -> dict[str, Any]:
-    """Return a recording rule after checking its expression parses."""
-    rule: dict[str, Any] = {"record": name, "expr": check(expr).text}
+    """Return a recording rule after checking its expression parses and its name's prefix.
+
+    A constant named ``pipeline:`` must carry a ``pipeline`` label; one
+    named ``pipemedic:`` must not (``ValueError``: a generator bug).
+    """
+    constant_ = isinstance(parse(expr.text), promql_parser.NumberLiteral)  # check(expr), once
+    with_pipeline = "pipeline" in (labels or {})
+    if not name.startswith((PER_PIPELINE_PREFIX, TABLE_PREFIX)):
+        raise ValueError(
+            f"recording rule {name!r}: name it {PER_PIPELINE_PREFIX}... or {TABLE_PREFIX}..."
+        )
+    if name.startswith(TABLE_PREFIX) and with_pipeline:
+        raise ValueError(
+            f"recording rule {name!r} holds a pipeline: name it {PER_PIPELINE_PREFIX}..."
+        )
+    if name.startswith(PER_PIPELINE_PREFIX) and constant_ and not with_pipeline:
+        raise ValueError(f"constant {name!r} has no pipeline label: name it {TABLE_PREFIX}...")
+    rule: dict[str, Any] = {"record": name, "expr": expr.text}  # parsed above
     if labels:
         rule["labels"] = labels
     return rule

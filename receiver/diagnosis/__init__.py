@@ -1,7 +1,12 @@
 """Diagnosis: turn an alert into a cause, with the Prometheus evidence for it.
 
 The alert's ``category`` label picks the first handler from :data:`HANDLERS`;
-an alert without one is routed by its name (:data:`ALERT_HANDLERS`). When
+an alert without one is routed by its name (:data:`ALERT_HANDLERS`). Each
+handler reads the evidence that decides its alerts: a pipeline that is down
+is explained by ``liveness`` (exporter target, heartbeat, dependencies, peak
+memory), stale output by ``freshness`` (run start, end and success,
+upstreams), a run over its SLA by ``performance`` (the run against its
+recent runs, the host, the volume, the dependencies). When
 that handler finds nothing conclusive, the most frequent error reason of the
 pipeline across all categories decides (``pipemedic.vocabulary.REASON_CAUSE``);
 only then is the cause ``unknown``. Prometheus unreachable is ``unknown`` with

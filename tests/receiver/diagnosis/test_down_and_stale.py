@@ -8,6 +8,7 @@ cause, the handler, and the evidence the cause was decided on.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from pipemedic.vocabulary import CAUSE_NAMES, cause
 from receiver.diagnosis import diagnose, queries
 from receiver.diagnosis.prometheus import PrometheusAPI
 from receiver.models import Alert, Diagnosis
+from receiver.recovery.verify import Verifier
 from rules.promql import binop, number
 
 pytestmark = pytest.mark.slow
@@ -230,3 +232,24 @@ async def test_fresh_data_is_not_explained_as_stale(stack: Stack, prom: Promethe
     d = await run(stack, alert("k_fresh", "PipelineDataStale", "data"), prom)
     assert d.cause == "unknown"  # a started run is not hung while the data is fresh
     assert not any("run_start" in e.query for e in d.evidence)
+
+
+async def test_a_missed_run_is_verified_by_a_run_starting(
+    stack: Stack, prom: PrometheusAPI
+) -> None:
+    verifier = Verifier(
+        prom,
+        deadline_seconds=0,
+        interval_seconds=0,
+        window_seconds=30,
+        clock=lambda: datetime.now(UTC),
+        sleep=asyncio.sleep,
+    )
+    stack.main.send({"pipeline": "k_missed", "event": "heartbeat"})
+    await wait_for(prom, queries.pipeline_up("k_missed"))
+    before = await verifier.verify("not_scheduled", "k_missed")
+    assert not before.cleared and "no run started within 30s" in before.detail
+    stack.main.send({"pipeline": "k_missed", "event": "run_started"})
+    await wait_for(prom, queries.run_start_age("k_missed"))
+    after = await verifier.verify("not_scheduled", "k_missed")
+    assert after.cleared, after.detail
