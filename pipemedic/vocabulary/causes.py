@@ -205,7 +205,7 @@ CAUSES: Final[tuple[Cause, ...]] = (
         "not_scheduled",
         Category.LOGIC,
         strategy="retry_with_backoff",  # start the run the scheduler missed
-        symptoms=(Symptom("since_run_start", ">", "no run started since the action"),),
+        symptoms=(Symptom("since_run_start", ">", "no run started within the verify window"),),
         prevent="alert when a scheduled run does not start; check the scheduler after deploys",
         origin="a scheduler or deployment change",
     ),

@@ -36,7 +36,6 @@ __all__ = [
     "records_per_run",
     "run_end_age",
     "run_start_age",
-    "runs_by_status",
     "seconds",
     "slow_runs_on_same_host",
     "staleness",
@@ -162,11 +161,6 @@ def run_end_age(pipeline: str) -> Expr:
 def last_success_age(pipeline: str) -> Expr:
     """Seconds since the pipeline's last successful run finished."""
     return _age("pipeline_last_success_timestamp_seconds", pipeline)
-
-
-def runs_by_status(pipeline: str, range_: str) -> Expr:
-    """Runs finished within the range, per status (success, failure)."""
-    return check(_increase("pipeline_runs_total", pipeline, range_, ("status",)))
 
 
 def failed_ratio(pipeline: str, range_: str) -> Expr:
