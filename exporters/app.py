@@ -1,10 +1,12 @@
-"""The standalone exporter: ``/metrics``, ``POST /events``, ``/-/healthy``.
+"""The standalone exporter: ``/metrics``, ``POST /events``, OpenLineage, ``/-/healthy``.
 
 ``create_app`` builds the aiohttp application around a registry (made from
 the spec when not given), so a pipeline simulator can run pipelines
 in-process through the Python API and serve them, and tests can mount it on
 an aiohttp test server. Exposition and gzip run in a worker thread, never on
-the event loop; dependency probes live in ``cleanup_ctx``.
+the event loop; dependency probes live in ``cleanup_ctx``. Both POST routes
+pass ``PostGuard`` first (bearer token when configured, ``application/json``);
+``POST /api/v1/lineage`` and ``GET /lineage`` are ``exporters.openlineage``'s.
 
 Example::
 
@@ -30,9 +32,11 @@ from aiohttp import web
 from exporters.config import ExporterConfig
 from exporters.errors import CardinalityError, FieldProblem, InvalidEventError
 from exporters.events import parse_changes
+from exporters.guard import PostGuard
 from exporters.health import HealthMetrics
-from exporters.keys import CONFIG, EXPOSITION, HEALTH, REGISTRY
+from exporters.keys import CONFIG, EXPOSITION, HEALTH, LINEAGE, REGISTRY
 from exporters.multiprocess import DirectoryReader
+from exporters.openlineage import LineageEndpoint, LineageRecorder
 from exporters.probes import ProbeScheduler
 from exporters.registry import PipelineRegistry
 from exporters.render import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, Exposition
@@ -70,12 +74,21 @@ class _Events:
     """
 
     def __init__(
-        self, config: ExporterConfig, registry: PipelineRegistry, health: HealthMetrics
+        self,
+        config: ExporterConfig,
+        registry: PipelineRegistry,
+        health: HealthMetrics,
+        guard: PostGuard,
     ) -> None:
         self.config, self.registry, self.health = config, registry, health
+        self.guard = guard
 
     async def post(self, request: web.Request) -> web.Response:
         limit, health = self.config.max_body_bytes, self.health
+        refusal = self.guard.refuse(request)
+        if refusal is not None:
+            health.reject("unauthorized" if refusal.status == 401 else "content_type")
+            return refusal
         size = request.content_length
         if size is not None and size > limit:
             health.reject("too_large")
@@ -166,13 +179,23 @@ def create_app(
         registry = PipelineRegistry(spec, max_pipelines=config.max_pipelines)
     health = HealthMetrics()
     reader = DirectoryReader(config.multiprocess_dir) if config.multiprocess_dir else None
+    guard = PostGuard(config.bearer_token)
+    recorder = LineageRecorder(
+        registry, max_datasets=config.max_datasets, max_open_runs=config.max_open_runs
+    )
+    lineage = LineageEndpoint(recorder, guard, health, config.max_body_bytes)
     app = web.Application(client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[REGISTRY] = registry
     app[HEALTH] = health
-    app[EXPOSITION] = Exposition(registry, health, extra_states=reader)
+    app[LINEAGE] = recorder
+    app[EXPOSITION] = Exposition(
+        registry, health, extra_states=reader, sections=(recorder.render,)
+    )
     app.router.add_get("/metrics", _metrics)
-    app.router.add_post("/events", _Events(config, registry, health).post)
+    app.router.add_post("/events", _Events(config, registry, health, guard).post)
+    app.router.add_post("/api/v1/lineage", lineage.post)
+    app.router.add_get("/lineage", lineage.get)
     app.router.add_get("/-/healthy", _healthy)
     app.router.add_get("/-/ready", _healthy)
     app.cleanup_ctx.append(_probes)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from exporters.openlineage.graph import DEFAULT_MAX_DATASETS
+from exporters.openlineage.runs import DEFAULT_MAX_OPEN_RUNS
 from exporters.registry import DEFAULT_MAX_PIPELINES
 
 __all__ = ["DEFAULT_LISTEN", "ExporterConfig"]
@@ -18,7 +20,9 @@ class ExporterConfig:
 
     ``max_body_bytes`` bounds one ``POST /events`` body (413 above it);
     ``multiprocess_dir`` adds the snapshots of worker processes to /metrics;
-    ``probe_dependencies`` starts the spec's dependency probes with the app.
+    ``probe_dependencies`` starts the spec's dependency probes with the app;
+    ``max_datasets`` and ``max_open_runs`` bound what ``POST /api/v1/lineage``
+    remembers; ``bearer_token``, when set, is required on both POST endpoints.
     """
 
     max_pipelines: int = DEFAULT_MAX_PIPELINES
@@ -26,3 +30,6 @@ class ExporterConfig:
     multiprocess_dir: Path | None = None
     probe_dependencies: bool = True
     gzip_level: int = 3
+    max_datasets: int = DEFAULT_MAX_DATASETS
+    max_open_runs: int = DEFAULT_MAX_OPEN_RUNS
+    bearer_token: str | None = field(default=None, repr=False)

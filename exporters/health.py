@@ -14,7 +14,15 @@ from pipemedic.vocabulary.metrics import metric
 
 __all__ = ["REJECT_REASONS", "HealthMetrics"]
 
-REJECT_REASONS: Final = ("invalid_json", "encoding", "schema", "too_large", "cardinality")
+REJECT_REASONS: Final = (
+    "invalid_json",
+    "encoding",
+    "schema",
+    "too_large",
+    "cardinality",
+    "content_type",
+    "unauthorized",
+)
 
 
 class HealthMetrics:

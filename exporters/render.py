@@ -17,7 +17,7 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from exporters.health import HealthMetrics
@@ -150,7 +150,8 @@ class Exposition:
     """Render a registry (plus optional extra states) with per-pipeline caching.
 
     ``extra_states`` supplies states kept elsewhere (the multiprocess
-    directory); they are rendered after the registry's own.
+    directory); they are rendered after the registry's own. ``sections``
+    render further families (the lineage metrics) before the exporter's own.
     """
 
     def __init__(
@@ -158,10 +159,12 @@ class Exposition:
         registry: PipelineRegistry,
         health: HealthMetrics | None = None,
         extra_states: Callable[[], list[PipelineState]] | None = None,
+        sections: Sequence[Callable[[bool], str]] = (),
     ) -> None:
         self.registry = registry
         self.health = health
         self.extra_states = extra_states
+        self.sections = tuple(sections)
         self._cache: dict[str, _Cached] = {}
 
     def _cached(self, s: PipelineState) -> _Cached:
@@ -202,6 +205,7 @@ class Exposition:
         for i in range(1, len(FAMILIES)):
             out.append(headers[i])
             out.extend([e.fragments[i - 1] for e in entries])
+        out.extend(section(openmetrics) for section in self.sections)
         if self.health is not None:
             out.append(
                 self.health.render(

@@ -60,6 +60,10 @@ class PipelineState:
     resources: dict[str, float] = field(default_factory=dict)
     resources_at: float | None = None
     dependencies: dict[str, DependencyResult] = field(default_factory=dict)
+    # OpenLineage runs: alive without heartbeats until ``open_until`` (START + sla +
+    # heartbeat timeout); ``idle_since`` the end of the last run, when none is open
+    open_until: float | None = None
+    idle_since: float | None = None
     # bumped on every change; the renderer caches text per version
     version: int = 0
 
@@ -70,7 +74,11 @@ class PipelineState:
             return False
         if self.last_seen is None:
             return None
-        return now - self.last_seen <= self.heartbeat_timeout
+        if self.idle_since is not None and self.idle_since >= self.last_seen:
+            return None  # a batch pipeline between runs: neither up nor down
+        if now - self.last_seen <= self.heartbeat_timeout:
+            return True
+        return self.open_until is not None and now <= self.open_until
 
     def seen(self, at: float) -> None:
         """Record a sign of life; it lifts an earlier down mark."""
@@ -151,6 +159,8 @@ class PipelineState:
             "down_at": self.down_at,
             "resources": dict(self.resources),
             "resources_at": self.resources_at,
+            "open_until": self.open_until,
+            "idle_since": self.idle_since,
         }
 
     @classmethod
@@ -181,6 +191,8 @@ class PipelineState:
             down_at=d["down_at"],
             resources={str(k): float(v) for k, v in d["resources"].items()},
             resources_at=d["resources_at"],
+            open_until=d.get("open_until"),
+            idle_since=d.get("idle_since"),
         )
 
     def merge(self, other: PipelineState) -> None:
@@ -212,6 +224,8 @@ class PipelineState:
         self.checkpoint = _max(self.checkpoint, other.checkpoint)
         self.last_seen = _max(self.last_seen, other.last_seen)
         self.down_at = _max(self.down_at, other.down_at)
+        self.open_until = _max(self.open_until, other.open_until)
+        self.idle_since = _max(self.idle_since, other.idle_since)
         if other.resources_at is not None and (
             self.resources_at is None or other.resources_at >= self.resources_at
         ):

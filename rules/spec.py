@@ -29,6 +29,7 @@ import yaml
 from pipemedic.vocabulary import ALERT_KINDS, DEFAULT_RECOVERY
 from rules.durations import parse_duration
 from rules.errors import Problem, SpecError
+from rules.upstream import OpenLineageSpec, openlineage_spec, upstream_problems
 from rules.yamlpos import dotted, line_index, line_of
 
 __all__ = [
@@ -162,6 +163,7 @@ class PipelineSpec:
     description: str = ""
     overrides: frozenset[str] = frozenset()
     diagnosis: DiagnosisThresholds = DiagnosisThresholds()
+    upstream: tuple[str, ...] = ()
 
     @property
     def sla_seconds(self) -> float:
@@ -202,6 +204,7 @@ class Spec:
     pipelines: Mapping[str, PipelineSpec]
     teams: Mapping[str, Team]
     source: str = "<builtin>"
+    openlineage: OpenLineageSpec = field(default_factory=OpenLineageSpec)
 
     def pipeline(self, name: str) -> PipelineSpec:
         """Return a pipeline's settings; a pipeline not in the spec gets the defaults."""
@@ -322,6 +325,7 @@ def parse_spec(text: str, source: str = "<string>") -> Spec:
             Problem(source, _line_of(index, path), _dotted(path), _schema_message(error))
         )
     problems.extend(_semantic_problems(raw, index, source))
+    problems.extend(upstream_problems(raw, index, source))
     if problems:
         raise SpecError(problems)
     return _build(raw, source)
@@ -403,6 +407,7 @@ def _resolve(name: str, d: Mapping[str, Any], overrides: frozenset[str]) -> Pipe
         description=d.get("description", ""),
         overrides=overrides,
         diagnosis=DiagnosisThresholds(**(d.get("diagnosis") or {})),
+        upstream=tuple(d.get("upstream") or ()),
     )
 
 
@@ -424,7 +429,13 @@ def _build(raw: Mapping[str, Any], source: str) -> Spec:
         )
         for name, t in sorted((raw.get("teams") or {}).items())
     }
-    return Spec(defaults=defaults, pipelines=pipelines, teams=teams, source=source)
+    return Spec(
+        defaults=defaults,
+        pipelines=pipelines,
+        teams=teams,
+        source=source,
+        openlineage=openlineage_spec(raw.get("openlineage")),
+    )
 
 
 def load_spec(path: str | Path | None = None) -> Spec:

@@ -19,6 +19,9 @@ RUN_FINISHED: dict[str, Any] = {
 }
 """The README's example event: a failed run with records and an error reason."""
 
+JSON_HEADERS = {"Content-Type": "application/json"}
+"""What every POST to the exporter must say (415 otherwise)."""
+
 
 class FakeClock:
     """A wall clock the test moves by hand."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from exporter_helpers import RUN_FINISHED
+from exporter_helpers import JSON_HEADERS, RUN_FINISHED
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
 )
@@ -147,7 +147,7 @@ async def test_hostile_input_gets_a_clear_4xx_and_the_exporter_keeps_serving(
 
 async def test_ten_megabyte_body_is_413(client: TestClient) -> None:
     big = b"[" + b" " * (10 * 1024 * 1024) + b"]"
-    resp = await client.post("/events", data=big)
+    resp = await client.post("/events", data=big, headers=JSON_HEADERS)
     assert resp.status == 413
     assert (await resp.json())["reason"] == "too_large"
 
@@ -155,7 +155,8 @@ async def test_ten_megabyte_body_is_413(client: TestClient) -> None:
         for _ in range(160):
             yield b" " * 65536
 
-    resp = await client.post("/events", data=chunks())  # no Content-Length: chunked
+    # no Content-Length: chunked
+    resp = await client.post("/events", data=chunks(), headers=JSON_HEADERS)
     assert resp.status == 413
     assert (await client.get("/-/healthy")).status == 200
     text = await metrics(client)
