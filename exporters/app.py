@@ -189,9 +189,7 @@ def create_app(
     app[REGISTRY] = registry
     app[HEALTH] = health
     app[LINEAGE] = recorder
-    app[EXPOSITION] = Exposition(
-        registry, health, extra_states=reader, sections=(recorder.render,)
-    )
+    app[EXPOSITION] = Exposition(registry, health, extra_states=reader, sections=(recorder.render,))
     app.router.add_get("/metrics", _metrics)
     app.router.add_post("/events", _Events(config, registry, health, guard).post)
     app.router.add_post("/api/v1/lineage", lineage.post)

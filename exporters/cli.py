@@ -1,14 +1,19 @@
-"""``pipemedic exporter``: serve /metrics, POST /events and dependency probes.
+"""``pipemedic exporter``: serve /metrics, POST /events, OpenLineage and dependency probes.
 
 Example::
 
     pipemedic exporter --listen 127.0.0.1:9108 --spec rules/pipelines.yml
+
+A bearer token for both POST endpoints comes from ``--bearer-token-file``
+or the ``PIPEMEDIC_EXPORTER_TOKEN`` environment variable (never from the
+command line, where ``ps`` would show it).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +21,7 @@ from aiohttp import web
 
 from exporters.app import create_app
 from exporters.config import DEFAULT_LISTEN, ExporterConfig
+from exporters.openlineage import DEFAULT_MAX_DATASETS, DEFAULT_MAX_OPEN_RUNS
 from exporters.registry import DEFAULT_MAX_PIPELINES
 from pipemedic.address import listen_address
 from rules.errors import SpecError
@@ -24,6 +30,7 @@ from rules.spec import load_spec
 __all__ = ["register"]
 
 _log = logging.getLogger(__name__)
+TOKEN_ENV = "PIPEMEDIC_EXPORTER_TOKEN"  # noqa: S105 - the variable name, not a secret
 
 
 def _positive(text: str) -> int:
@@ -38,11 +45,24 @@ def _run(args: argparse.Namespace) -> int:
     except SpecError as exc:
         print(f"pipemedic exporter: {exc}")
         return 2
+    token = os.environ.get(TOKEN_ENV) or None
+    if args.bearer_token_file is not None:
+        try:
+            token = args.bearer_token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"pipemedic exporter: --bearer-token-file: {exc}")
+            return 2
+        if not token:
+            print(f"pipemedic exporter: --bearer-token-file {args.bearer_token_file} is empty")
+            return 2
     config = ExporterConfig(
         max_pipelines=args.max_pipelines,
         max_body_bytes=args.max_body_bytes,
         multiprocess_dir=args.multiprocess_dir,
         probe_dependencies=not args.no_probes,
+        max_datasets=args.max_datasets,
+        max_open_runs=args.max_open_runs,
+        bearer_token=token,
     )
     host, port = args.listen
     _log.info("exporter listening", extra={"listen": f"{host}:{port}", "spec": spec.source})
@@ -57,7 +77,8 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "exporter",
         help="serve pipeline metrics, HTTP events and dependency probes",
-        description="Serve /metrics, POST /events and /-/healthy for pipelines.",
+        description="Serve /metrics, POST /events, POST /api/v1/lineage (OpenLineage), "
+        "GET /lineage and /-/healthy for pipelines.",
     )
     parser.add_argument(
         "--listen",
@@ -79,7 +100,27 @@ def register(sub: Any) -> None:
         type=_positive,
         default=ExporterConfig.max_body_bytes,
         metavar="BYTES",
-        help="413 for POST /events bodies above this (default 1 MiB)",
+        help="413 for POST bodies above this (default 1 MiB)",
+    )
+    parser.add_argument(
+        "--max-datasets",
+        type=_positive,
+        default=DEFAULT_MAX_DATASETS,
+        metavar="N",
+        help=f"OpenLineage datasets tracked at most (default {DEFAULT_MAX_DATASETS})",
+    )
+    parser.add_argument(
+        "--max-open-runs",
+        type=_positive,
+        default=DEFAULT_MAX_OPEN_RUNS,
+        metavar="N",
+        help=f"OpenLineage runs remembered at most (default {DEFAULT_MAX_OPEN_RUNS})",
+    )
+    parser.add_argument(
+        "--bearer-token-file",
+        type=Path,
+        metavar="PATH",
+        help=f"require this bearer token on POST endpoints (or set {TOKEN_ENV})",
     )
     parser.add_argument(
         "--multiprocess-dir",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 RUN_FINISHED: dict[str, Any] = {
     "pipeline": "etl_orders",
@@ -21,6 +21,14 @@ RUN_FINISHED: dict[str, Any] = {
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 """What every POST to the exporter must say (415 otherwise)."""
+
+
+class StartExporter(Protocol):
+    """The ``exporter`` fixture: start `pipemedic exporter` and return its base URL."""
+
+    def __call__(
+        self, spec_yaml: str, port: int, *args: str, env: dict[str, str] | None = None
+    ) -> str: ...
 
 
 class FakeClock:

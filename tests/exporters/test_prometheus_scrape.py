@@ -4,16 +4,12 @@ through Prometheus' HTTP API, dependency probes included."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-from exporter_helpers import wait_until
+from exporter_helpers import StartExporter, wait_until
 
 from pipemedic.stack import PrometheusServer, free_port
 
@@ -31,51 +27,8 @@ def query(prom: PrometheusServer, promql: str) -> dict[str, float]:
     return {json.dumps(r["metric"], sort_keys=True): float(r["value"][1]) for r in result}
 
 
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/-/healthy", timeout=1) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def exporter(tmp_path: Path) -> Iterator[Callable[[str, int], str]]:
-    """Run `pipemedic exporter --listen 127.0.0.1:PORT --spec ...` as its own process."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(spec_yaml: str, port: int) -> str:
-        spec = tmp_path / "pipelines.yml"
-        spec.write_text(spec_yaml)
-        log = (tmp_path / "exporter.log").open("wb")
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "pipemedic",
-                    "exporter",
-                    "--listen",
-                    f"127.0.0.1:{port}",
-                    "--spec",
-                    str(spec),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: healthy(url), what="exporter /-/healthy")
-        return url
-
-    yield start
-    for proc in procs:
-        proc.terminate()
-        proc.wait(10)
-
-
 def test_prometheus_reads_back_events_and_probes(
-    prometheus_server: Callable[..., PrometheusServer], exporter: Callable[[str, int], str]
+    prometheus_server: Callable[..., PrometheusServer], exporter: StartExporter
 ) -> None:
     exporter_port = free_port()
     closed_port = free_port()
