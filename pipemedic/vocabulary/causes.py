@@ -120,7 +120,7 @@ CAUSES: Final[tuple[Cause, ...]] = (
     Cause(
         "data_corruption",
         Category.DATA,
-        ("corrupt_record",),
+        ("corrupt_record", "failed_assertion"),  # failed_assertion: a data-quality test failed
         "rollback_to_checkpoint",
         prevent="validate records at ingestion and quarantine bad ones",
     ),
