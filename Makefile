@@ -4,6 +4,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# dbt-ol and dbt-duckdb for tests/exporters/test_openlineage_dbt.py, in their own environment:
+# dbt-core pins pathspec<0.13, which the dev extra's mypy cannot import (pyproject.toml, extra dbt)
+DBT_VENV := .venv-dbt
+DBT_STAMP := $(DBT_VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 # Debian packages providing the real servers the tests and the demo run.
@@ -12,7 +16,7 @@ SYSTEM_BINARIES := prometheus:prometheus promtool:prometheus \
 	prometheus-pushgateway:prometheus-pushgateway wrk:wrk \
 	chromium:chromium initdb:postgresql
 
-.PHONY: all venv system-deps test lint demo bench rules clean
+.PHONY: all venv dbt-venv system-deps test lint demo bench rules clean
 
 all: test
 
@@ -22,6 +26,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+$(DBT_STAMP): pyproject.toml
+	test -x $(DBT_VENV)/bin/python || $(PY) -m venv $(DBT_VENV)
+	$(DBT_VENV)/bin/python -c "import subprocess, sys, tomllib; \
+	deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['dbt']; \
+	subprocess.check_call([sys.executable, '-m', 'pip', 'install', '--quiet', \
+	  '--disable-pip-version-check', *deps])"
+	touch $(DBT_STAMP)
+
+dbt-venv: $(DBT_STAMP)
 
 system-deps:
 	@missing=""; \
@@ -40,7 +54,7 @@ lint: venv
 	$(BIN)/ruff check pipemedic receiver rules exporters tests bench
 	$(BIN)/mypy pipemedic receiver rules exporters
 
-test: venv system-deps lint
+test: venv dbt-venv system-deps lint
 	$(BIN)/pipemedic rules diff
 	$(BIN)/pytest -q
 
@@ -54,4 +68,4 @@ rules: venv
 	$(BIN)/pipemedic rules generate
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DBT_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -70,7 +70,7 @@ openlineage:
     assert ol.pipeline_for("airflow://prod-eu", "orders_dag") == "etl_orders"
     assert ol.pipeline_for("airflow://staging", "orders_dag") is None
     assert ol.pipeline_for("dbt", "dbt-run-shop") == "dbt_nightly"
-    with pytest.raises(SpecError, match="openlineage.pipelines"):
+    with pytest.raises(SpecError, match=r"openlineage\.pipelines"):
         parse_spec("openlineage:\n  pipelines:\n    - {pipeline: x}\n", "t.yml")
     with pytest.raises(SpecError, match=r"openlineage.pipelines\[0\].pipeline"):
         parse_spec("openlineage:\n  pipelines:\n    - {job: x, pipeline: 'a b'}\n", "t.yml")
