@@ -19,7 +19,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -37,18 +36,18 @@ _MAX_PEERS: Final = 64
 _SWEEP: Final = 64
 
 
-def schema_fingerprint(fields: Iterable[SchemaField]) -> bytes:
-    """Digest the (nested) field names and types, in order-independent form."""
-    flat: list[str] = []
+def schema_fingerprint(fields: Iterable[SchemaField]) -> int:
+    """Hash the (nested) field names and types, ignoring their order (compared in-process only)."""
+    flat: list[tuple[str, str]] = []
 
     def walk(items: Iterable[SchemaField], prefix: str) -> None:
         for f in items:
-            flat.append(f"{prefix}{f.name}\0{(f.type or '').lower()}")
+            flat.append((f"{prefix}{f.name}", (f.type or "").lower()))
             if f.fields:
                 walk(f.fields, f"{prefix}{f.name}.")
 
     walk(fields, "")
-    return hashlib.blake2b("\n".join(sorted(flat)).encode(), digest_size=16).digest()
+    return hash(frozenset(flat)) ^ len(flat)
 
 
 @dataclass(slots=True)
@@ -58,7 +57,7 @@ class DatasetInfo:
     writers: dict[str, float] = field(default_factory=dict)  # pipeline -> last seen
     readers: dict[str, float] = field(default_factory=dict)
     updated: dict[str, float] = field(default_factory=dict)  # pipeline -> last COMPLETE
-    fingerprint: bytes | None = None
+    fingerprint: int | None = None
     schema_changed_at: float | None = None
     touched: float = 0.0
 
@@ -108,7 +107,7 @@ class LineageGraph:
         info.touched = now
         return info
 
-    def fingerprint(self, label: str) -> bytes | None:
+    def fingerprint(self, label: str) -> int | None:
         """Return the last schema fingerprint seen for a dataset, if any."""
         info = self._datasets.get(label)
         return info.fingerprint if info is not None else None

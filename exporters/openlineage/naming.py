@@ -29,7 +29,7 @@ from typing import Final
 
 from rules.upstream import OpenLineageSpec
 
-__all__ = ["PipelineMapper", "dataset_label", "pipeline_name"]
+__all__ = ["DatasetLabels", "PipelineMapper", "dataset_label", "pipeline_name"]
 
 _NOT_PIPELINE: Final = re.compile(r"[^A-Za-z0-9_.:-]")
 _NOT_DATASET: Final = re.compile(r"[^A-Za-z0-9_.:/@=+-]")
@@ -56,6 +56,23 @@ def pipeline_name(job_name: str) -> str:
 def dataset_label(namespace: str, name: str) -> str:
     """Return the ``dataset`` label value of an OpenLineage dataset."""
     return _bounded(_NOT_DATASET.sub("_", f"{namespace}/{name}"), _MAX_DATASET)
+
+
+class DatasetLabels:
+    """``dataset_label`` memoised (bounded): the same few datasets recur in most events."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[str, str], str] = {}
+
+    def __call__(self, namespace: str, name: str) -> str:
+        key = (namespace, name)
+        found = self._memo.get(key)
+        if found is None:
+            found = dataset_label(namespace, name)
+            if len(self._memo) >= _CACHE_SIZE:
+                self._memo.clear()
+            self._memo[key] = found
+        return found
 
 
 class PipelineMapper:

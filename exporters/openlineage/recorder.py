@@ -51,7 +51,7 @@ from exporters.openlineage.model import (
     row_count,
     schema_of,
 )
-from exporters.openlineage.naming import PipelineMapper, dataset_label
+from exporters.openlineage.naming import DatasetLabels, PipelineMapper
 from exporters.openlineage.runs import RunMemory, RunRecord
 from exporters.registry import Change, PipelineRegistry
 from exporters.render import format_value
@@ -113,6 +113,7 @@ class LineageRecorder:
         self.registry = registry
         self.classifier = classifier or registry.classifier
         self.mapper = PipelineMapper(spec.openlineage)
+        self.label = DatasetLabels()
         clock: Callable[[], float] = registry.clock
         self.runs = RunMemory(spec.openlineage.run_ttl_seconds, max_open_runs, clock)
         self.graph = LineageGraph(
@@ -274,7 +275,7 @@ class LineageRecorder:
         now = self.registry.clock()
         with self.graph.lock:
             for d in event.outputs:
-                info = self.graph.dataset(dataset_label(d.namespace, d.name), now)
+                info = self.graph.dataset(self.label(d.namespace, d.name), now)
                 fields = schema_of(d)
                 if info is not None and fields is not None:
                     info.fingerprint = schema_fingerprint(fields)
@@ -285,10 +286,10 @@ class LineageRecorder:
         """Work out datasets, rows and schema changes (under the graph lock, nothing written)."""
         rows = 0
         has_rows = False
-        outputs: list[tuple[str, bytes | None]] = []
+        outputs: list[tuple[str, int | None]] = []
         changed = 0
         for d in event.outputs:
-            label = dataset_label(d.namespace, d.name)
+            label = self.label(d.namespace, d.name)
             fields = schema_of(d)
             fingerprint = schema_fingerprint(fields) if fields is not None else None
             if fingerprint is not None:
@@ -300,7 +301,7 @@ class LineageRecorder:
             if n is not None:
                 rows += n
                 has_rows = True
-        inputs = [dataset_label(d.namespace, d.name) for d in event.inputs]
+        inputs = [self.label(d.namespace, d.name) for d in event.inputs]
         return _Plan(inputs, outputs, min(rows, 2**53), has_rows, changed)
 
     def _commit(self, pipeline: str, plan: _Plan, at: float, now: float, completed: bool) -> None:
@@ -364,7 +365,7 @@ class LineageRecorder:
 @dataclass(frozen=True, slots=True)
 class _Plan:
     inputs: list[str]
-    outputs: list[tuple[str, bytes | None]]
+    outputs: list[tuple[str, int | None]]
     rows: int
     has_rows: bool
     schema_changes: int
