@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from exporters.health import HealthMetrics
 from exporters.registry import PipelineRegistry
 from exporters.state import PipelineState
-from pipemedic.vocabulary.metrics import DURATION_BUCKETS, RESOURCE_FIELDS, Source, metrics_from
+from pipemedic.vocabulary.metrics import (
+    DURATION_BUCKETS,
+    RESOURCE_FIELDS,
+    Source,
+    metric,
+    metrics_from,
+)
 
 __all__ = [
     "CONTENT_TYPE_OPENMETRICS",
@@ -31,6 +37,7 @@ __all__ = [
     "FAMILIES",
     "Exposition",
     "escape_label_value",
+    "family_header",
     "format_value",
     "render_state",
 ]
@@ -48,6 +55,12 @@ FAMILIES: tuple[tuple[str, str, str], ...] = tuple(
 def _header(name: str, kind: str, text: str, openmetrics: bool) -> str:
     shown = name.removesuffix("_total") if openmetrics and kind == "counter" else name
     return f"# HELP {shown} {text}\n# TYPE {shown} {kind}\n"
+
+
+def family_header(name: str, openmetrics: bool = False) -> str:
+    """Return the HELP and TYPE lines of a family of the metric table, in either format."""
+    row = metric(name)
+    return _header(row.name, row.type, row.help, openmetrics)
 
 
 _HEADERS = {om: tuple(_header(n, k, t, om) for n, k, t in FAMILIES) for om in (False, True)}

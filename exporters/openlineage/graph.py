@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from exporters.openlineage.model import SchemaField
-from exporters.render import escape_label_value, format_value
+from exporters.render import escape_label_value, family_header, format_value
 from rules.upstream import find_cycles
 
 __all__ = ["DEFAULT_MAX_DATASETS", "DatasetInfo", "LineageGraph", "schema_fingerprint"]
@@ -178,50 +178,28 @@ class LineageGraph:
             refused = self.refused
         on_cycle = sorted({p for cycle in self._cycles(edges) for p in cycle})
         out = [
-            _family(
-                "pipeline_upstream_info", "gauge", "1 per lineage edge upstream -> pipeline.", om
-            ),
+            family_header("pipeline_upstream_info", om),
             *(
                 f'pipeline_upstream_info{{pipeline="{b}",upstream="{a}"}} 1\n'
                 for a, b in sorted(edges)
             ),
-            _family(
-                "pipeline_dataset_last_update_timestamp_seconds",
-                "gauge",
-                "When the pipeline last completed a run writing the dataset.",
-                om,
-            ),
+            family_header("pipeline_dataset_last_update_timestamp_seconds", om),
             *(
                 f'pipeline_dataset_last_update_timestamp_seconds{{pipeline="{p}",'
                 f'dataset="{escape_label_value(d)}"}} {format_value(at)}\n'
                 for p, d, at in sorted(freshness)
             ),
-            _family(
-                "pipeline_last_run_output_records",
-                "gauge",
-                "Rows written by the last completed run (OpenLineage outputStatistics).",
-                om,
-            ),
+            family_header("pipeline_last_run_output_records", om),
             *(f'pipeline_last_run_output_records{{pipeline="{p}"}} {n}\n' for p, n in records),
-            _family(
-                "pipeline_dependency_cycle",
-                "gauge",
-                "1 for a pipeline on a cycle of the lineage graph (GET /lineage lists them).",
-                om,
-            ),
+            family_header("pipeline_dependency_cycle", om),
             *(f'pipeline_dependency_cycle{{pipeline="{p}"}} 1\n' for p in on_cycle),
-            _family("pipemedic_exporter_lineage_datasets", "gauge", "Datasets tracked.", om),
+            family_header("pipemedic_exporter_lineage_datasets", om),
             f"pipemedic_exporter_lineage_datasets {n_datasets}\n",
-            _family("pipemedic_exporter_max_datasets", "gauge", "Bound on tracked datasets.", om),
+            family_header("pipemedic_exporter_max_datasets", om),
             f"pipemedic_exporter_max_datasets {self.max_datasets}\n",
-            _family(
-                "pipemedic_exporter_lineage_datasets_refused_total",
-                "counter",
-                "New datasets refused because of --max-datasets.",
-                om,
-            ),
+            family_header("pipemedic_exporter_lineage_datasets_refused_total", om),
             f"pipemedic_exporter_lineage_datasets_refused_total {refused}\n",
-            _family("pipemedic_exporter_lineage_edges", "gauge", "Lineage edges by source.", om),
+            family_header("pipemedic_exporter_lineage_edges", om),
             *(
                 f'pipemedic_exporter_lineage_edges{{source="{s}"}} '
                 f"{sum(1 for v in edges.values() if v == s)}\n"
@@ -256,7 +234,3 @@ class LineageGraph:
             "cycles": self._cycles(edges),
         }
 
-
-def _family(name: str, kind: str, text: str, openmetrics: bool) -> str:
-    shown = name.removesuffix("_total") if openmetrics and kind == "counter" else name
-    return f"# HELP {shown} {text}\n# TYPE {shown} {kind}\n"

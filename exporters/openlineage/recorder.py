@@ -54,7 +54,7 @@ from exporters.openlineage.model import (
 from exporters.openlineage.naming import DatasetLabels, PipelineMapper
 from exporters.openlineage.runs import RunMemory, RunRecord
 from exporters.registry import Change, PipelineRegistry
-from exporters.render import format_value
+from exporters.render import family_header, format_value
 from exporters.state import PipelineState
 
 __all__ = ["EVENT_LABELS", "LineageRecorder", "Outcome"]
@@ -332,27 +332,21 @@ class LineageRecorder:
             evicted = dict(self.runs.evicted)
         with self._lock:
             counts = sorted(self._counts.items())
-        events = "pipemedic_exporter_lineage_events"
-        evicted_name = "pipemedic_exporter_lineage_runs_evicted"
-        suffix = "" if openmetrics else "_total"
+        events = "pipemedic_exporter_lineage_events_total"
+        evicted_name = "pipemedic_exporter_lineage_runs_evicted_total"
+        om = openmetrics
         out = [
-            self.graph.render(openmetrics),
-            f"# HELP {events}{suffix} OpenLineage events by type and outcome.\n"
-            f"# TYPE {events}{suffix} counter\n",
-            *(f'{events}_total{{event_type="{t}",outcome="{o}"}} {n}\n' for (t, o), n in counts),
-            "# HELP pipemedic_exporter_lineage_open_runs Runs remembered (open or recent).\n"
-            "# TYPE pipemedic_exporter_lineage_open_runs gauge\n"
-            f"pipemedic_exporter_lineage_open_runs {open_runs}\n"
-            "# HELP pipemedic_exporter_lineage_max_open_runs Bound on remembered runs.\n"
-            "# TYPE pipemedic_exporter_lineage_max_open_runs gauge\n"
-            f"pipemedic_exporter_lineage_max_open_runs {self.runs.cap}\n"
-            "# HELP pipemedic_exporter_lineage_run_ttl_seconds How long a run without news "
-            "is remembered.\n"
-            "# TYPE pipemedic_exporter_lineage_run_ttl_seconds gauge\n"
-            f"pipemedic_exporter_lineage_run_ttl_seconds {format_value(self.runs.ttl)}\n"
-            f"# HELP {evicted_name}{suffix} Runs forgotten, by reason (ttl or cap).\n"
-            f"# TYPE {evicted_name}{suffix} counter\n",
-            *(f'{evicted_name}_total{{reason="{r}"}} {n}\n' for r, n in sorted(evicted.items())),
+            self.graph.render(om),
+            family_header(events, om),
+            *(f'{events}{{event_type="{t}",outcome="{o}"}} {n}\n' for (t, o), n in counts),
+            family_header("pipemedic_exporter_lineage_open_runs", om),
+            f"pipemedic_exporter_lineage_open_runs {open_runs}\n",
+            family_header("pipemedic_exporter_lineage_max_open_runs", om),
+            f"pipemedic_exporter_lineage_max_open_runs {self.runs.cap}\n",
+            family_header("pipemedic_exporter_lineage_run_ttl_seconds", om),
+            f"pipemedic_exporter_lineage_run_ttl_seconds {format_value(self.runs.ttl)}\n",
+            family_header(evicted_name, om),
+            *(f'{evicted_name}{{reason="{r}"}} {n}\n' for r, n in sorted(evicted.items())),
         ]
         return "".join(out)
 
