@@ -1,7 +1,7 @@
 """Classify a FAIL or ABORT into an incident ``(category, reason)``.
 
 The ``errorMessage`` run facet carries text, not an exception, so the text
-is turned into a ``ReportedError`` whose class is named after the
+is turned into a ``_ReportedError`` whose class is named after the
 exception type the message or stack trace names (``SocketTimeoutException``,
 ``psycopg2.OperationalError``, ``MemoryError``; a Python builtin type is
 used as itself) and which carries an HTTP status found in the text. That
@@ -32,7 +32,6 @@ __all__ = [
     "DEFAULT_FAILURE",
     "FAILED_ASSERTION",
     "TEXT_RULES",
-    "ReportedError",
     "classify_failure",
     "reported_error",
 ]
@@ -83,8 +82,8 @@ _TEXT_TABLE: Final[tuple[tuple[re.Pattern[str], tuple[str, str]], ...]] = (
 _MAX_SCAN: Final = 8192  # characters of message and trace looked at (bounded work)
 
 
-class ReportedError(Exception):
-    """An error a producer reported as text; subclasses are named after its type."""
+class _ReportedError(Exception):
+    """An error a producer reported as text (never raised); subclasses are named after its type."""
 
     def __init__(self, message: str, stack_trace: str, status: int | None) -> None:
         super().__init__(message)
@@ -92,39 +91,39 @@ class ReportedError(Exception):
         self.status = status
 
 
-_TYPES: dict[str, type[ReportedError]] = {}
+_TYPES: dict[str, type[_ReportedError]] = {}
 
 
-def _type_named(dotted: str) -> type[ReportedError]:
+def _type_named(dotted: str) -> type[_ReportedError]:
     short = dotted.rsplit(".", 1)[-1]
     known = getattr(builtins, short, None)
     if isinstance(known, type) and issubclass(known, BaseException):
         base: type[BaseException] = known
     else:
-        base = ReportedError
+        base = _ReportedError
     cls = _TYPES.get(dotted)
     if cls is None:
         if len(_TYPES) >= 1024:  # type names come from events: keep the memo bounded
             _TYPES.clear()
-        cls = type(short, (ReportedError, base) if base is not ReportedError else (base,), {})
+        cls = type(short, (_ReportedError, base) if base is not _ReportedError else (base,), {})
         _TYPES[dotted] = cls
     return cls
 
 
-def reported_error(facet: ErrorMessageFacet) -> ReportedError:
+def reported_error(facet: ErrorMessageFacet) -> _ReportedError:
     """Return an exception object standing for the facet's error, typed by its text."""
     message = facet.message[:_MAX_SCAN]
     trace = (facet.stackTrace or "")[-_MAX_SCAN:]
     names = _TYPE.findall(f"{trace}\n{message}")
     status_match = _STATUS.search(message) or _STATUS.search(trace)
     status = int(status_match.group(1) or status_match.group(2)) if status_match else None
-    cls = _type_named(names[-1]) if names else ReportedError
-    error: ReportedError = cls(message, trace, status)
+    cls = _type_named(names[-1]) if names else _ReportedError
+    error: _ReportedError = cls(message, trace, status)
     return error
 
 
 def _by_text(exc: BaseException) -> tuple[str, str] | None:
-    text = exc.text if isinstance(exc, ReportedError) else str(exc)
+    text = exc.text if isinstance(exc, _ReportedError) else str(exc)
     for pattern, verdict in _TEXT_TABLE:
         if pattern.search(text):
             return verdict
