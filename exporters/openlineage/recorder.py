@@ -41,6 +41,7 @@ from enum import StrEnum
 from typing import Final
 
 from exporters import changes
+from exporters.changes import Change
 from exporters.classify import Classifier
 from exporters.openlineage.failure import FAILED_ASSERTION, classify_failure
 from exporters.openlineage.graph import LineageGraph, schema_fingerprint
@@ -53,7 +54,7 @@ from exporters.openlineage.model import (
 )
 from exporters.openlineage.naming import DatasetLabels, PipelineMapper
 from exporters.openlineage.runs import RunMemory, RunRecord
-from exporters.registry import Change, PipelineRegistry
+from exporters.registry import PipelineRegistry
 from exporters.render import family_header, format_value
 from exporters.state import PipelineState
 
