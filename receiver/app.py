@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry
 from receiver.config import ReceiverConfig
 from receiver.diagnosis import HANDLERS, Handler
 from receiver.diagnosis import diagnose as prometheus_diagnose
-from receiver.diagnosis.prometheus import PrometheusAPI, PrometheusError
+from receiver.diagnosis.prometheus import PrometheusAPI, PrometheusError, PrometheusQuery
 from receiver.incidents.lifecycle import Lifecycle, RenderPostmortem
 from receiver.intake.auth import Authenticator
 from receiver.intake.handler import Intake
@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 _UNSET: Any = object()
 # Builds the recovery stage once the store, the Prometheus client and the session exist.
 RecoverFactory = Callable[
-    [ReceiverConfig, Store, PrometheusAPI, aiohttp.ClientSession, str, CollectorRegistry], Recover
+    [ReceiverConfig, Store, PrometheusQuery, aiohttp.ClientSession, str, CollectorRegistry], Recover
 ]
 
 
@@ -78,7 +78,7 @@ class StoreOpener(Protocol):
 class PrometheusDiagnose:
     """The diagnosis stage on the real handlers (``receiver.diagnosis``)."""
 
-    def __init__(self, prom: PrometheusAPI, handlers: Mapping[str, Handler] = HANDLERS) -> None:
+    def __init__(self, prom: PrometheusQuery, handlers: Mapping[str, Handler] = HANDLERS) -> None:
         self.prom = prom
         self.handlers = handlers
 
@@ -89,7 +89,7 @@ class PrometheusDiagnose:
 class PrometheusFiringCheck:
     """Ask Prometheus whether the alert is still firing (``ALERTS`` series)."""
 
-    def __init__(self, prom: PrometheusAPI) -> None:
+    def __init__(self, prom: PrometheusQuery) -> None:
         self.prom = prom
 
     async def __call__(self, alert: Alert) -> bool | None:
@@ -108,7 +108,7 @@ def recover_with(tables: Tables) -> RecoverFactory:
     def build(
         config: ReceiverConfig,
         store: Store,
-        prom: PrometheusAPI,
+        prom: PrometheusQuery,
         session: aiohttp.ClientSession,
         worker_id: str,
         registry: CollectorRegistry,

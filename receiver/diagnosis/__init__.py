@@ -36,7 +36,7 @@ from receiver.diagnosis.data_integrity import check_data_integrity
 from receiver.diagnosis.infrastructure import check_infrastructure
 from receiver.diagnosis.logic import check_logic
 from receiver.diagnosis.probe import Finding, Handler, Probe
-from receiver.diagnosis.prometheus import PrometheusAPI, PrometheusError
+from receiver.diagnosis.prometheus import PrometheusError, PrometheusQuery
 from receiver.diagnosis.resource_usage import check_resource_usage
 from receiver.models import Alert, Diagnosis
 from rules.spec import PipelineSpec
@@ -87,7 +87,7 @@ def _name(handler: Handler | None) -> str:
 async def diagnose(
     alert: Alert,
     spec: PipelineSpec,
-    prom: PrometheusAPI,
+    prom: PrometheusQuery,
     *,
     window: str = "15m",
     handlers: Mapping[str, Handler] = HANDLERS,

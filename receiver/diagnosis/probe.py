@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from pipemedic.vocabulary import REASON_CAUSE
 from receiver.diagnosis import queries
-from receiver.diagnosis.prometheus import PrometheusAPI, sample_value
+from receiver.diagnosis.prometheus import PrometheusQuery, sample_value
 from receiver.models import Evidence
 from rules.promql import Expr
 from rules.spec import DiagnosisThresholds, PipelineSpec
@@ -55,7 +55,7 @@ class Probe:
     """Run evidence queries for one pipeline and remember each query and answer."""
 
     def __init__(
-        self, prom: PrometheusAPI, pipeline: str, spec: PipelineSpec, window: str = "15m"
+        self, prom: PrometheusQuery, pipeline: str, spec: PipelineSpec, window: str = "15m"
     ) -> None:
         self.prom = prom
         self.pipeline = pipeline

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -28,6 +28,7 @@ from rules.promql import Expr
 __all__ = [
     "PrometheusAPI",
     "PrometheusError",
+    "PrometheusQuery",
     "sample_value",
 ]
 
@@ -38,6 +39,18 @@ def sample_value(row: Mapping[str, Any]) -> float:
         return float(row["value"][1])
     except (KeyError, IndexError, TypeError, ValueError):
         return math.nan
+
+
+class PrometheusQuery(Protocol):
+    """What diagnosis and verification ask of Prometheus: one instant query.
+
+    ``PrometheusAPI`` is the real one; ``receiver.testing.StaticPrometheus``
+    answers from a table, for fast tests of handlers and strategies.
+    """
+
+    async def query(self, promql: str | Expr) -> list[dict[str, Any]]:
+        """Run an instant query; return its vector (a scalar comes back as one row)."""
+        ...
 
 
 class PrometheusAPI:

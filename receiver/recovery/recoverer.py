@@ -37,7 +37,7 @@ from prometheus_client import CollectorRegistry
 
 from pipemedic.vocabulary import cause
 from receiver.actions import ACTION_KINDS, Action, ActionConfigError, ActionFactory, build_action
-from receiver.diagnosis.prometheus import PrometheusAPI
+from receiver.diagnosis.prometheus import PrometheusQuery
 from receiver.models import ActionRecord, Alert, Diagnosis, Incident, utcnow
 from receiver.recovery.config import RecoveryConfig
 from receiver.recovery.dryrun import record_dry_run
@@ -69,7 +69,7 @@ class Recoverer:
         self,
         config: RecoveryConfig,
         ledger: ActionLedger,
-        prom: PrometheusAPI,
+        prom: PrometheusQuery,
         session: aiohttp.ClientSession,
         *,
         clock: Callable[[], datetime] = utcnow,

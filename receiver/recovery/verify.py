@@ -21,7 +21,7 @@ from typing import Final
 
 from pipemedic.vocabulary import cause
 from receiver.diagnosis import queries
-from receiver.diagnosis.prometheus import PrometheusAPI, PrometheusError, sample_value
+from receiver.diagnosis.prometheus import PrometheusError, PrometheusQuery, sample_value
 from rules.promql import Expr, agg, binop, call, check, number, selector
 from rules.spec import DiagnosisThresholds
 
@@ -113,7 +113,7 @@ class Verifier:
 
     def __init__(
         self,
-        prom: PrometheusAPI,
+        prom: PrometheusQuery,
         *,
         deadline_seconds: float,
         interval_seconds: float,

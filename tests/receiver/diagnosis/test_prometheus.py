@@ -11,6 +11,7 @@ import pytest
 
 from pipemedic.stack import PrometheusServer, free_port
 from receiver.diagnosis.prometheus import PrometheusAPI, PrometheusError, sample_value
+from receiver.testing import row
 from rules.promql import quote, selector
 
 HOSTILE = [
@@ -76,6 +77,18 @@ async def test_query_returns_an_instant_vector_and_scalars_as_one_row(prom: Prom
     (row,) = await prom.query("scalar(vector(2))")
     assert sample_value(row) == 2.0
     assert await prom.query("vector(1) > 2") == []
+
+
+@pytest.mark.parametrize("value", [1.5, 1e9, 0.0000001, -3.0, float("nan"), float("inf")])
+async def test_static_rows_are_shaped_and_formatted_as_prometheus_answers(
+    prom: PrometheusAPI, value: float
+) -> None:
+    literal = {"nan": "NaN", "inf": "+Inf"}.get(str(value), repr(value))
+    (real,) = await prom.query(f'label_replace(vector({literal}), "pipeline", "p", "", "")')
+    static = row(value, pipeline="p")
+    assert static.keys() == real.keys() and static["metric"] == real["metric"]
+    assert [type(v) for v in static["value"]] == [type(v) for v in real["value"]]
+    assert static["value"][1] == real["value"][1]
 
 
 @pytest.mark.parametrize("value", HOSTILE)
