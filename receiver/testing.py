@@ -29,10 +29,13 @@ from typing import Any
 from receiver.errors import PrometheusError
 from rules.promql import Expr
 
-__all__ = ["Answer", "StaticPrometheus", "row"]
+__all__ = ["Answer", "Answers", "StaticPrometheus", "row"]
 
 # rows to return, one unlabelled sample's value, or the error Prometheus "raises"
 Answer = Sequence[Mapping[str, Any]] | float | PrometheusError
+
+# PromQL (text or built) -> its answer; Mapping's key type is invariant, hence three
+Answers = Mapping[str, Answer] | Mapping[Expr, Answer] | Mapping[str | Expr, Answer]
 
 # the evaluation time of every sample (Prometheus returns [unix time, "value"])
 _AT = 1_700_000_000.0
@@ -59,7 +62,7 @@ class StaticPrometheus:
     ``asked`` keeps every query in order, ``unanswered`` those with no entry.
     """
 
-    def __init__(self, answers: Mapping[str | Expr, Answer] | None = None) -> None:
+    def __init__(self, answers: Answers | None = None) -> None:
         self.answers: dict[str, Answer] = {str(q): a for q, a in (answers or {}).items()}
         self.asked: list[str] = []
 

@@ -72,37 +72,33 @@ async def test_error_reasons_lead_to_their_cause_with_evidence(
     d = await run(alert(category), prom)
     assert (d.cause, d.handler, d.error) == (cause, handler, None)
     assert reason in d.summary and "7 errors" in d.summary
-    [ev] = [e for e in d.evidence if e.query == queries.errors_by_reason(P, "15m")]
+    [ev] = [e for e in d.evidence if e.query == str(queries.errors_by_reason(P, "15m"))]
     assert ev.result == [{"labels": {"category": category, "reason": reason}, "value": "7"}]
     assert [e.query for e in d.evidence] == prom.asked  # every query asked is evidence
 
 
-async def test_the_handlers_ask_their_evidence_queries_in_order() -> None:
-    asked = {}
-    for category in ("connectivity", "data", "resources", "logic"):
-        prom = StaticPrometheus()
-        await run(alert(category), prom)
-        asked[category] = prom.asked
-    window = queries.errors_by_reason(P, "15m")
-    assert asked["connectivity"] == [
-        queries.pipeline_up(P),
-        queries.dependency_up(P),
-        queries.staleness(P),
-        window,
-    ]
-    assert asked["data"] == [
-        queries.failed_ratio(P, "15m"),
-        queries.staleness(P),
-        queries.checkpoint_age(P),
-        window,
-    ]
-    assert asked["resources"] == [
-        queries.memory_ratio(P),
-        queries.disk_free(P),
-        queries.cpu_ratio(P),
-        window,
-    ]
-    assert asked["logic"] == [queries.failed_ratio(P, "15m"), window]
+@pytest.mark.parametrize(
+    ("category", "gathered"),
+    [
+        ("connectivity", ["pipeline_up", "dependency_up", "staleness"]),
+        ("data", ["failed_ratio", "staleness", "checkpoint_age"]),
+        ("resources", ["memory_ratio", "disk_free", "cpu_ratio", "last_run_duration"]),
+        ("logic", ["failed_ratio"]),
+    ],
+)
+async def test_each_handler_gathers_its_evidence_even_when_all_is_well(
+    category: str, gathered: list[str]
+) -> None:
+    prom = StaticPrometheus()
+    d = await run(alert(category), prom)
+    expected = {_query(name) for name in [*gathered, "errors_by_reason"]}
+    assert expected <= set(prom.asked)
+    assert [e.query for e in d.evidence] == prom.asked
+
+
+def _query(name: str) -> str:
+    build = getattr(queries, name)
+    return str(build(P, "15m") if name in ("failed_ratio", "errors_by_reason") else build(P))
 
 
 async def test_a_dependency_probe_down_is_dependency_down_naming_only_the_down_ones() -> None:
@@ -181,7 +177,7 @@ async def test_healthy_resources_are_not_a_cause() -> None:
     )
     d = await run(alert("resources"), prom)
     assert (d.cause, d.error) == ("unknown", None)
-    assert len(d.evidence) == 4, "an unknown cause still shows what was looked at"
+    assert len(d.evidence) >= 4, "an unknown cause still shows what was looked at"
 
 
 async def test_inconclusive_handler_falls_back_to_the_dominant_reason() -> None:
@@ -189,7 +185,7 @@ async def test_inconclusive_handler_falls_back_to_the_dominant_reason() -> None:
     d = await run(alert("data"), prom)
     assert (d.cause, d.handler) == ("disk_full", "dominant_error_reason")
     assert "check_data_integrity found nothing conclusive" in d.summary
-    assert prom.asked.count(queries.errors_by_reason(P, "15m")) == 1  # asked once, reused
+    assert prom.asked.count(str(queries.errors_by_reason(P, "15m"))) == 1  # asked once, reused
 
 
 async def test_the_most_frequent_reason_decides_and_ties_go_by_name() -> None:
@@ -206,7 +202,7 @@ async def test_an_alert_without_category_or_known_name_uses_the_dominant_reason(
     prom = StaticPrometheus(errors(("connectivity", "timeout", 3)))
     d = await run(alert(name="CustomAlert"), prom)
     assert (d.cause, d.handler) == ("network_timeout", "dominant_error_reason")
-    assert prom.asked == [queries.errors_by_reason(P, "15m")]
+    assert prom.asked == [str(queries.errors_by_reason(P, "15m"))]
 
 
 async def test_prometheus_failing_half_way_is_unknown_with_the_error_and_the_evidence_so_far() -> (
@@ -217,7 +213,7 @@ async def test_prometheus_failing_half_way_is_unknown_with_the_error_and_the_evi
     d = await run(alert("connectivity"), prom)
     assert (d.cause, d.handler) == ("unknown", "check_infrastructure")
     assert d.error == str(failure)
-    assert [e.query for e in d.evidence] == [queries.pipeline_up(P)]
+    assert [e.query for e in d.evidence] == [str(queries.pipeline_up(P))]
 
 
 async def test_an_alert_without_pipeline_is_unknown_and_asks_nothing() -> None:
@@ -241,3 +237,140 @@ async def test_static_prometheus_returns_copies_and_lists_what_it_could_not_answ
         "NaN",
         "-Inf",
     ]
+
+
+# -- a pipeline that is down (liveness.py) ----------------------------------------------
+SPEC_P = SPEC.pipeline(P)
+T = SPEC_P.diagnosis
+
+
+def down() -> dict[str, Answer]:
+    """``pipeline_up`` 0: the heartbeat is old or the pipeline reported itself down."""
+    return {str(queries.pipeline_up(P)): 0}
+
+
+async def test_an_unseen_pipeline_whose_exporter_target_is_down_is_exporter_down() -> None:
+    targets = queries.exporter_targets_up(P, T.baseline)
+    prom = StaticPrometheus({targets: [row(0, job="pipelines", instance="10.0.0.7:9108")]})
+    d = await run(alert(name="PipelineDown"), prom)
+    assert d.cause == "exporter_down"
+    assert "pipelines 10.0.0.7:9108" in d.summary
+
+
+@pytest.mark.parametrize(
+    ("evidence", "cause"),
+    [
+        ({"heartbeat_age": SPEC_P.heartbeat_timeout_seconds + 60}, "process_stopped"),
+        ({"peak_memory_ratio": T.memory_ratio + 0.05}, "memory_limit"),
+        ({"dependency_up": [row(0, dependency="warehouse")]}, "dependency_down"),
+    ],
+)
+async def test_why_a_pipeline_is_down(evidence: dict[str, Answer], cause: str) -> None:
+    built = {
+        "heartbeat_age": queries.heartbeat_age(P),
+        "peak_memory_ratio": queries.peak_memory_ratio(P, "15m"),
+        "dependency_up": queries.dependency_up(P),
+    }
+    prom = StaticPrometheus({**down(), **{built[k]: v for k, v in evidence.items()}})
+    d = await run(alert("connectivity", "PipelineDown"), prom)
+    assert (d.cause, d.handler) == (cause, "check_infrastructure")
+
+
+async def test_a_down_pipeline_with_no_evidence_is_left_to_the_fallback() -> None:
+    d = await run(alert("connectivity", "PipelineDown"), StaticPrometheus(down()))
+    assert (d.cause, d.error) == ("unknown", None)
+
+
+# -- stale output (freshness.py) --------------------------------------------------------
+def stale(**ages: float) -> dict[str, Answer]:
+    """Output older than max_staleness, plus run ages (seconds) by query name."""
+    answers: dict[str, Answer] = {
+        str(queries.pipeline_up(P)): 1,
+        str(queries.staleness(P)): SPEC_P.max_staleness_seconds + 600,
+    }
+    for name, age in ages.items():
+        answers[str(getattr(queries, name)(P))] = age
+    return answers
+
+
+async def test_a_run_started_longer_ago_than_the_sla_and_not_finished_is_run_hung() -> None:
+    prom = StaticPrometheus(
+        stale(run_start_age=SPEC_P.sla_seconds + 100, run_end_age=SPEC_P.sla_seconds + 4000)
+    )
+    d = await run(alert("data", "PipelineDataStale"), prom)
+    assert (d.cause, d.handler) == ("run_hung", "check_data_integrity")
+
+
+async def test_no_run_since_the_data_was_refreshed_is_not_scheduled() -> None:
+    age = SPEC_P.max_staleness_seconds + 600
+    prom = StaticPrometheus(stale(run_start_age=age + 50, run_end_age=age + 40))
+    d = await run(alert("data", "PipelineDataStale"), prom)
+    assert d.cause == "not_scheduled"
+
+
+async def test_a_stale_upstream_is_upstream_stale_naming_it() -> None:
+    answers = stale(run_start_age=600, run_end_age=500, last_success_age=500)
+    answers[str(queries.upstreams(P))] = [row(1, upstream="raw_orders"), row(1, upstream="fx")]
+    answers[str(queries.staleness("raw_orders"))] = SPEC_P.max_staleness_seconds * 2
+    answers[str(queries.staleness("fx"))] = 60
+    d = await run(alert("data", "PipelineDataStale"), StaticPrometheus(answers))
+    assert d.cause == "upstream_stale"
+    assert "raw_orders" in d.summary and "fx" not in d.summary
+
+
+async def test_a_failed_last_run_is_its_dominant_error_reason() -> None:
+    answers = stale(run_start_age=900, run_end_age=800, last_success_age=90_000)
+    answers.update(errors(("data", "schema_change", 3)))
+    d = await run(alert("data", "PipelineDataStale"), StaticPrometheus(answers))
+    assert d.cause == "schema_change" and d.summary.startswith("the last run failed")
+
+
+# -- a slow run (performance.py) --------------------------------------------------------
+def slow(took: float, mean: float, **more: Answer) -> dict[str, Answer]:
+    return {
+        str(queries.last_run_duration(P)): took,
+        str(queries.mean_run_duration(P, T.baseline)): mean,
+        **more,
+    }
+
+
+@pytest.mark.parametrize(
+    ("took", "mean", "cause"),
+    [
+        (SPEC_P.sla_seconds + 600, SPEC_P.sla_seconds + 500, "sla_too_tight"),
+        (SPEC_P.sla_seconds * 2, SPEC_P.sla_seconds / 2, "run_slow"),
+    ],
+)
+async def test_a_run_over_its_sla_against_its_usual_runs(
+    took: float, mean: float, cause: str
+) -> None:
+    d = await run(alert("resources", "PipelineSLAViolation"), StaticPrometheus(slow(took, mean)))
+    assert (d.cause, d.handler) == (cause, "check_resource_usage")
+
+
+async def test_more_records_per_run_than_usual_is_volume_exceeded() -> None:
+    answers = slow(
+        SPEC_P.sla_seconds * 2,
+        SPEC_P.sla_seconds / 2,
+        **{
+            str(queries.records_per_run(P, "15m")): 5000 * T.volume_ratio,
+            str(queries.records_per_run(P, T.baseline)): 5000,
+        },
+    )
+    d = await run(alert("resources"), StaticPrometheus(answers))
+    assert d.cause == "volume_exceeded"
+
+
+async def test_several_slow_pipelines_on_one_host_is_resource_contention() -> None:
+    hosts = queries.slow_runs_on_same_host(P, T.baseline, "15m", T.slow_ratio)
+    rows = [row(2, pipeline=name, instance="node-3") for name in ("etl", "billing")]
+    answers = slow(SPEC_P.sla_seconds * 2, SPEC_P.sla_seconds / 2, **{str(hosts): rows})
+    d = await run(alert("resources"), StaticPrometheus(answers))
+    assert d.cause == "resource_contention" and "node-3" in d.summary
+
+
+async def test_a_gauge_over_its_limit_wins_over_a_slow_run() -> None:
+    answers = slow(SPEC_P.sla_seconds * 2, SPEC_P.sla_seconds / 2)
+    answers[str(queries.cpu_ratio(P))] = T.cpu_ratio + 0.05
+    d = await run(alert("resources"), StaticPrometheus(answers))
+    assert d.cause == "cpu_saturation"
