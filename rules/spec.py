@@ -29,6 +29,7 @@ import yaml
 from pipemedic.vocabulary import ALERT_KINDS, DEFAULT_RECOVERY
 from rules.durations import parse_duration
 from rules.errors import Problem, SpecError
+from rules.people import Destination, Person, parse_destinations, parse_person, url_problem
 from rules.upstream import OpenLineageSpec, openlineage_spec, upstream_problems
 from rules.yamlpos import dotted, line_index, line_of
 
@@ -82,7 +83,15 @@ class Team:
     scribe: str | None = None
     liaison: str | None = None
     sme: tuple[str, ...] = ()
-    channel: str | None = None
+    people: Mapping[str, Person] = field(default_factory=dict)
+    notify: tuple[Destination, ...] = ()
+    page_sev: str | None = None
+
+    def person(self, name: str | None) -> Person | None:
+        """Return the contact details of a role holder named in this team (name only if bare)."""
+        if not name:
+            return None
+        return self.people.get(name) or Person(name=name)
 
     def roles(self) -> dict[str, Any]:
         """Return the roles as a JSON-ready mapping."""
@@ -337,6 +346,7 @@ def _semantic_problems(
     """Check what JSON Schema cannot: references between sections, numbers in range."""
     problems: list[Problem] = []
     teams = raw.get("teams") or {}
+    problems += _team_problems(teams, index, source)
     sections: list[tuple[tuple[str | int, ...], Any]] = [(("defaults",), raw.get("defaults"))]
     sections += [(("pipelines", name), p) for name, p in (raw.get("pipelines") or {}).items()]
     for path, entry in sections:
@@ -360,6 +370,54 @@ def _semantic_problems(
                 Problem(source, _line_of(index, where), _dotted(where), "NaN is not a ratio")
             )
     return problems
+
+
+def _team_problems(
+    teams: Any, index: Mapping[tuple[str | int, ...], int], source: str
+) -> list[Problem]:
+    """Refuse the retired ``channel`` and URLs no apprise plugin takes."""
+    problems: list[Problem] = []
+    for name, team in teams.items() if isinstance(teams, Mapping) else ():
+        if not isinstance(team, Mapping):
+            continue
+        if "channel" in team:
+            where: tuple[str | int, ...] = ("teams", name, "channel")
+            problems.append(
+                Problem(
+                    source,
+                    _line_of(index, where),
+                    _dotted(where),
+                    "channel was replaced by notify: a list of apprise URLs, e.g. "
+                    "notify: [{url: 'slack://${SLACK_TOKEN}/#data-incidents'}]",
+                )
+            )
+        for i, dest in enumerate(team.get("notify") or ()):
+            url = dest.get("url") if isinstance(dest, Mapping) else None
+            problem = url_problem(url) if isinstance(url, str) else None
+            if problem is not None:
+                where = ("teams", name, "notify", i, "url")
+                problems.append(Problem(source, _line_of(index, where), _dotted(where), problem))
+    return problems
+
+
+def _team(name: str, raw: Mapping[str, Any]) -> Team:
+    people = [parse_person(raw[r]) for r in ("commander", "scribe", "liaison") if raw.get(r)]
+    sme = [parse_person(p) for p in raw.get("sme") or ()]
+    named = {p.name: p for p in [*people, *sme] if p.email or p.chat}
+
+    def who(role: str) -> str | None:
+        return parse_person(raw[role]).name if raw.get(role) else None
+
+    return Team(
+        name=name,
+        commander=who("commander"),
+        scribe=who("scribe"),
+        liaison=who("liaison"),
+        sme=tuple(p.name for p in sme),
+        people=named,
+        notify=parse_destinations(name, raw.get("notify")),
+        page_sev=raw.get("page_sev"),
+    )
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -418,17 +476,7 @@ def _build(raw: Mapping[str, Any], source: str) -> Spec:
         name: _resolve(name, _merge(defaults_raw, over or {}), frozenset((over or {}).keys()))
         for name, over in sorted((raw.get("pipelines") or {}).items())
     }
-    teams = {
-        name: Team(
-            name=name,
-            commander=t.get("commander"),
-            scribe=t.get("scribe"),
-            liaison=t.get("liaison"),
-            sme=tuple(t.get("sme") or ()),
-            channel=t.get("channel"),
-        )
-        for name, t in sorted((raw.get("teams") or {}).items())
-    }
+    teams = {name: _team(name, t) for name, t in sorted((raw.get("teams") or {}).items())}
     return Spec(
         defaults=defaults,
         pipelines=pipelines,
