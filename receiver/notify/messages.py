@@ -25,10 +25,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from receiver import markdown as md
-from receiver.facts import clean_text
 from receiver.models import Incident
 from receiver.notify.events import EVENTS
+from receiver.report import markdown as md
+from receiver.report.facts import clean_text
 from rules.spec import Team
 
 __all__ = ["Message", "chat_text", "header_text", "html_text", "render"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import markdown
 import pytest
+from notify_helpers import HOSTILE, incident, spec_with
 
 from pipemedic.sinks import ChatSink, MailSink
 from receiver.notify.messages import render
 from receiver.notify.send import AppriseSender, NotifyConfigError
-from tests.receiver.notify_helpers import HOSTILE, incident, spec_with
 
 
 async def test_escalation_email_reaches_smtp_with_html_and_text_and_no_injected_header() -> None:

@@ -6,11 +6,11 @@ import html.parser
 
 import markdown
 import pytest
+from notify_helpers import incident, spec_with
 
 from receiver.notify.events import EVENTS, event_for_timeline
 from receiver.notify.messages import header_text, render
 from rules.people import NOTIFY_EVENTS
-from tests.receiver.notify_helpers import incident, spec_with
 
 SPEC = spec_with('      - {url: "json://127.0.0.1:1/x"}')
 TEAM = SPEC.team("data-platform")
