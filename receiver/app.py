@@ -4,6 +4,8 @@
 
     POST /alerts: authenticate -> validate -> persist -> ack      (receiver.intake.handler)
     worker pool:  correlate -> diagnose -> recover -> verify -> record  (receiver.worker.pool)
+    notify:       outbox rows (written with their timeline entries) -> render -> send
+                  (receiver.notify.delivery, its own task)
 
 Everything with a lifetime (the store, the HTTP client session, the
 Prometheus client, the worker tasks) is opened and closed in ``cleanup_ctx``,
@@ -36,9 +38,14 @@ from receiver.diagnosis.prometheus import PrometheusAPI, PrometheusError, Promet
 from receiver.incidents.lifecycle import Lifecycle, RenderPostmortem
 from receiver.intake.auth import Authenticator
 from receiver.intake.handler import Intake
-from receiver.keys import CONFIG, HTTP_SESSION, INTAKE, METRICS, SPEC, STORE, WORKER
+from receiver.keys import CONFIG, HTTP_SESSION, INTAKE, METRICS, NOTIFY, SPEC, STORE, WORKER
 from receiver.metrics import ReceiverMetrics, metrics_handler
-from receiver.models import Alert, Diagnosis
+from receiver.models import Alert, Diagnosis, Incident, OutboxMessage, TimelineEntry
+from receiver.notify.delivery import DeliveryWorker
+from receiver.notify.metrics import NotifyMetrics
+from receiver.notify.mobilize import PAGE_DESTINATION, Mobilizer
+from receiver.notify.paging import AlertmanagerPager
+from receiver.notify.send import AppriseSender, Sender
 from receiver.plugins import Tables, check_spec, load_plugins
 from receiver.recovery import Recoverer
 from receiver.recovery.metrics import RecoveryMetrics
@@ -156,6 +163,13 @@ def create_app(
     tables = plugins if plugins is not None else load_plugins()
     check_spec(app[SPEC], tables)
     recover_factory: RecoverFactory | None = recover_with(tables) if recover is _UNSET else recover
+    # Destinations are expanded and checked now: a missing ${VAR} stops start-up.
+    senders: dict[str, Sender] = {"*": AppriseSender.prepare(app[SPEC])}
+    if config.notify.alertmanager_url is not None:
+        senders[PAGE_DESTINATION] = AlertmanagerPager(
+            config.notify.alertmanager_url, external_url=config.external_url
+        )
+    mobilizer = Mobilizer(app[SPEC], paging=config.notify.alertmanager_url is not None)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = await store_opener(
@@ -180,6 +194,30 @@ def create_app(
             app[HTTP_SESSION] = session
             yield
 
+    async def notify_ctx(app: web.Application) -> AsyncIterator[None]:
+        delivery = DeliveryWorker(
+            app[STORE],
+            senders,
+            app[SPEC],
+            metrics=NotifyMetrics(metrics.registry),
+            external_url=config.external_url,
+            worker_id=f"{worker_id}:notify" if worker_id else None,
+            concurrency=max(config.notify.concurrency, 1),
+            lease_seconds=config.notify.lease_seconds,
+            max_age_seconds=config.notify.max_age_seconds,
+        )
+        app[NOTIFY] = delivery
+        if config.notify.concurrency > 0:
+            await delivery.start()
+        yield
+        await delivery.stop()
+
+    def mobilize(incident: Incident, entry: TimelineEntry) -> list[OutboxMessage]:
+        found = mobilizer.messages_for(incident, entry)
+        if found:
+            app[NOTIFY].wake()  # it polls again shortly, after the commit
+        return found
+
     async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
         store, session = app[STORE], app[HTTP_SESSION]
         prom = PrometheusAPI(config.prometheus_url, session)
@@ -189,6 +227,7 @@ def create_app(
             reopen_window_seconds=config.reopen_window_seconds,
             metrics=metrics,
             render_postmortem=postmortem,
+            mobilize=mobilize,
         )
         pool = WorkerPool(
             store,
@@ -215,7 +254,7 @@ def create_app(
         yield
         await pool.stop(drain_seconds)
 
-    app.cleanup_ctx.extend([store_ctx, session_ctx, worker_ctx])
+    app.cleanup_ctx.extend([store_ctx, session_ctx, notify_ctx, worker_ctx])
     app.router.add_post("/alerts", _post_alerts, name="alerts")
     app.router.add_get("/metrics", metrics_handler(metrics), name="metrics")
     app.router.add_get("/-/healthy", _healthy, name="healthy")

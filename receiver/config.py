@@ -19,6 +19,11 @@ Example ``receiver.yml``::
     spec: rules/pipelines.yml
     reopen_window: 30m
     recovery: {dry_run: true}
+    external_url: https://pipemedic.example.com   # links in notifications (none without it)
+    notify:
+      concurrency: 8            # sends at once (0: this replica delivers nothing)
+      max_age: 24h              # a message undelivered this long is given up
+      paging: {alertmanager_url: http://127.0.0.1:9093}   # PipelineIncident pages
 """
 
 from __future__ import annotations
@@ -37,7 +42,14 @@ from receiver.errors import ConfigError
 from receiver.recovery.config import RecoveryConfig
 from rules.durations import parse_duration
 
-__all__ = ["DEFAULT_LISTEN", "AuthConfig", "ReceiverConfig", "load_config", "parse_config"]
+__all__ = [
+    "DEFAULT_LISTEN",
+    "AuthConfig",
+    "NotifyConfig",
+    "ReceiverConfig",
+    "load_config",
+    "parse_config",
+]
 
 DEFAULT_LISTEN = "127.0.0.1:9099"
 DEFAULT_STORE = "sqlite:///pipemedic-receiver.db"
@@ -54,6 +66,8 @@ _TOP_FIELDS = frozenset(
         "spec",
         "reopen_window",
         "recovery",
+        "external_url",
+        "notify",
     }
 )
 
@@ -72,6 +86,16 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    """The notification outbox's delivery worker; ``alertmanager_url`` turns paging on."""
+
+    concurrency: int = 8
+    max_age_seconds: float = 86400.0
+    lease_seconds: float = 60.0
+    alertmanager_url: str | None = None
+
+
+@dataclass(frozen=True)
 class ReceiverConfig:
     """The receiver's settings after defaults; ``recovery`` is D's ``RecoveryConfig``."""
 
@@ -87,6 +111,8 @@ class ReceiverConfig:
     spec_path: str | None = None
     reopen_window_seconds: float = 3600.0
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    external_url: str | None = None
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     source: str = "<defaults>"
 
 
@@ -209,6 +235,37 @@ def _recovery(raw: Any, reader: _Reader) -> RecoveryConfig:
         raise ConfigError(reader.source, "recovery", str(exc)) from None
 
 
+def _http_url(value: Any, path: str, reader: _Reader) -> str:
+    url = reader.string(value, path)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise reader.fail(path, f"must be an http(s) URL, got {url!r}")
+    return url.rstrip("/")
+
+
+def _notify(raw: Any, reader: _Reader) -> NotifyConfig:
+    section = reader.mapping(
+        raw, "notify", frozenset({"concurrency", "max_age", "lease_seconds", "paging"})
+    )
+    defaults = NotifyConfig()
+    paging = reader.mapping(section.get("paging"), "notify.paging", frozenset({"alertmanager_url"}))
+    am = paging.get("alertmanager_url")
+    return NotifyConfig(
+        concurrency=reader.integer(
+            section.get("concurrency", defaults.concurrency), "notify.concurrency", 0
+        ),
+        max_age_seconds=reader.duration(
+            section.get("max_age", defaults.max_age_seconds), "notify.max_age"
+        ),
+        lease_seconds=reader.duration(
+            section.get("lease_seconds", defaults.lease_seconds), "notify.lease_seconds"
+        ),
+        alertmanager_url=(
+            _http_url(am, "notify.paging.alertmanager_url", reader) if am is not None else None
+        ),
+    )
+
+
 def parse_config(raw: Any, source: str = "<string>") -> ReceiverConfig:
     """Build a ``ReceiverConfig`` from a parsed YAML document."""
     reader = _Reader(source)
@@ -253,6 +310,12 @@ def parse_config(raw: Any, source: str = "<string>") -> ReceiverConfig:
             doc.get("reopen_window", defaults.reopen_window_seconds), "reopen_window"
         ),
         recovery=_recovery(doc.get("recovery"), reader),
+        external_url=(
+            _http_url(doc["external_url"], "external_url", reader)
+            if doc.get("external_url") is not None
+            else None
+        ),
+        notify=_notify(doc.get("notify"), reader),
         source=source,
     )
 

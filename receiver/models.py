@@ -25,6 +25,7 @@ __all__ = [
     "Incident",
     "IngestResult",
     "Notification",
+    "OutboxMessage",
     "TimelineEntry",
     "format_time",
     "parse_time",
@@ -254,6 +255,25 @@ class ActionRecord:
         return cls(**{**doc, "started_at": started, "ended_at": parse_time(doc.get("ended_at"))})
 
 
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A notification to deliver, stored in the same transaction as the entry that causes it.
+
+    ``event`` is a notification event (``receiver.notify.events``),
+    ``destination`` names where it goes (``teams.<t>.notify[<i>]`` or
+    ``alertmanager``) and ``detail`` is the causing timeline entry's detail.
+    """
+
+    event: str
+    destination: str
+    kind: str
+    detail: Any = None
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    incident_id: int = 0
+    id: int = 0
+    attempts: int = 0
+
+
 @dataclass
 class Incident:
     """One open-to-closed incident of one pipeline; alerts of the pipeline join it."""
@@ -273,6 +293,8 @@ class Incident:
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
     postmortem: str | None = None
+    # notifications caused by entries not saved yet; the store writes them with the entries
+    outbox: list[OutboxMessage] = field(default_factory=list, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {

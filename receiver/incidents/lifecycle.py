@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +36,7 @@ from receiver.models import (
     AlertEvent,
     Diagnosis,
     Incident,
+    OutboxMessage,
     TimelineEntry,
     format_time,
     utcnow,
@@ -49,6 +51,7 @@ __all__ = [
     "Correlation",
     "IllegalTransition",
     "Lifecycle",
+    "Mobilize",
     "RenderPostmortem",
     "alert_sev",
 ]
@@ -72,6 +75,17 @@ _DEGRADATION_BY_SEVERITY: dict[str, str] = {
     "warning": "performance",
     "info": "annoyance",
 }
+
+
+log = logging.getLogger(__name__)
+# Our own page alert (receiver.notify.paging): if a route sends it back here, it is not an incident.
+_PAGE_ALERT = "PipelineIncident"
+
+
+class Mobilize(Protocol):
+    """Return the notifications a new timeline entry causes (``receiver.notify.Mobilizer``)."""
+
+    def __call__(self, incident: Incident, entry: TimelineEntry) -> list[OutboxMessage]: ...
 
 
 class RenderPostmortem(Protocol):
@@ -126,6 +140,7 @@ class Lifecycle:
         metrics: ReceiverMetrics | None = None,
         render_postmortem: RenderPostmortem | None = None,
         clock: Callable[[], datetime] = utcnow,
+        mobilize: Mobilize | None = None,
     ) -> None:
         self.store = store
         self.spec = spec
@@ -133,13 +148,21 @@ class Lifecycle:
         self.metrics = metrics
         self.render_postmortem = render_postmortem
         self.clock = clock
+        self.mobilize = mobilize
 
     # timeline, state and SEV --------------------------------------------------
     def note(
         self, incident: Incident, event: str, detail: Any = None, at: datetime | None = None
     ) -> None:
-        """Append a timeline entry (``at`` defaults to now)."""
-        incident.timeline.append(TimelineEntry(at=at or self.clock(), event=event, detail=detail))
+        """Append a timeline entry (``at`` defaults to now) and the notifications it causes.
+
+        The notifications ride on ``incident.outbox`` and are written by the
+        same store call that writes the entry.
+        """
+        entry = TimelineEntry(at=at or self.clock(), event=event, detail=detail)
+        incident.timeline.append(entry)
+        if self.mobilize is not None:
+            incident.outbox.extend(self.mobilize(incident, entry))
 
     def transition(
         self,
@@ -156,8 +179,23 @@ class Lifecycle:
             raise IllegalTransition(
                 f"incident {incident.id}: {incident.state} -> {state} is not allowed"
             )
-        incident.state = state
+        before, incident.state = incident.state, state
         self.note(incident, event or state, detail, at)
+        log.log(
+            logging.WARNING if state == "escalated" else logging.INFO,
+            "incident %d %s: %s -> %s (%s)",
+            incident.id,
+            incident.pipeline,
+            before,
+            state,
+            incident.sev,
+            extra={
+                "incident": incident.id,
+                "pipeline": incident.pipeline,
+                "sev": incident.sev,
+                "state": state,
+            },
+        )
 
     def raise_sev(self, incident: Incident, sev: str, why: str, at: datetime | None = None) -> None:
         """Raise the SEV (never lower it); each change is a timeline event."""
@@ -169,7 +207,7 @@ class Lifecycle:
     async def correlate(self, event: AlertEvent) -> Correlation:
         """Attach an event's alert to its pipeline's incident, opening one if needed."""
         alert = event.alert
-        if not alert.pipeline:
+        if not alert.pipeline or alert.name == _PAGE_ALERT:
             return Correlation(None, "ignored")
         if alert.status == "resolved":
             return await self._resolve(event)
@@ -245,6 +283,18 @@ class Lifecycle:
             at=event.received_at,
         )
         incident = await self.store.create_incident(incident)
+        log.info(
+            "incident %d %s: opened (%s)",
+            incident.id,
+            incident.pipeline,
+            sev,
+            extra={
+                "incident": incident.id,
+                "pipeline": incident.pipeline,
+                "sev": sev,
+                "state": "open",
+            },
+        )
         if self.metrics is not None:
             lag = (event.received_at - alert.starts_at).total_seconds()
             self.metrics.time_to_acknowledge.labels(sev=sev).observe(max(lag, 0.0))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from receiver.errors import ConfigError
 from receiver.models import Incident
 from receiver.notify.messages import Message
 from rules.people import Destination, UnsetVariable, build_plugin, expand_url
@@ -36,7 +37,7 @@ __all__ = ["AppriseSender", "Delivery", "NotifyConfigError", "Sender", "email_re
 _EMAIL_KINDS = frozenset({"mailto", "mailtos"})
 
 
-class NotifyConfigError(ValueError):
+class NotifyConfigError(ConfigError):
     """A destination cannot be used: names ``teams.<team>.notify[<i>]``, never the URL."""
 
 
@@ -53,6 +54,8 @@ class Sender(Protocol):
     """Deliver one message to one destination (by its key); never raises."""
 
     async def send(self, key: str, message: Message, incident: Incident) -> Delivery: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -94,15 +97,17 @@ class AppriseSender:
         prepared: dict[str, _Prepared] = {}
         for team in spec.teams.values():
             for dest in team.notify:
-                where = f"{spec.source}: {dest.where}.url"
+                where = f"{dest.where}.url"
                 try:
                     url = expand_url(dest.url, env)
                 except UnsetVariable as exc:
-                    raise NotifyConfigError(f"{where}: {exc}") from None
+                    raise NotifyConfigError(spec.source, where, str(exc)) from None
                 plugin = build_plugin(url)
                 if plugin is None:
                     raise NotifyConfigError(
-                        f"{where}: apprise's {dest.kind}:// plugin refuses the expanded URL"
+                        spec.source,
+                        where,
+                        f"apprise's {dest.kind}:// plugin refuses the expanded URL",
                     )
                 prepared[dest.where] = _Prepared(dest, url, plugin)
         return cls(spec, prepared, threads)
@@ -111,7 +116,7 @@ class AppriseSender:
         """Return every prepared destination, in spec order."""
         return [p.destination for p in self._prepared.values()]
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def send(self, key: str, message: Message, incident: Incident) -> Delivery:

@@ -26,9 +26,17 @@ from datetime import datetime
 from typing import Protocol
 
 from receiver.errors import StoreError, StoreUnavailable
-from receiver.models import ActionRecord, AlertEvent, Incident, IngestResult, Notification
+from receiver.models import (
+    ActionRecord,
+    AlertEvent,
+    Incident,
+    IngestResult,
+    Notification,
+    OutboxMessage,
+    TimelineEntry,
+)
 
-__all__ = ["ActionLedger", "Store", "StoreError", "StoreUnavailable"]
+__all__ = ["ActionLedger", "Outbox", "Store", "StoreError", "StoreUnavailable"]
 
 
 class ActionLedger(Protocol):
@@ -62,7 +70,44 @@ class ActionLedger(Protocol):
         ...
 
 
-class Store(ActionLedger, Protocol):
+class Outbox(Protocol):
+    """Notifications waiting for delivery (``receiver.notify.delivery``).
+
+    Rows are written by ``create_incident``/``save_incident`` from
+    ``incident.outbox``, in the transaction that stores the timeline entries
+    causing them. A claim is a lease, as for recovery steps: one worker
+    delivers a message; a claim whose lease ran out (its worker died) is taken
+    again, which is where at-least-once (a crash between send and record) comes from.
+    """
+
+    async def claim_outbox(
+        self, worker: str, limit: int, lease_seconds: float
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due messages to ``worker``, oldest first (attempts counted)."""
+        ...
+
+    async def finish_outbox(
+        self,
+        message: OutboxMessage,
+        worker: str,
+        outcome: str,
+        entry: TimelineEntry,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        """Record an attempt and its timeline ``entry`` in one transaction.
+
+        ``outcome`` ``sent`` or ``given_up`` ends the message; ``failed`` makes it
+        due again at ``retry_at``. False (nothing written): ``worker`` no longer
+        holds the lease.
+        """
+        ...
+
+    async def outbox_stats(self) -> tuple[int, datetime | None]:
+        """Return how many messages wait undelivered and when the oldest was written."""
+        ...
+
+
+class Store(ActionLedger, Outbox, Protocol):
     """Everything the receiver persists."""
 
     async def ping(self) -> None:

@@ -50,12 +50,13 @@ from receiver.models import (
     Incident,
     IngestResult,
     Notification,
+    OutboxMessage,
     TimelineEntry,
 )
 from receiver.store.base import StoreError, StoreUnavailable
 from receiver.store.batching import Batcher, credit
 from receiver.store.postgres import ledger as pg_ledger
-from receiver.store.postgres import sql
+from receiver.store.postgres import outbox, sql
 from receiver.store.postgres.migrate import migrate
 
 __all__ = ["RETAKEN_EVENT", "PostgresStore", "redact_dsn"]
@@ -350,6 +351,7 @@ class PostgresStore:
         return [_incident(r, timelines[int(r["id"])], ledger[int(r["id"])]) for r in rows]
 
     async def create_incident(self, incident: Incident) -> Incident:
+        pending = list(incident.outbox)
         async with self._conn(transaction=True) as conn:
             try:
                 new_id = await conn.fetchval(sql.CREATE_INCIDENT, *_incident_values(incident))
@@ -357,9 +359,12 @@ class PostgresStore:
                 raise StoreError(_ONE_OPEN.format(incident.pipeline)) from None
             incident.id = int(new_id)
             await self._merge_children(conn, incident)
+            await outbox.write(conn, incident.id, pending)
+        del incident.outbox[: len(pending)]
         return incident
 
     async def save_incident(self, incident: Incident) -> None:
+        pending = list(incident.outbox)
         async with self._conn(transaction=True) as conn:
             try:
                 found = await conn.fetchval(
@@ -370,6 +375,30 @@ class PostgresStore:
             if found is None:
                 raise StoreError(f"incident {incident.id} does not exist; create it first")
             await self._merge_children(conn, incident)
+            await outbox.write(conn, incident.id, pending)
+        del incident.outbox[: len(pending)]
+
+    # notification outbox -----------------------------------------------------
+    async def claim_outbox(
+        self, worker: str, limit: int, lease_seconds: float
+    ) -> list[OutboxMessage]:
+        async with self._conn(transaction=True) as conn:
+            return await outbox.claim(conn, worker, limit, lease_seconds)
+
+    async def finish_outbox(
+        self,
+        message: OutboxMessage,
+        worker: str,
+        outcome: str,
+        entry: TimelineEntry,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        async with self._conn(transaction=True) as conn:
+            return await outbox.finish(conn, message, worker, outcome, entry, retry_at)
+
+    async def outbox_stats(self) -> tuple[int, datetime | None]:
+        async with self._conn() as conn:
+            return await outbox.stats(conn)
 
     async def _merge_children(self, conn: Any, incident: Incident) -> None:
         """Append timeline entries not stored yet; add actions the ledger lacks.

@@ -32,12 +32,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from receiver.incidents.timeline import merge_timelines
 from receiver.models import (
     ActionRecord,
     AlertEvent,
     Incident,
     IngestResult,
     Notification,
+    OutboxMessage,
+    TimelineEntry,
 )
 from receiver.store.base import StoreError
 from receiver.store.codec import (
@@ -48,6 +51,7 @@ from receiver.store.codec import (
     incident_from_doc,
     incident_to_doc,
 )
+from receiver.store.sqlite import outbox
 from receiver.store.sqlite.checkpoint import (
     WAL_SIZE_LIMIT_BYTES,
     Checkpointer,
@@ -153,7 +157,7 @@ def _connect(
         conn.execute("PRAGMA foreign_keys = ON")
         if not autocheckpoint:  # the Checkpointer's thread does it, off the commit path
             conn.execute("PRAGMA wal_autocheckpoint = 0")
-        conn.executescript(_SCHEMA)
+        conn.executescript(_SCHEMA + outbox.SCHEMA)
         return conn
 
     return connect
@@ -352,15 +356,30 @@ class SqliteStore:
                 "UPDATE incidents SET doc = ? WHERE id = ?",
                 (dumps(incident_to_doc(incident)), new_id),
             )
+            outbox.write(conn, new_id, pending)
             return new_id
 
+        pending = list(incident.outbox)
         incident.id = await self._writer.submit(insert)
+        del incident.outbox[: len(pending)]
         return incident
 
     async def save_incident(self, incident: Incident) -> None:
-        doc = dumps(incident_to_doc(incident))
+        """Write the incident, keeping stored timeline entries this copy lacks, and its outbox.
+
+        Entries appended meanwhile (a notification delivered, ``outbox.append_entry``)
+        are merged back, so a held copy never erases them.
+        """
+        pending = list(incident.outbox)
 
         def update(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT doc FROM incidents WHERE id = ?", (incident.id,)).fetchone()
+            if row is not None:
+                stored = json.loads(row[0]).get("timeline") or []
+                incident.timeline = merge_timelines(
+                    incident.timeline, [TimelineEntry.from_json(t) for t in stored]
+                )
+            doc = dumps(incident_to_doc(incident))
             try:
                 cur = conn.execute(
                     "UPDATE incidents SET state = ?, sev = ?, doc = ? WHERE id = ?",
@@ -372,8 +391,35 @@ class SqliteStore:
                 ) from None
             if cur.rowcount != 1:
                 raise StoreError(f"incident {incident.id} does not exist")
+            outbox.write(conn, incident.id, pending)
 
         await self._writer.submit(update)
+        del incident.outbox[: len(pending)]
+
+    # notification outbox -----------------------------------------------------
+    async def claim_outbox(
+        self, worker: str, limit: int, lease_seconds: float
+    ) -> list[OutboxMessage]:
+        now = self._clock()
+        return await self._writer.submit(
+            lambda conn: outbox.claim(conn, worker, limit, now, lease_seconds)
+        )
+
+    async def finish_outbox(
+        self,
+        message: OutboxMessage,
+        worker: str,
+        outcome: str,
+        entry: TimelineEntry,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        now = self._clock()
+        return await self._writer.submit(
+            lambda conn: outbox.finish(conn, message, worker, outcome, entry, now, retry_at)
+        )
+
+    async def outbox_stats(self) -> tuple[int, datetime | None]:
+        return await self._writer.submit(outbox.stats)
 
     async def list_incidents(
         self,

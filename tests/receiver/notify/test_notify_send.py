@@ -21,7 +21,7 @@ async def test_escalation_email_reaches_smtp_with_html_and_text_and_no_injected_
         hostile = incident(hostile=True)
         msg = render("escalated", hostile, spec.team("data-platform"), {"reason": HOSTILE})
         result = await sender.send("teams.data-platform.notify[0]", msg, hostile)
-        sender.close()
+        await sender.close()
     assert result.outcome == "sent", result
     # apprise sends one message per recipient: the commander and the liaison
     assert sorted(r for rcpt in mail.recipients for r in rcpt) == [
@@ -46,7 +46,7 @@ async def test_chat_message_reaches_a_mattermost_hook_as_inert_markdown() -> Non
         sender = AppriseSender.prepare(spec)
         msg = render("escalated", incident(hostile=True), spec.team("data-platform"))
         result = await sender.send("teams.data-platform.notify[0]", msg, incident())
-        sender.close()
+        await sender.close()
     assert result.outcome == "sent"
     assert chat.paths == ["/hooks/hooktoken123"]
     text = chat.posts[0]["text"]
@@ -66,7 +66,7 @@ async def test_json_webhook_down_is_a_retryable_failure() -> None:
         failed = await sender.send("teams.data-platform.notify[0]", msg, incident())
         chat.down = False
         sent = await sender.send("teams.data-platform.notify[0]", msg, incident())
-        sender.close()
+        await sender.close()
     assert (failed.outcome, failed.retryable) == ("failed", True)
     assert sent.outcome == "sent" and len(chat.posts) == 1
     assert chat.posts[0]["message"].startswith("**\\[SEV2\\] etl_orders: incident opened**")

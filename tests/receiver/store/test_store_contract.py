@@ -21,6 +21,7 @@ from receiver.models import (
     Evidence,
     Incident,
     Notification,
+    OutboxMessage,
     TimelineEntry,
 )
 from receiver.store import Store, StoreError, open_store
@@ -490,3 +491,78 @@ async def test_concurrent_ingests_share_a_batch_and_duplicates_go_to_the_first(
     assert await store.queue_depth() == 4
     claimed = await store.claim_events("w1", 10, lease_seconds=60)
     assert sorted(e.alert.fingerprint for e in claimed) == ["fa", "fb", "fc", "old"]
+
+
+# notification outbox -----------------------------------------------------------
+def _message(event: str = "escalated", destination: str = "teams.t.notify[0]") -> OutboxMessage:
+    return OutboxMessage(
+        event=event, destination=destination, kind="json", detail={"x": 1}, created_at=at(1)
+    )
+
+
+async def test_outbox_rows_are_written_with_the_incident_and_claimed_once(store: Store) -> None:
+    inc = incident()
+    inc.outbox.append(_message("opened"))
+    created = await store.create_incident(inc)
+    assert created.outbox == []  # written, not kept twice
+    created.timeline.append(TimelineEntry(at(2), "escalated", {"reason": "r"}))
+    created.outbox.append(_message("escalated"))
+    await store.save_incident(created)
+    depth, oldest = await store.outbox_stats()
+    assert depth == 2 and oldest == at(1)
+    first = await store.claim_outbox("w1", 10, lease_seconds=60)
+    assert [(m.event, m.incident_id, m.attempts) for m in first] == [
+        ("opened", created.id, 1),
+        ("escalated", created.id, 1),
+    ]
+    assert first[0].detail == {"x": 1}
+    assert await store.claim_outbox("w2", 10, lease_seconds=60) == []  # leased to w1
+
+
+async def test_outbox_finish_records_the_attempt_and_its_timeline_entry(store: Store) -> None:
+    inc = incident()
+    inc.outbox.append(_message())
+    created = await store.create_incident(inc)
+    (msg,) = await store.claim_outbox("w1", 10, lease_seconds=60)
+    entry = TimelineEntry(at(3), "notification_failed", {"destination": msg.destination})
+    assert not await store.finish_outbox(msg, "w2", "sent", entry)  # not the lease holder
+    assert await store.finish_outbox(msg, "w1", "failed", entry, retry_at=at(0))
+    (again,) = await store.claim_outbox("w2", 10, lease_seconds=60)
+    assert again.id == msg.id and again.attempts == 2
+    sent = TimelineEntry(at(4), "notification_sent", {"destination": msg.destination})
+    assert await store.finish_outbox(again, "w2", "sent", sent)
+    assert not await store.finish_outbox(again, "w2", "sent", sent)  # done already
+    assert await store.outbox_stats() == (0, None)
+    assert await store.claim_outbox("w3", 10, lease_seconds=60) == []
+    stored = await store.get_incident(created.id)
+    assert stored is not None
+    events = [t.event for t in stored.timeline]
+    assert events.count("notification_failed") == 1 and events.count("notification_sent") == 1
+    # a held copy saved afterwards keeps the delivery entries
+    created.state = "escalated"
+    await store.save_incident(created)
+    again_stored = await store.get_incident(created.id)
+    assert again_stored is not None
+    assert [t.event for t in again_stored.timeline].count("notification_sent") == 1
+
+
+async def test_outbox_lease_runs_out_and_another_worker_takes_the_message(store: Store) -> None:
+    inc = incident()
+    inc.outbox.append(_message())
+    await store.create_incident(inc)
+    (msg,) = await store.claim_outbox("dead", 10, lease_seconds=0.2)
+    await asyncio.sleep(0.3)
+    (taken,) = await store.claim_outbox("w2", 10, lease_seconds=60)
+    assert taken.id == msg.id and taken.attempts == 2
+    late = TimelineEntry(at(5), "notification_sent", {})
+    assert not await store.finish_outbox(msg, "dead", "sent", late)
+
+
+async def test_outbox_is_not_written_when_the_save_fails(store: Store) -> None:
+    ghost = incident()
+    ghost.id = 987654
+    ghost.outbox.append(_message())
+    with pytest.raises(StoreError):
+        await store.save_incident(ghost)
+    assert await store.outbox_stats() == (0, None)
+    assert len(ghost.outbox) == 1  # still pending: the next save writes it

@@ -1,0 +1,137 @@
+"""The notification outbox on SQLite: rows written with the incident, leased for delivery.
+
+Every function runs inside a transaction of the store's writer thread:
+``write`` from ``create_incident``/``save_incident`` (the same commit as the
+timeline entries causing the rows), ``claim``/``finish``/``stats`` from
+``receiver.notify.delivery``. A lease whose worker died runs out and the row
+is claimed again, as for recovery steps.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from receiver.models import OutboxMessage, TimelineEntry
+from receiver.store.codec import dumps, epoch
+
+__all__ = ["SCHEMA", "append_entry", "claim", "finish", "stats", "write"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id          INTEGER PRIMARY KEY,
+    incident_id INTEGER NOT NULL,
+    event       TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    due_at      REAL NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until REAL,
+    done_at     REAL,
+    outcome     TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due_at, id) WHERE done_at IS NULL;
+"""
+
+_CLAIM = """
+UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM outbox
+    WHERE done_at IS NULL AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+    ORDER BY due_at, id LIMIT ?
+)
+RETURNING id, incident_id, event, destination, kind, detail, created_at, attempts
+"""
+
+
+def write(conn: sqlite3.Connection, incident_id: int, messages: Sequence[OutboxMessage]) -> None:
+    """Insert ``messages`` for ``incident_id`` (in the caller's transaction)."""
+    conn.executemany(
+        "INSERT INTO outbox (incident_id, event, destination, kind, detail, created_at, due_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                incident_id,
+                m.event,
+                m.destination,
+                m.kind,
+                dumps(m.detail),
+                epoch(m.created_at),
+                epoch(m.created_at),
+            )
+            for m in messages
+        ],
+    )
+
+
+def claim(
+    conn: sqlite3.Connection, worker: str, limit: int, now: float, lease_seconds: float
+) -> list[OutboxMessage]:
+    rows = conn.execute(_CLAIM, (worker, now + lease_seconds, now, now, limit)).fetchall()
+    return sorted(
+        (
+            OutboxMessage(
+                id=int(r[0]),
+                incident_id=int(r[1]),
+                event=r[2],
+                destination=r[3],
+                kind=r[4],
+                detail=json.loads(r[5]),
+                created_at=datetime.fromtimestamp(r[6], UTC),
+                attempts=int(r[7]),
+            )
+            for r in rows
+        ),
+        key=lambda m: m.id,
+    )
+
+
+def finish(
+    conn: sqlite3.Connection,
+    message: OutboxMessage,
+    worker: str,
+    outcome: str,
+    entry: TimelineEntry,
+    now: float,
+    retry_at: datetime | None,
+) -> bool:
+    """Record an attempt if ``worker`` holds the lease, with its timeline entry."""
+    if outcome == "failed":
+        cur = conn.execute(
+            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL, due_at = ?, outcome = ? "
+            "WHERE id = ? AND lease_owner = ? AND done_at IS NULL",
+            (epoch(retry_at) if retry_at else now, outcome, message.id, worker),
+        )
+    else:
+        cur = conn.execute(
+            "UPDATE outbox SET lease_until = NULL, done_at = ?, outcome = ? "
+            "WHERE id = ? AND lease_owner = ? AND done_at IS NULL",
+            (now, outcome, message.id, worker),
+        )
+    if cur.rowcount != 1:
+        return False
+    append_entry(conn, message.incident_id, entry)
+    return True
+
+
+def append_entry(conn: sqlite3.Connection, incident_id: int, entry: TimelineEntry) -> None:
+    """Append one timeline entry to a stored incident (``save_incident`` merges it back)."""
+    row = conn.execute("SELECT doc FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+    if row is None:
+        return
+    doc: dict[str, Any] = json.loads(row[0])
+    doc.setdefault("timeline", []).append(entry.to_json())
+    conn.execute("UPDATE incidents SET doc = ? WHERE id = ?", (dumps(doc), incident_id))
+
+
+def stats(conn: sqlite3.Connection) -> tuple[int, datetime | None]:
+    count, oldest = conn.execute(
+        "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE done_at IS NULL"
+    ).fetchone()
+    return int(count), (datetime.fromtimestamp(oldest, UTC) if oldest is not None else None)
