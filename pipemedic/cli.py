@@ -20,6 +20,7 @@ _COMMAND_GROUPS: tuple[str, ...] = (
     "exporters.cli",
     "receiver.cli",
     "receiver.report.incidents_cli",
+    "receiver.notify.cli",
     "pipemedic.demo.cli",
 )
 

@@ -47,6 +47,15 @@ def test_every_alert_routes_to_the_receiver(repo_root: Path, labels: list[str]) 
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def test_pipeline_incident_pages_and_never_reaches_the_receiver(repo_root: Path) -> None:
+    labels = ["alertname=PipelineIncident", "pipeline=etl_orders", "sev=SEV1", "incident=7"]
+    argv = [find_binary("amtool"), "config", "routes", "test", "--config.file=alertmanager.yml"]
+    res = _run(*argv, "--verify.receivers=paging", *labels, cwd=repo_root)
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = _run(*argv, *labels, cwd=repo_root)
+    assert res.stdout.strip() == "paging", res.stdout + res.stderr
+
+
 def test_pipeline_down_inhibits_lesser_alerts(repo_root: Path) -> None:
     import yaml
 

@@ -131,6 +131,8 @@ def receiver_config(ports: Ports, run: Path, spec_path: Path) -> str:
         "store": f"sqlite:///{run / 'receiver.db'}",
         "prometheus_url": f"http://{ports.address('prometheus')}",
         "spec": str(spec_path),
+        # the demo's browser is on this machine: links in notifications point here
+        "external_url": f"http://{ports.address('receiver')}",
         # every demo pipeline's incident at once, and their resolutions, without queueing
         "workers": {"concurrency": 8, "poll_interval_seconds": 0.2},
         "recovery": {

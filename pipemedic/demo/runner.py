@@ -44,6 +44,7 @@ from pipemedic.demo.configs import (
     prometheus_config,
     receiver_config,
 )
+from pipemedic.demo.notify import DemoPeople
 from pipemedic.demo.progress import Progress, Reporter, Row, render_table, summarize
 from pipemedic.demo.runspec import demo_spec_text, write_rules
 from pipemedic.demo.scenario import SCENARIO, Fault
@@ -120,7 +121,9 @@ def _check_free(ports: Ports) -> None:
                 ) from None
 
 
-def _prepare(options: DemoOptions, ports: Ports) -> tuple[Path, Path, Path, str, str]:
+def _prepare(
+    options: DemoOptions, ports: Ports, people: DemoPeople
+) -> tuple[Path, Path, Path, str, str]:
     """Write the run folder; return (run, spec copy, receiver config, prometheus, alertmanager)."""
     for path in (options.spec, options.prometheus_yml, options.alertmanager_yml):
         if not path.is_file():
@@ -132,7 +135,10 @@ def _prepare(options: DemoOptions, ports: Ports) -> tuple[Path, Path, Path, str,
     spec_copy = run / "pipelines.yml"
     spec_copy.write_text(
         demo_spec_text(
-            options.spec.read_text(encoding="utf-8"), ports.address("exporter"), str(options.spec)
+            options.spec.read_text(encoding="utf-8"),
+            ports.address("exporter"),
+            str(options.spec),
+            notify=people.destinations(),
         ),
         encoding="utf-8",
     )
@@ -209,6 +215,21 @@ async def _write_postmortems(
     return written
 
 
+async def _wait_notifications(
+    session: aiohttp.ClientSession, receiver: str, deadline: float
+) -> None:
+    """Wait until the receiver's outbox is empty (every message sent or given up)."""
+    while time.monotonic() < deadline:
+        try:
+            async with session.get(f"{receiver}/metrics") as resp:
+                text = await resp.text()
+        except (aiohttp.ClientError, TimeoutError):
+            text = ""
+        if "\npipemedic_notification_outbox_depth 0.0" in text:
+            return
+        await asyncio.sleep(0.5)
+
+
 async def _stop_signal() -> None:
     """Wait for SIGINT or SIGTERM (the end of ``--keep-running``)."""
     loop = asyncio.get_running_loop()
@@ -228,7 +249,12 @@ async def run_demo(options: DemoOptions) -> int:
     ports = Ports.free() if options.free_ports else DEFAULT_PORTS
     if not options.free_ports:
         _check_free(ports)
-    run, _spec_copy, receiver_yml, prom_yml, am_yml = _prepare(options, ports)
+    with DemoPeople() as people:
+        return await _run(options, report, ports, people)
+
+
+async def _run(options: DemoOptions, report: Reporter, ports: Ports, people: DemoPeople) -> int:
+    run, _spec_copy, receiver_yml, prom_yml, am_yml = _prepare(options, ports, people)
     out = options.output.resolve()
     spec = load_spec(run / "pipelines.yml")
     sim = Simulator(PipelineRegistry(spec), [f.pipeline for f in options.faults])
@@ -257,7 +283,7 @@ async def run_demo(options: DemoOptions) -> int:
             started.append(server)
             await asyncio.to_thread(server.start)
             report.line(f"{server.name} ready on {server.url}", server=server.name, url=server.url)
-        return await _scenario(options, report, sim, ports, out)
+        return await _scenario(options, report, sim, ports, out, people)
     finally:
         for server in reversed(started):
             await asyncio.to_thread(server.stop)
@@ -272,6 +298,7 @@ async def _scenario(
     sim: Simulator,
     ports: Ports,
     out: Path,
+    people: DemoPeople,
 ) -> int:
     receiver_url = f"http://{ports.address('receiver')}"
     prom_url = f"http://{ports.address('prometheus')}"
@@ -308,6 +335,7 @@ async def _scenario(
                 )
                 break
             await asyncio.sleep(0.5)
+        await _wait_notifications(session, receiver_url, time.monotonic() + 30)
         elapsed = (utcnow() - injected_at).total_seconds()
         rows = summarize(options.faults, incidents, sim.hits())
         table = render_table(rows)
@@ -316,7 +344,12 @@ async def _scenario(
     (out / "summary.md").write_text(table + "\n", encoding="utf-8")
     (out / "summary.json").write_text(
         json.dumps(
-            {"ok": ok, "seconds": round(elapsed, 1), "rows": [r.to_json() for r in rows]},
+            {
+                "ok": ok,
+                "seconds": round(elapsed, 1),
+                "rows": [r.to_json() for r in rows],
+                "notifications": people.to_json(),
+            },
             indent=2,
         ),
         encoding="utf-8",
@@ -326,6 +359,12 @@ async def _scenario(
         event="summary",
         ok=ok,
         rows=[r.to_json() for r in rows],
+    )
+    told = people.summary()
+    report.line(
+        "people told:\n  " + "\n  ".join(told),
+        event="notifications",
+        notifications=people.to_json(),
     )
     for row in rows:
         for problem in row.problems:

@@ -79,9 +79,15 @@ def _overlay_pipeline(entry: dict[str, Any], address: str) -> None:
 
 
 def demo_spec_text(
-    spec_text: str, control_address: str, source: str = "rules/pipelines.yml"
+    spec_text: str,
+    control_address: str,
+    source: str = "rules/pipelines.yml",
+    notify: list[dict[str, Any]] | None = None,
 ) -> str:
-    """Return the run-specific spec: demo timing and this run's control address."""
+    """Return the run-specific spec: demo timing, this run's control address, ``notify``.
+
+    ``notify`` (the demo's local chat and SMTP destinations) replaces every team's own.
+    """
     raw = yaml.safe_load(spec_text) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{source}: the spec must be a mapping with defaults/pipelines/teams")
@@ -93,10 +99,14 @@ def demo_spec_text(
     for entry in (raw.get("pipelines") or {}).values():
         if isinstance(entry, dict):
             _overlay_pipeline(entry, control_address)
+    for team in (raw.get("teams") or {}).values():
+        if isinstance(team, dict) and notify is not None:
+            team["notify"] = [dict(d) for d in notify]
     header = (
         f"# Run-specific copy of {source} written by `pipemedic demo`: every `for` and\n"
         f"# heartbeat_timeout replaced by the demo's seconds, demo actions aimed at\n"
-        f"# {control_address}. Everything else is the spec's own.\n"
+        f"# {control_address}, teams notified on the demo's local chat and SMTP server.\n"
+        f"# Everything else is the spec's own.\n"
     )
     return header + yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
 

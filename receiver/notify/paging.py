@@ -71,7 +71,7 @@ def page_alerts(
                         "state": s,
                     },
                     "annotations": annotations,
-                    "startsAt": format_time(incident.opened_at),
+                    "startsAt": format_time(min(incident.opened_at, now)),
                     "endsAt": format_time(now + _HOLD if live else now),
                 }
             )
@@ -102,10 +102,11 @@ class AlertmanagerPager:
             async with self._session.post(self.url, json=body) as response:
                 if response.status < 300:
                     return Delivery("sent", retryable=False)
+                why = (await response.text())[:200]
                 return Delivery(
                     "failed",
                     retryable=response.status >= 500,
-                    error=f"Alertmanager answered {response.status}",
+                    error=f"Alertmanager answered {response.status}: {why}",
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:
             return Delivery("failed", error=f"Alertmanager unreachable: {type(exc).__name__}")

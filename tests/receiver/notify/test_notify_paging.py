@@ -1,0 +1,93 @@
+"""Paging through a real Alertmanager: the repository's routing sends PipelineIncident to paging."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from notify_helpers import incident, spec_with
+
+from pipemedic.sinks import ChatSink
+from pipemedic.stack import AlertmanagerServer
+from receiver.models import TimelineEntry
+from receiver.notify.messages import render
+from receiver.notify.mobilize import Mobilizer
+from receiver.notify.paging import AlertmanagerPager
+from rules.spec import parse_spec
+
+
+def _active(am: AlertmanagerServer) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{am.url}/api/v2/alerts?active=true", timeout=10) as r:
+        return list(json.loads(r.read()))
+
+
+@pytest.mark.slow
+async def test_pipeline_incident_pages_through_alertmanager_and_resolves(
+    repo_root: Path, alertmanager_server: Callable[..., AlertmanagerServer]
+) -> None:
+    with ChatSink() as pager_sink, ChatSink() as trap:
+        config = (repo_root / "alertmanager.yml").read_text()
+        config = config.replace("http://127.0.0.1:9099/alerts", f"http://{trap.address}/alerts")
+        config = config.replace(
+            "  - name: paging\n",
+            f"  - name: paging\n    webhook_configs: [{{url: 'http://{pager_sink.address}/page'}}]\n",
+        )
+        am = alertmanager_server(config)
+        pager = AlertmanagerPager(am.url, external_url="https://pm.example.com")
+        inc = incident()
+        team = spec_with('      - {url: "json://127.0.0.1:1/x"}').team("data-platform")
+        try:
+            fired = await pager.send("alertmanager", render("escalated", inc, team), inc)
+            assert fired.outcome == "sent", fired
+            for _ in range(500):
+                if pager_sink.posts:
+                    break
+                await asyncio.sleep(0.02)
+            (page,) = pager_sink.posts
+            # earlier label sets (state open) go resolved in the same request
+            (alert,) = [a for a in page["alerts"] if a["status"] == "firing"]
+            assert pager_sink.paths == ["/page"]
+            assert alert["labels"] == {
+                "alertname": "PipelineIncident",
+                "pipeline": "etl_orders",
+                "sev": "SEV2",
+                "team": "data-platform",
+                "incident": "7",
+                "state": "escalated",
+            }
+            assert alert["annotations"]["incident_url"] == "https://pm.example.com/incidents/7"
+            assert trap.posts == []  # never back to pipemedic's webhook
+            resolved = await pager.send("alertmanager", render("resolved", inc, team), inc)
+            assert resolved.outcome == "sent"
+            assert _active(am) == []
+        finally:
+            await pager.close()
+
+
+def test_pages_only_at_or_above_the_teams_page_sev() -> None:
+    text = "teams:\n  t:\n    commander: A\n    page_sev: SEV2\n"
+    mobilizer = Mobilizer(parse_spec(text), paging=True)
+    inc = incident()
+    inc.team = "t"
+    entry = TimelineEntry(at=inc.opened_at, event="escalated", detail={})
+    assert [m.destination for m in mobilizer.messages_for(inc, entry)] == ["alertmanager"]
+    inc.sev = "SEV3"
+    assert mobilizer.messages_for(inc, entry) == []
+    resolved = TimelineEntry(at=inc.opened_at, event="resolved", detail={})
+    assert [m.destination for m in mobilizer.messages_for(inc, resolved)] == ["alertmanager"]
+    assert Mobilizer(parse_spec(text), paging=False).messages_for(inc, entry) == []
+
+
+async def test_an_unreachable_alertmanager_is_a_retryable_failure() -> None:
+    pager = AlertmanagerPager("http://127.0.0.1:9")
+    inc = incident()
+    try:
+        result = await pager.send("alertmanager", render("opened", inc, None), inc)
+    finally:
+        await pager.close()
+    assert (result.outcome, result.retryable) == ("failed", True)
