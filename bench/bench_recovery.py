@@ -63,7 +63,9 @@ class _MemoryLedger:
         ]
 
 
-async def _serve() -> tuple[web.AppRunner, int]:
+async def serve_action_endpoint() -> tuple[web.AppRunner, int]:
+    """Serve ``POST /act`` answering 200 on a free loopback port (the action's target)."""
+
     async def ok(request: web.Request) -> web.Response:
         await request.read()
         return web.json_response({"ok": True})
@@ -78,7 +80,7 @@ async def _serve() -> tuple[web.AppRunner, int]:
 
 
 async def _bench(prom_url: str, workdir: Path) -> None:
-    runner, port = await _serve()
+    runner, port = await serve_action_endpoint()
     url = f"http://127.0.0.1:{port}/act"
     spec = parse_spec(
         "defaults:\n  cooldown: '0'\n  actions:\n    retry_with_backoff:\n"

@@ -21,6 +21,7 @@ import email
 import email.policy
 import json
 import threading
+import time
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -93,6 +94,7 @@ class _Hook(BaseHTTPRequestHandler):
         with sink.lock:
             sink.posts.append(doc if isinstance(doc, dict) else {"body": doc})
             sink.paths.append(self.path)
+            sink.received_at.append(time.time())
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -112,6 +114,7 @@ class ChatSink:
     def __init__(self) -> None:
         self.posts: list[dict[str, Any]] = []
         self.paths: list[str] = []
+        self.received_at: list[float] = []  # unix time of each post (benchmarks)
         self.down = False
         self.lock = threading.Lock()
         self._server = _ChatServer((LOOPBACK, 0), _Hook)

@@ -8,7 +8,8 @@ imports it from here (re-exporting it where callers already look, e.g.
 
     ReceiverError
     ├── ConfigError            receiver.yml is wrong: names the file and the field path
-    │   └── PluginError        installed plugins are unusable: every problem listed (start-up stops)
+    │   ├── PluginError        installed plugins are unusable: every problem listed (start-up stops)
+    │   └── NotifyConfigError  a notify destination is unusable: names it, never its URL
     ├── IntakeError            a POST /alerts the receiver refuses (has an HTTP status)
     │   ├── AuthError          401: credentials missing or wrong
     │   ├── PayloadTooLarge    413: body over the configured limit
@@ -35,6 +36,7 @@ __all__ = [
     "ConfigError",
     "IllegalTransition",
     "IntakeError",
+    "NotifyConfigError",
     "PayloadError",
     "PayloadTooLarge",
     "PluginError",
@@ -118,6 +120,10 @@ class PluginProblem:
             f"entry point {self.name!r} = {self.value!r} in group {self.group} "
             f"(distribution {self.distribution}): {self.message}"
         )
+
+
+class NotifyConfigError(ConfigError):
+    """A team's notify destination is unusable: names ``teams.<t>.notify[<i>]``, never the URL."""
 
 
 class PluginError(ConfigError):

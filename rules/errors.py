@@ -4,6 +4,7 @@
 
     RulesError                 anything the rules package refuses
     ├── SpecError              rules/pipelines.yml is invalid (carries every problem)
+    ├── UnsetVariable          a ${VAR} of a notify URL is not set (names it, never a value)
     └── RuleFileError          a generated or custom rule file is invalid
 
 Each problem names the file, the line and the field path, e.g.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Problem", "RuleFileError", "RulesError", "SpecError"]
+__all__ = ["Problem", "RuleFileError", "RulesError", "SpecError", "UnsetVariable"]
 
 
 @dataclass(frozen=True, order=True)
@@ -47,3 +48,7 @@ class SpecError(_ProblemsError):
 
 class RuleFileError(_ProblemsError):
     """A Prometheus rule file is invalid; ``problems`` lists every error found."""
+
+
+class UnsetVariable(RulesError, ValueError):
+    """A ``${VAR}`` of a destination URL is not set (names the variable, never a value)."""

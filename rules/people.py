@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from rules.errors import UnsetVariable
 from rules.severity import sev_rank
 
 __all__ = [
@@ -93,10 +94,6 @@ class Destination:
     def takes(self, event: str, sev: str) -> bool:
         """Say whether this destination wants ``event`` of an incident at ``sev``."""
         return event in self.events and sev_rank(sev) <= sev_rank(self.min_sev)
-
-
-class UnsetVariable(ValueError):
-    """A ``${VAR}`` of a destination URL is not set (names the variable, never a value)."""
 
 
 def destination_kind(url: str) -> str:

@@ -44,7 +44,7 @@ def _test_incident(spec: Spec, team: str) -> Incident:
 
 
 async def _send_all(spec: Spec, team: str) -> list[tuple[str, str, str]]:
-    sender = AppriseSender.prepare(spec)
+    sender = AppriseSender.prepare(spec, team=team)
     incident = _test_incident(spec, team)
     rows: list[tuple[str, str, str]] = []
     try:

@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import random
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
@@ -114,27 +115,49 @@ class DeliveryWorker:
             await sender.close()
 
     async def _loop(self) -> None:
-        # After a wake, poll again at 5 ms doubling up to poll_interval: a wake may
-        # come just before the commit of the rows it announces.
+        # Claim into free slots as soon as there are some (no batch waits for its
+        # slowest send). After a wake, poll again at 5 ms doubling up to
+        # poll_interval: a wake may come just before the commit it announces.
         delay = self.poll_interval
+        inflight: set[asyncio.Task[None]] = set()
+        last_gauges = 0.0
+
+        def done(task: asyncio.Task[None]) -> None:
+            inflight.discard(task)
+            self._wake.set()
+
         while not self._stopping:
-            try:
-                done = await self.run_once()
-            except Exception as exc:  # store down: keep trying, say so
-                log.warning("cannot deliver notifications: %s", exc)
-                done = 0
-            if done:
-                delay = 0.0
-                continue
+            free = self.concurrency - len(inflight)
+            claimed: list[OutboxMessage] = []
+            if free > 0:
+                try:
+                    claimed = await self.store.claim_outbox(
+                        self.worker_id, free, self.lease_seconds
+                    )
+                except Exception as exc:  # store down: keep trying, say so
+                    log.warning("cannot claim notifications: %s", exc)
+            for message in claimed:
+                task = asyncio.create_task(self._deliver(message), name=f"notify-{message.id}")
+                inflight.add(task)
+                task.add_done_callback(done)
+            now = time.monotonic()
+            if now - last_gauges >= 1.0:
+                last_gauges = now
+                with contextlib.suppress(Exception):
+                    await self.refresh_gauges()
+            if claimed and len(claimed) == free:
+                delay = 0.005  # full: the next free slot (a done task) wakes us
             woke = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(delay, 0.005))
                 woke = True
             self._wake.clear()
-            delay = 0.005 if woke else min(max(delay, 0.005) * 2, self.poll_interval)
+            delay = 0.005 if woke or claimed else min(max(delay, 0.005) * 2, self.poll_interval)
+        if inflight:
+            await asyncio.wait(inflight)
 
     async def run_once(self) -> int:
-        """Claim one batch and deliver it; return how many messages were handled."""
+        """Claim one batch and deliver it; return how many messages were handled (tests)."""
         batch = await self.store.claim_outbox(
             self.worker_id, self.concurrency * 2, self.lease_seconds
         )

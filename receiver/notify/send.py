@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from receiver.errors import ConfigError
+from receiver.errors import NotifyConfigError
 from receiver.models import Incident
 from receiver.notify.messages import Message
 from rules.people import Destination, UnsetVariable, build_plugin, expand_url
@@ -35,10 +35,6 @@ from rules.spec import Spec
 __all__ = ["AppriseSender", "Delivery", "NotifyConfigError", "Sender", "email_recipients"]
 
 _EMAIL_KINDS = frozenset({"mailto", "mailtos"})
-
-
-class NotifyConfigError(ConfigError):
-    """A destination cannot be used: names ``teams.<team>.notify[<i>]``, never the URL."""
 
 
 @dataclass(frozen=True)
@@ -91,12 +87,18 @@ class AppriseSender:
 
     @classmethod
     def prepare(
-        cls, spec: Spec, env: Mapping[str, str] | None = None, threads: int = 8
+        cls,
+        spec: Spec,
+        env: Mapping[str, str] | None = None,
+        threads: int = 8,
+        team: str | None = None,
     ) -> AppriseSender:
-        """Expand and check every destination now (start-up), naming the one that fails."""
+        """Expand and check every destination (of ``team`` only, if given), naming any failing."""
         prepared: dict[str, _Prepared] = {}
-        for team in spec.teams.values():
-            for dest in team.notify:
+        for found in spec.teams.values():
+            if team is not None and found.name != team:
+                continue
+            for dest in found.notify:
                 where = f"{dest.where}.url"
                 try:
                     url = expand_url(dest.url, env)

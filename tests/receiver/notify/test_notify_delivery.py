@@ -7,6 +7,7 @@ to a local Mattermost-style hook (``ChatSink``) and a real SMTP server (aiosmtpd
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,10 @@ async def _incident(client: TestClient[Any, Any]) -> Incident:
     return found[0] if found else Incident(0, "", "none", "SEV5", T0)
 
 
-async def test_an_escalation_reaches_chat_and_the_commanders_email_once(tmp_path: Path) -> None:
+async def test_an_escalation_reaches_chat_and_the_commanders_email_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="receiver")
     with ChatSink() as chat, MailSink() as mail:
         client = await _escalating_app(tmp_path, chat, mail)
         try:
@@ -82,6 +86,14 @@ async def test_an_escalation_reaches_chat_and_the_commanders_email_once(tmp_path
         finally:
             await client.close()
     assert inc.state == "escalated"
+    transitions = [
+        (r.levelno, r.incident, r.state)  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.name == "receiver.incidents.lifecycle" and hasattr(r, "state")
+    ]
+    assert (logging.INFO, inc.id, "open") in transitions
+    assert (logging.INFO, inc.id, "diagnosing") in transitions
+    assert (logging.WARNING, inc.id, "escalated") in transitions
     texts = [p["text"] for p in chat.posts]
     assert len(texts) == 2  # opened, escalated: each once
     assert "incident opened" in texts[0] and "escalated, needs a person" in texts[1]
