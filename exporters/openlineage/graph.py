@@ -139,7 +139,7 @@ class LineageGraph:
             return self._edges(self.clock())
 
     def _edges(self, now: float) -> dict[tuple[str, str], str]:
-        self._expire(now, limit=None)
+        self._expire(now, limit=4096)  # bounded: a scrape holds the lock events need
         horizon = now - self.ttl
         out: dict[tuple[str, str], str] = {}
         for info in self._datasets.values():
@@ -233,4 +233,3 @@ class LineageGraph:
             ],
             "cycles": self._cycles(edges),
         }
-

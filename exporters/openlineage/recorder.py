@@ -175,7 +175,7 @@ class LineageRecorder:
             self.registry.apply(batch)
         except Exception:
             with self.runs.lock:  # refused: a retry must be able to apply it
-                run.seen = run.seen - {kind}
+                self.runs.forget(run, kind)
                 run.started_at = started_before
             raise
         with self.graph.lock:

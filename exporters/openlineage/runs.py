@@ -31,7 +31,12 @@ __all__ = ["DEFAULT_MAX_OPEN_RUNS", "RunMemory", "RunRecord"]
 
 DEFAULT_MAX_OPEN_RUNS: Final = 100_000
 _SWEEP: Final = 64
-_TERMINAL: Final = frozenset({"COMPLETE", "FAIL", "ABORT"})
+_RENDER_SWEEP: Final = 4096
+# one bit per event type: a run's ``seen`` is a small int, not a set (100,000 runs stay small)
+_BIT: Final = {
+    t: 1 << i for i, t in enumerate(("START", "RUNNING", "COMPLETE", "FAIL", "ABORT", "OTHER"))
+}
+_TERMINAL: Final = _BIT["COMPLETE"] | _BIT["FAIL"] | _BIT["ABORT"]
 
 
 @dataclass(slots=True)
@@ -42,13 +47,13 @@ class RunRecord:
     root_run: uuid.UUID  # the pipeline run this run belongs to (itself for a root)
     touched: float
     started_at: float | None = None
-    seen: frozenset[str] = frozenset()
+    seen: int = 0  # bits of _BIT
     output_records: int = 0
     has_rows: bool = False
 
     @property
     def finished(self) -> bool:
-        return not _TERMINAL.isdisjoint(self.seen)
+        return bool(self.seen & _TERMINAL)
 
 
 class RunMemory:
@@ -87,14 +92,24 @@ class RunMemory:
     @staticmethod
     def first(record: RunRecord, event_type: str) -> bool:
         """Mark ``event_type`` seen; False when the run already had it (or already ended)."""
-        if event_type in record.seen or (event_type in _TERMINAL and record.finished):
+        bit = _BIT[event_type]
+        if record.seen & bit or (bit & _TERMINAL and record.finished):
             return False
-        record.seen = record.seen | {event_type}
+        record.seen |= bit
         return True
 
+    @staticmethod
+    def forget(record: RunRecord, event_type: str) -> None:
+        """Unmark ``event_type`` (its changes were refused, so a retry must apply them)."""
+        record.seen &= ~_BIT[event_type]
+
     def sweep(self) -> None:
-        """Forget expired runs (called at scrape time too, so idle exporters shrink)."""
-        self._evict(self.clock(), limit=None)
+        """Forget expired runs (called at scrape time too, so idle exporters shrink).
+
+        Bounded like the per-event eviction, so a scrape never holds the lock
+        (and the event loop's next event) for long.
+        """
+        self._evict(self.clock(), limit=_RENDER_SWEEP)
 
     def _evict(self, now: float, limit: int | None = _SWEEP) -> None:
         runs = self._runs
