@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import msgspec
+
 from exporters.openlineage.model import SchemaField
 from exporters.render import escape_label_value, family_header, format_value
 from rules.upstream import find_cycles
@@ -36,18 +38,16 @@ _MAX_PEERS: Final = 64
 _SWEEP: Final = 64
 
 
-def schema_fingerprint(fields: Iterable[SchemaField]) -> int:
-    """Hash the (nested) field names and types, ignoring their order (compared in-process only)."""
-    flat: list[tuple[str, str]] = []
+def schema_fingerprint(fields: list[SchemaField]) -> int:
+    """Hash the (nested) field names and types in order (compared in-process only).
 
-    def walk(items: Iterable[SchemaField], prefix: str) -> None:
-        for f in items:
-            flat.append((f"{prefix}{f.name}", (f.type or "").lower()))
-            if f.fields:
-                walk(f.fields, f"{prefix}{f.name}.")
+    The names, types and nesting are re-encoded in one msgspec pass and
+    hashed: a field added, removed, renamed, retyped or moved changes it.
+    """
+    return hash(_ENCODE(fields))
 
-    walk(fields, "")
-    return hash(frozenset(flat)) ^ len(flat)
+
+_ENCODE: Final = msgspec.json.Encoder().encode
 
 
 @dataclass(slots=True)

@@ -34,7 +34,6 @@ cardinality bound applies as for ``/events``; datasets beyond
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -140,19 +139,19 @@ class LineageRecorder:
             self._counts[key] = self._counts.get(key, 0) + 1
         return outcome
 
-    def _locate(self, event: LineageEvent) -> tuple[str, uuid.UUID, bool]:
+    def _locate(self, event: LineageEvent) -> tuple[str, int, bool]:
         """Return (pipeline, root run id, is the run the pipeline's own run)."""
         assert event.job is not None and event.run_id is not None
         parent = event.parent
         if parent is None:
-            return self.mapper(event.job.namespace, event.job.name), event.run_id, True
+            return self.mapper(event.job.namespace, event.job.name), event.run_id.int, True
         if parent.root is not None:
             root = parent.root
-            return self.mapper(root.job.namespace, root.job.name), root.run.runId, False
-        known = self.runs.get(parent.run.runId)
+            return self.mapper(root.job.namespace, root.job.name), root.run.runId.int, False
+        known = self.runs.get(parent.run.runId.int)
         if known is not None:
             return known.pipeline, known.root_run, False
-        return self.mapper(parent.job.namespace, parent.job.name), parent.run.runId, False
+        return self.mapper(parent.job.namespace, parent.job.name), parent.run.runId.int, False
 
     def _run_event(self, event: LineageEvent) -> Outcome:
         assert event.run_id is not None
@@ -161,7 +160,7 @@ class LineageRecorder:
         kind = event.event_type
         with self.runs.lock:
             pipeline, root_run, is_root = self._locate(event)
-            run, _ = self.runs.touch(event.run_id, pipeline, root_run)
+            run, _ = self.runs.touch(event.run_id.int, pipeline, root_run)
             pipeline = run.pipeline  # the first event of a run decides its pipeline
             if kind != "RUNNING" and not self.runs.first(run, kind):
                 return Outcome.DUPLICATE

@@ -13,7 +13,7 @@ bounded whatever the backlog.
 Example::
 
     runs = RunMemory(ttl=86400, cap=100_000, clock=time.time)
-    record, fresh = runs.touch(run_id, "etl_orders", root_run=run_id)
+    record, fresh = runs.touch(run_id.int, "etl_orders", root_run=run_id.int)
     if not runs.first(record, "COMPLETE"):
         ...  # a retry: ignore it
 """
@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ class RunRecord:
     """What one run has told so far."""
 
     pipeline: str
-    root_run: uuid.UUID  # the pipeline run this run belongs to (itself for a root)
+    root_run: int  # the pipeline run this run belongs to (itself for a root), as UUID.int
     touched: float
     started_at: float | None = None
     seen: int = 0  # bits of _BIT
@@ -64,28 +63,28 @@ class RunMemory:
             raise ValueError(f"the cap on open runs must be at least 1, not {cap}")
         self.ttl, self.cap, self.clock = ttl, cap, clock
         self.lock = threading.Lock()
-        self._runs: OrderedDict[uuid.UUID, RunRecord] = OrderedDict()
+        # keyed by UUID.int: plain ints, which the cyclic GC never has to walk
+        self._runs: OrderedDict[int, RunRecord] = OrderedDict()
         self.evicted = {"ttl": 0, "cap": 0}
 
     def __len__(self) -> int:
         return len(self._runs)
 
-    def get(self, run_id: uuid.UUID) -> RunRecord | None:
+    def get(self, run_id: int) -> RunRecord | None:
+        """Return the record of a run (``UUID.int``), if remembered."""
         return self._runs.get(run_id)
 
-    def touch(
-        self, run_id: uuid.UUID, pipeline: str, root_run: uuid.UUID
-    ) -> tuple[RunRecord, bool]:
+    def touch(self, key: int, pipeline: str, root_run: int) -> tuple[RunRecord, bool]:
         """Return the run's record (made if new) moved to the newest end; True if new."""
         now = self.clock()
-        record = self._runs.get(run_id)
+        record = self._runs.get(key)
         fresh = record is None
         if record is None:
             record = RunRecord(pipeline, root_run, now)
-            self._runs[run_id] = record
+            self._runs[key] = record
         else:
             record.touched = now
-            self._runs.move_to_end(run_id)
+            self._runs.move_to_end(key)
         self._evict(now)
         return record, fresh
 
