@@ -34,8 +34,16 @@ async def test_sigterm_answers_every_request_already_sent(tmp_path: Path) -> Non
         f"store: sqlite:///{tmp_path / 'receiver.db'}\nprometheus_url: http://127.0.0.1:9\n"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipemedic", "receiver", "--config", str(config),
-         "--listen", f"127.0.0.1:{port}"],
+        [
+            sys.executable,
+            "-m",
+            "pipemedic",
+            "receiver",
+            "--config",
+            str(config),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
         stderr=subprocess.PIPE,
         cwd=Path(__file__).resolve().parent.parent,
     )

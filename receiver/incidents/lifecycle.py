@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from pipemedic.vocabulary import by_alert
+from pipemedic.vocabulary import by_alert, cause
 from receiver.errors import IllegalTransition
 from receiver.incidents.timeline import merge_timelines
 from receiver.metrics import ReceiverMetrics, count_by_sev
@@ -273,7 +273,10 @@ class Lifecycle:
             at=alert.starts_at,
         )
         self.note(incident, "acknowledged", {"group_key": event.group_key}, at=event.received_at)
-        self.note(incident, "sev_set", {"sev": sev, "why": why}, at=event.received_at)
+        impact = self.spec.pipeline(alert.pipeline).impact  # users affected, as declared
+        self.note(
+            incident, "sev_set", {"sev": sev, "why": why, "impact": impact}, at=event.received_at
+        )
         self.note(
             incident,
             "roles_assigned",
@@ -351,14 +354,24 @@ class Lifecycle:
 
     # later stages ---------------------------------------------------------------
     def diagnosed(self, incident: Incident, diagnosis: Diagnosis) -> None:
-        """Record a diagnosis; the first one feeds time-to-diagnose."""
+        """Record a diagnosis; the first one feeds time-to-diagnose.
+
+        The incident's category becomes the cause's (a timeout behind an
+        error-rate alert is a connectivity incident, whatever the alert's
+        static label said); a cause without one (``unknown``, a plugin's)
+        leaves it as the alert set it.
+        """
         first = incident.diagnosis is None
         incident.diagnosis = diagnosis
+        row = cause(diagnosis.cause)
+        if row is not None and row.category is not None:
+            incident.category = str(row.category)
         self.note(
             incident,
             "diagnosed",
             {
                 "cause": diagnosis.cause,
+                "category": incident.category,
                 "handler": diagnosis.handler,
                 "summary": diagnosis.summary,
                 "error": diagnosis.error,

@@ -8,7 +8,7 @@ Example::
 
     began = incident_began(incident)
     took = incident_duration(incident, now=utcnow())
-    print(format_duration(took), users_affected(incident.sev))
+    print(format_duration(took), users_affected(incident))
 """
 
 from __future__ import annotations
@@ -19,13 +19,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from receiver.models import Incident, TimelineEntry, parse_time
-from rules.severity import SEVS
+from rules.severity import IMPACTS, SEVS
 
 __all__ = [
+    "IMPACT_WORDS",
     "SEV_TABLE",
     "alert_names",
     "alert_summaries",
     "clean_text",
+    "declared_impact",
     "degradation",
     "first_event",
     "format_duration",
@@ -48,9 +50,39 @@ SEV_TABLE: dict[str, tuple[str, str]] = {
 assert tuple(SEV_TABLE) == SEVS
 
 
-def users_affected(sev: str) -> str:
-    """Return the seed's "impact to users" for a SEV (``unknown`` for anything else)."""
-    return SEV_TABLE.get(sev, ("unknown", "unknown (no valid SEV)"))[1]
+# The spec's ``impact`` -> the seed's words for it.
+IMPACT_WORDS: dict[str, str] = {
+    "most": "most users affected",
+    "many": "many users affected",
+    "some": "some users affected",
+    "none": "no users affected",
+}
+assert tuple(IMPACT_WORDS) == tuple(IMPACTS)
+
+
+def declared_impact(incident: Incident) -> str | None:
+    """Return the spec's ``impact`` recorded when the incident opened (its ``sev_set``)."""
+    for entry in sorted(incident.timeline, key=lambda t: t.at):
+        detail = entry.detail
+        if entry.event == "sev_set" and isinstance(detail, dict):
+            impact = detail.get("impact")
+            if isinstance(impact, str) and impact in IMPACT_WORDS:
+                return impact
+    return None
+
+
+def users_affected(incident: Incident) -> str:
+    """Return who was affected: the pipeline's declared ``impact``, recorded at open.
+
+    Not read back from the SEV: the SEV is the milder of degradation and
+    impact, so ``impact: most`` on a SEV2 incident is still most users. An
+    incident recorded before impacts were kept falls back to the SEV's column
+    of the seed's table.
+    """
+    impact = declared_impact(incident)
+    if impact is not None:
+        return IMPACT_WORDS[impact]
+    return SEV_TABLE.get(incident.sev, ("unknown", "unknown (no valid SEV)"))[1]
 
 
 def degradation(sev: str) -> str:

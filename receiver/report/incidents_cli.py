@@ -207,7 +207,7 @@ def format_incident(i: Incident, now: Any) -> str:
     lines = [
         f"incident {i.id}: {clean_text(i.pipeline)}",
         f"  state      {clean_text(i.state)}",
-        f"  sev        {clean_text(i.sev)} ({users_affected(i.sev)})",
+        f"  sev        {clean_text(i.sev)} ({users_affected(i)})",
         f"  category   {clean_text(i.category or '-')}",
         f"  team       {clean_text(i.team or '-')}",
         f"  began      {format_time(incident_began(i))}",

@@ -82,7 +82,7 @@ def _facts(incident: Incident) -> str:
         lines.append(f"- **Duration:** {format_duration(took)}")
     lines.append(
         f"- **Impact:** {md.text(incident.sev)} — {degradation(incident.sev)}, "
-        f"{users_affected(incident.sev)}"
+        f"{users_affected(incident)}"
     )
     return "\n".join(lines)
 
@@ -130,7 +130,7 @@ def _evidence_table(evidence: tuple[Evidence, ...]) -> str:
 def _impact_resolution(incident: Incident) -> str:
     lines = ["## Impact & resolution", ""]
     lines.append(
-        f"- **Users affected:** {users_affected(incident.sev)} "
+        f"- **Users affected:** {users_affected(incident)} "
         f"({md.text(incident.sev)}: {degradation(incident.sev)})"
     )
     lines.append(f"- **How it was resolved:** {_how_resolved(incident)}")

@@ -26,6 +26,7 @@ from receiver.incidents.lifecycle import IllegalTransition, Lifecycle, alert_sev
 from receiver.metrics import ReceiverMetrics
 from receiver.models import Alert, AlertEvent, Incident, Notification, TimelineEntry
 from receiver.recovery import Recoverer, RecoveryConfig
+from receiver.report.facts import users_affected
 from receiver.report.postmortem import render_postmortem
 from receiver.store import Store, open_store
 from receiver.store.postgres.store import PostgresStore
@@ -331,3 +332,27 @@ async def until(predicate: Callable[[], Awaitable[bool]], deadline: float = 30.0
     while not await predicate():
         assert loop.time() < end, "condition not reached before the deadline"
         await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("cause", "category"),
+    [("network_timeout", "connectivity"), ("out_of_nowhere", "data"), ("unknown", "data")],
+)
+async def test_the_category_is_the_diagnosed_cause_s_not_the_alert_label(
+    store: SqliteStore, cause: str, category: str
+) -> None:
+    w = World(store)
+    w.diagnose.cause = cause
+    doc = alert_doc("etl_orders", name="PipelineHighErrorRate", labels={"category": "data"})
+    inc = await w.send(doc)
+    assert inc.category == category  # a cause with no category keeps the alert's label
+    (diagnosed,) = [t for t in inc.timeline if t.event == "diagnosed"]
+    assert diagnosed.detail["category"] == category
+
+
+async def test_users_affected_is_the_spec_s_impact_recorded_at_open(store: SqliteStore) -> None:
+    w = World(store)
+    inc = await w.send(alert_doc("etl_orders", name="PipelineDown", labels={"sev": "SEV2"}))
+    (sev_set,) = [t for t in inc.timeline if t.event == "sev_set"]
+    assert sev_set.detail == {"sev": "SEV2", "why": "sev label", "impact": "most"}
+    assert inc.sev == "SEV2" and users_affected(inc) == "most users affected"

@@ -12,7 +12,7 @@ from presentation_samples import (
     recovered_incident,
 )
 
-from receiver.models import ActionRecord
+from receiver.models import ActionRecord, TimelineEntry
 from receiver.report import markdown as md
 from receiver.report.facts import SEV_TABLE, clean_text, format_duration, users_affected
 from receiver.report.followups import action_items, lessons_learned
@@ -209,7 +209,20 @@ def test_sev_table_matches_rules_severity(sev: str) -> None:
 
 
 def test_users_affected_for_unknown_sev() -> None:
-    assert users_affected("SEV9").startswith("unknown")
+    incident = recovered_incident()
+    incident.sev = "SEV9"
+    assert users_affected(incident).startswith("unknown")
+
+
+def test_users_affected_is_the_declared_impact_not_the_sev() -> None:
+    incident = recovered_incident()  # SEV2: significant problems
+    opened = incident.timeline[0].at
+    incident.timeline.append(
+        TimelineEntry(opened, "sev_set", {"sev": "SEV2", "why": "sev label", "impact": "most"})
+    )
+    text = render_postmortem(incident)
+    assert "**Users affected:** most users affected (SEV2: significant problems)" in text
+    assert "SEV2 — significant problems, most users affected" in text
 
 
 @pytest.mark.parametrize(

@@ -98,8 +98,16 @@ def test_starting_on_a_full_disk_is_one_line_and_no_traceback(volume: Path) -> N
     )
     _fill(volume / "filler")
     done = subprocess.run(
-        [sys.executable, "-m", "pipemedic", "receiver", "--config", str(cfg),
-         "--listen", "127.0.0.1:1"],
+        [
+            sys.executable,
+            "-m",
+            "pipemedic",
+            "receiver",
+            "--config",
+            str(cfg),
+            "--listen",
+            "127.0.0.1:1",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
