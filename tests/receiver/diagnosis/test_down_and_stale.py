@@ -9,6 +9,7 @@ cause, the handler, and the evidence the cause was decided on.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -39,6 +40,8 @@ pipelines:
   k_idle: {sla: 10s, max_staleness: 30s}
   k_failed: {sla: 10s, max_staleness: 30s}
   k_fresh: {sla: 10s, max_staleness: 30s}
+  k_fed: {sla: 10s, max_staleness: 30s, upstream: [k_source]}
+  k_source: {max_staleness: 30s}
 """
 
 
@@ -220,6 +223,34 @@ async def test_stale_data_after_failed_runs_is_the_cause_of_their_errors(
         stack.main.fix("k_failed")
     assert (d.cause, d.handler) == ("network_timeout", "check_data_integrity")
     assert d.summary.startswith("the last run failed; dominant error reason 'timeout'")
+
+
+async def test_an_upstream_whose_output_is_stale_too_is_upstream_stale(
+    stack: Stack, prom: PrometheusAPI
+) -> None:
+    now = time.time()
+    stack.main.send(
+        {"pipeline": "k_source", "event": "data_updated", "timestamp": now - 120},
+        {"pipeline": "k_fed", "event": "heartbeat"},
+        {"pipeline": "k_fed", "event": "data_updated", "timestamp": now - 60},
+        {"pipeline": "k_fed", "event": "run_started", "timestamp": now - 55},
+        {
+            "pipeline": "k_fed",
+            "event": "run_finished",
+            "status": "success",
+            "duration_seconds": 5,
+            "timestamp": now - 50,
+        },
+    )
+    await wait_for(prom, queries.upstreams("k_fed"))
+    await wait_for(prom, queries.staleness("k_source"))
+    d = await run(stack, alert("k_fed", "PipelineDataStale", "data"), prom)
+    assert (d.cause, d.handler) == ("upstream_stale", "check_data_integrity")
+    assert re.search(r"k_source \(1[23]\ds\)", d.summary), d.summary  # ~120 s, over 30s
+    upstream = [e for e in d.evidence if "pipeline_upstream_info" in e.query]
+    assert upstream[0].result[0]["labels"] == {"upstream": "k_source"}
+    row = cause(d.cause)
+    assert row is not None and row.strategy is None and "upstream" in row.escalation
 
 
 async def test_fresh_data_is_not_explained_as_stale(stack: Stack, prom: PrometheusAPI) -> None:

@@ -276,6 +276,15 @@ async def test_why_a_pipeline_is_down(evidence: dict[str, Answer], cause: str) -
     assert (d.cause, d.handler) == (cause, "check_infrastructure")
 
 
+async def test_expired_credentials_explain_a_down_pipeline_before_its_probes() -> None:
+    answers = {**down(), queries.dependency_up(P): [row(0, dependency="api")]}
+    answers.update(errors(("connectivity", "auth_expired", 40), ("connectivity", "timeout", 3)))
+    prom = StaticPrometheus(answers)
+    d = await run(alert("connectivity", "PipelineDown"), prom)
+    assert d.cause == "credential_expired"
+    assert str(queries.dependency_up(P)) not in prom.asked  # decided before the probes
+
+
 async def test_a_down_pipeline_with_no_evidence_is_left_to_the_fallback() -> None:
     d = await run(alert("connectivity", "PipelineDown"), StaticPrometheus(down()))
     assert (d.cause, d.error) == ("unknown", None)
@@ -306,6 +315,13 @@ async def test_no_run_since_the_data_was_refreshed_is_not_scheduled() -> None:
     prom = StaticPrometheus(stale(run_start_age=age + 50, run_end_age=age + 40))
     d = await run(alert("data", "PipelineDataStale"), prom)
     assert d.cause == "not_scheduled"
+
+
+async def test_a_run_still_within_its_sla_is_neither_hung_nor_missed() -> None:
+    started = SPEC_P.sla_seconds / 2  # after the last refresh, half its sla ago
+    prom = StaticPrometheus(stale(run_start_age=started, run_end_age=SPEC_P.sla_seconds * 9))
+    d = await run(alert("data", "PipelineDataStale"), prom)
+    assert d.cause == "unknown"
 
 
 async def test_a_stale_upstream_is_upstream_stale_naming_it() -> None:
@@ -346,6 +362,12 @@ async def test_a_run_over_its_sla_against_its_usual_runs(
 ) -> None:
     d = await run(alert("resources", "PipelineSLAViolation"), StaticPrometheus(slow(took, mean)))
     assert (d.cause, d.handler) == (cause, "check_resource_usage")
+
+
+async def test_a_run_over_its_sla_with_no_earlier_runs_is_not_named() -> None:
+    prom = StaticPrometheus({queries.last_run_duration(P): SPEC_P.sla_seconds * 2})
+    d = await run(alert("resources", "PipelineSLAViolation"), prom)
+    assert d.cause == "unknown"  # no baseline: neither run_slow nor sla_too_tight
 
 
 async def test_more_records_per_run_than_usual_is_volume_exceeded() -> None:
