@@ -375,7 +375,7 @@ def _opened(pipeline: str, at: float, until: float) -> Change:
     """A root run started: alive until ``until`` even without heartbeats."""
 
     def apply(s: PipelineState) -> None:
-        s.seen(at)
+        s.start_run(at)
         s.open_until = until if s.open_until is None else max(s.open_until, until)
 
     return Change(pipeline, apply)

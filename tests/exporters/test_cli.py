@@ -41,6 +41,24 @@ def test_a_bad_spec_is_reported_with_file_and_line(tmp_path: Path) -> None:
     assert f"{spec}:3" in done.stdout and "heartbeat_timeout" in done.stdout
 
 
+def test_lineage_bounds_and_an_unusable_token_file(tmp_path: Path) -> None:
+    args = build_parser().parse_args(
+        ["exporter", "--max-datasets", "5", "--max-open-runs", "7", "--bearer-token-file", "t"]
+    )
+    assert (args.max_datasets, args.max_open_runs, args.bearer_token_file) == (5, 7, Path("t"))
+    empty = tmp_path / "token"
+    empty.write_text("\n")
+    for path in (empty, tmp_path / "missing"):
+        done = subprocess.run(
+            [sys.executable, "-m", "pipemedic", "exporter", "--bearer-token-file", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2
+        assert "--bearer-token-file" in done.stdout and str(path) in done.stdout
+
+
 def test_public_api_imports_from_a_clean_interpreter() -> None:
     code = (
         "import exporters; "

@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from exporter_helpers import JSON_HEADERS, FakeClock
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as parse_openmetrics,
+)
 
 from exporters.app import create_app
 from exporters.config import ExporterConfig
@@ -21,6 +24,7 @@ from exporters.testing import sample_value, samples
 from rules.spec import parse_spec
 
 LINEAGE = "/api/v1/lineage"
+ROWS = {"outputStatistics": {"rowCount": 7}}
 SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 PRODUCER = "https://example.test/producer"
 SPEC = """
@@ -311,10 +315,33 @@ async def test_retries_change_nothing(client: TestClient, clock: FakeClock) -> N
     assert sample_value(text, events, event_type="FAIL", outcome="duplicate") == 1
 
 
+async def test_openmetrics_exposition_parses_with_lineage_families(
+    client: TestClient, clock: FakeClock
+) -> None:
+    await post(
+        client,
+        run_event("COMPLETE", at=clock.now, outputs=[dataset("t", outputFacets=ROWS)]),
+    )
+    await post(client, run_event("COMPLETE", job="reader", at=clock.now, inputs=[dataset("t")]))
+    resp = await client.get(
+        "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+    )
+    families = {f.name: f for f in parse_openmetrics(await resp.text())}
+    assert families["pipemedic_exporter_lineage_events"].type == "counter"
+    assert families["pipeline_upstream_info"].samples[0].labels == {
+        "pipeline": "reader",
+        "upstream": "nightly",
+    }
+    assert families["pipeline_last_run_output_records"].samples[0].value == 7
+
+
 async def test_a_start_never_ended_turns_pipeline_up_to_zero(
     client: TestClient, clock: FakeClock
 ) -> None:
     await post(client, run_event("START", at=clock.now))
+    text = await metrics(client)
+    started = sample_value(text, "pipeline_last_run_start_timestamp_seconds", pipeline="nightly")
+    assert started == pytest.approx(clock.now)
     clock.advance(29 * 60)  # no heartbeat for 29 minutes: still within sla (30m) + 5m
     assert sample_value(await metrics(client), "pipeline_up", pipeline="nightly") == 1
     clock.advance(7 * 60)
