@@ -268,7 +268,7 @@ class LineageRecorder:
         self.registry.register(pipeline)
         with self.graph.lock:
             plan = self._plan(event, pipeline, now)
-            self._commit(pipeline, plan, event.at, now, completed=False)
+            self._commit(pipeline, plan, min(event.at, now), now, completed=False)
         return Outcome.APPLIED
 
     def _dataset_event(self, event: LineageEvent) -> Outcome:
