@@ -12,13 +12,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from rules.checks import Verdict, verify
 from rules.errors import SpecError
 from rules.generate import generate
-from rules.lint import lint_files
 from rules.output import FORMATS, diff_files, render_all, write_files
-from rules.promtool import check_rules, test_rules
+from rules.promtool import test_rules
 from rules.spec import Spec, load_spec
-from rules.strategies import strategy_problems
 from rules.unittests import unit_tests
 
 __all__ = ["register"]
@@ -37,11 +36,27 @@ def _load(args: argparse.Namespace) -> Spec | None:
         return None
 
 
+def _verified(args: argparse.Namespace) -> Verdict | None:
+    """Run every check of `rules check`; print the problems; None if the spec is invalid."""
+    try:
+        verdict = verify(args.spec, args.custom, args.out)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+    if not verdict.promtool.ok:
+        print(verdict.promtool.output, file=sys.stderr)
+    for problem in verdict.problems:
+        print(problem, file=sys.stderr)
+    return verdict
+
+
 def _generate(args: argparse.Namespace) -> int:
-    spec = _load(args)
-    if spec is None:
+    verdict = _verified(args)
+    if verdict is None or not verdict.ok:
+        print(f"{args.out}: not written: fix the problems above", file=sys.stderr)
         return 1
-    wanted = render_all(generate(spec), spec.source, args.format)
+    wanted = render_all(verdict.files, verdict.spec.source, args.format)
     changed = write_files(Path(args.out), wanted, args.format)
     for path in changed:
         print(f"wrote {path}" if path.exists() else f"removed {path}")
@@ -66,43 +81,26 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def _custom_rules(folder: str) -> list[Path]:
-    return sorted(Path(folder).glob("*.rules.yml"))
-
-
 def _check(args: argparse.Namespace) -> int:
-    spec = _load(args)
-    if spec is None:
+    verdict = _verified(args)
+    if verdict is None:
         return 1
-    files = generate(spec)
-    custom = _custom_rules(args.custom)
-    wanted = render_all(files, spec.source)
-    with tempfile.TemporaryDirectory(prefix="pipemedic-rules-") as tmp:
-        write_files(Path(tmp), wanted)
-        result = check_rules([*(Path(tmp) / name for name in sorted(wanted)), *custom])
-    if not result.ok:
-        print(result.output, file=sys.stderr)
-    shown = {f"{args.out}/{name}": text for name, text in wanted.items()}
-    problems = strategy_problems(Path(args.spec).read_text(encoding="utf-8"), str(args.spec))
-    problems += lint_files(custom, shown)
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    ok = result.ok and not problems
     summary = (
-        f"{args.spec}: {len(spec.pipelines)} pipelines, "
-        f"{sum(len(f.alerts()) for f in files)} generated alerting rules, "
-        f"{len(custom)} custom rule files: "
+        f"{args.spec}: {len(verdict.spec.pipelines)} pipelines, "
+        f"{sum(len(f.alerts()) for f in verdict.files)} generated alerting rules, "
+        f"{len(verdict.custom)} custom rule files: "
     )
     print(
         summary
         + (
             "OK"
-            if ok
-            else f"{len(problems)} lint problems, promtool " + ("passed" if result.ok else "failed")
+            if verdict.ok
+            else f"{len(verdict.problems)} lint problems, promtool "
+            + ("passed" if verdict.promtool.ok else "failed")
         ),
-        file=sys.stdout if ok else sys.stderr,
+        file=sys.stdout if verdict.ok else sys.stderr,
     )
-    return 0 if ok else 1
+    return 0 if verdict.ok else 1
 
 
 def _test(args: argparse.Namespace) -> int:
@@ -151,7 +149,13 @@ def register(sub: Any) -> None:
         if name == "check":
             p.set_defaults(out=DEFAULT_OUT)
 
-    add("generate", _generate, "write rules/generated/*.rules.yml from the spec", True, False)
+    add(
+        "generate",
+        _generate,
+        "run every check of `rules check`, then write rules/generated/*.rules.yml",
+        True,
+        True,
+    )
     add("check", _check, "validate the spec; lint and promtool-check all rules", False, True)
     add("test", _test, "generate promtool unit tests for every alert and run them", False, True)
     add("diff", _diff, "show what generate would change; exit 1 if anything", True, False)

@@ -3,6 +3,7 @@
 ::
 
     RulesError                 anything the rules package refuses
+    ├── YamlError              a YAML file too large, too deep, alias-bombed or with duplicate keys
     ├── SpecError              rules/pipelines.yml is invalid (carries every problem)
     ├── UnsetVariable          a ${VAR} of a notify URL is not set (names it, never a value)
     └── RuleFileError          a generated or custom rule file is invalid
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Problem", "RuleFileError", "RulesError", "SpecError", "UnsetVariable"]
+__all__ = ["Problem", "RuleFileError", "RulesError", "SpecError", "UnsetVariable", "YamlError"]
 
 
 @dataclass(frozen=True, order=True)
@@ -26,10 +27,13 @@ class Problem:
     line: int
     path: str
     message: str
+    # the lint check that found it (``unknown-metric``...), which a rule may disable
+    check: str = ""
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        return f"{text} [{self.check}]" if self.check else text
 
 
 class RulesError(Exception):
@@ -40,6 +44,10 @@ class _ProblemsError(RulesError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class YamlError(_ProblemsError):
+    """A YAML document was refused before it was built (rules.yamlpos.load_yaml)."""
 
 
 class SpecError(_ProblemsError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -24,14 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from pipemedic.vocabulary import ALERT_KINDS, DEFAULT_RECOVERY
 from rules.durations import parse_duration
-from rules.errors import Problem, SpecError
+from rules.errors import Problem, SpecError, YamlError
 from rules.people import Destination, Person, parse_destinations, parse_person, url_problem
 from rules.upstream import OpenLineageSpec, openlineage_spec, upstream_problems
-from rules.yamlpos import dotted, line_index, line_of
+from rules.yamlpos import MAX_BYTES, Loaded, dotted, line_of, load_yaml, too_large
 
 __all__ = [
     "BUILTIN_DEFAULTS",
@@ -42,8 +42,11 @@ __all__ = [
     "Slo",
     "Spec",
     "Team",
+    "load_document",
     "load_spec",
     "parse_spec",
+    "read_spec",
+    "spec_from",
 ]
 
 SCHEMA_PATH = Path(__file__).with_name("schema") / "pipelines.schema.json"
@@ -214,6 +217,8 @@ class Spec:
     teams: Mapping[str, Team]
     source: str = "<builtin>"
     openlineage: OpenLineageSpec = field(default_factory=OpenLineageSpec)
+    # metric names or regexes that exist besides pipemedic's own (custom rules may use them)
+    known_metrics: tuple[str, ...] = ()
 
     def pipeline(self, name: str) -> PipelineSpec:
         """Return a pipeline's settings; a pipeline not in the spec gets the defaults."""
@@ -240,34 +245,24 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
-_line_index = line_index
+_dotted = dotted
 _line_of = line_of
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _LazyIndex(Mapping[tuple[str | int, ...], int]):
-    """Field path -> line, composed only when a problem needs a line (large specs load fast)."""
+    """A loaded document's field path -> line, composed only when a problem needs a line."""
 
-    def __init__(self, text: str) -> None:
-        self._text = text
-        self._index: dict[tuple[str | int, ...], int] | None = None
-
-    def _get(self) -> dict[tuple[str | int, ...], int]:
-        if self._index is None:
-            self._index = line_index(self._text)
-        return self._index
+    def __init__(self, doc: Loaded) -> None:
+        self._doc = doc
 
     def __getitem__(self, key: tuple[str | int, ...]) -> int:
-        return self._get()[key]
+        return self._doc.index[key]
 
     def __iter__(self) -> Iterator[tuple[str | int, ...]]:
-        return iter(self._get())
+        return iter(self._doc.index)
 
     def __len__(self) -> int:
-        return len(self._get())
-
-
-_dotted = dotted
+        return len(self._doc.index)
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
@@ -283,21 +278,41 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     return error.message
 
 
+def load_document(text: str, source: str = "<string>") -> Loaded:
+    """Load spec YAML text within the YAML limits (rules.yamlpos); ``SpecError`` if refused."""
+    try:
+        return load_yaml(text, source)
+    except YamlError as exc:
+        raise SpecError(exc.problems) from None
+
+
+def read_spec(path: str | Path) -> Loaded:
+    """Read and load a spec file; a file over the size limit is refused before it is read."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_BYTES:
+            raise SpecError([Problem(str(path), 0, "", too_large(size, MAX_BYTES))])
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([Problem(str(path), 0, "", f"cannot read: {exc}")]) from None
+    return load_document(text, str(path))
+
+
 def parse_spec(text: str, source: str = "<string>") -> Spec:
     """Parse spec YAML text; ``SpecError`` lists every problem with line and path."""
-    try:
-        raw = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (C if available)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        raise SpecError([Problem(source, line, "", f"invalid YAML: {exc}")]) from None
-    if raw is None:
-        raw = {}
-    index = _LazyIndex(text)
+    return spec_from(load_document(text, source))
+
+
+def spec_from(doc: Loaded) -> Spec:
+    """Validate a loaded spec document and build the Spec; ``SpecError`` lists every problem."""
+    source = doc.source
+    raw = doc.data if doc.data is not None else {}
     if not isinstance(raw, dict):
         raise SpecError(
             [Problem(source, 1, "", "the spec must be a mapping with defaults/pipelines/teams")]
         )
+    index = _LazyIndex(doc)
     problems: list[Problem] = []
     for error in _validator().iter_errors(raw):
         path = tuple(error.absolute_path)
@@ -335,6 +350,7 @@ def parse_spec(text: str, source: str = "<string>") -> Spec:
         )
     problems.extend(_semantic_problems(raw, index, source))
     problems.extend(upstream_problems(raw, index, source))
+    problems.extend(_template_problems(raw, index, source))
     if problems:
         raise SpecError(problems)
     return _build(raw, source)
@@ -369,6 +385,61 @@ def _semantic_problems(
             problems.append(
                 Problem(source, _line_of(index, where), _dotted(where), "NaN is not a ratio")
             )
+    for i, entry in enumerate(raw.get("known_metrics") or ()):
+        if isinstance(entry, str):
+            try:
+                re.compile(entry)
+            except re.error as exc:
+                where = ("known_metrics", i)
+                problems.append(
+                    Problem(
+                        source,
+                        _line_of(index, where),
+                        _dotted(where),
+                        f"{entry!r} is neither a metric name nor a valid regex: {exc}",
+                    )
+                )
+    return problems
+
+
+# Text the generator copies into alert labels and annotations, where Prometheus
+# expands Go templates: a ``{{`` there would run any PromQL (issue 21).
+_TEMPLATE_START = "{{"
+
+
+def _template_problems(
+    raw: Mapping[str, Any], index: Mapping[tuple[str | int, ...], int], source: str
+) -> list[Problem]:
+    """Refuse ``{{`` in every key and string of the spec outside ``actions`` (receiver-only).
+
+    Refusing everywhere rather than per field keeps fields added later safe:
+    whatever the generator copies into a rule can never carry a template.
+    """
+    problems: list[Problem] = []
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), raw)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if _TEMPLATE_START in value:
+                problems.append(
+                    Problem(
+                        source,
+                        _line_of(index, path),
+                        _dotted(path),
+                        f"{value!r} contains '{{{{': spec text is copied into alert labels "
+                        "and annotations, where Prometheus expands templates (any PromQL "
+                        "could run); write it without '{{'",
+                    )
+                )
+        elif isinstance(value, Mapping):
+            for key, sub in value.items():
+                where = (*path, str(key))
+                if _TEMPLATE_START in str(key):
+                    stack.append((where, str(key)))
+                if not (key == "actions" and path[:1] in (("defaults",), ("pipelines",))):
+                    stack.append((where, sub))
+        elif isinstance(value, list):
+            stack.extend(((*path, i), item) for i, item in enumerate(value))
     return problems
 
 
@@ -483,6 +554,7 @@ def _build(raw: Mapping[str, Any], source: str) -> Spec:
         teams=teams,
         source=source,
         openlineage=openlineage_spec(raw.get("openlineage")),
+        known_metrics=tuple(raw.get("known_metrics") or ()),
     )
 
 
@@ -490,9 +562,4 @@ def load_spec(path: str | Path | None = None) -> Spec:
     """Load a spec file; ``None`` gives the built-in defaults (no pipelines, no teams)."""
     if path is None:
         return parse_spec("{}", "<builtin>")
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([Problem(str(path), 0, "", f"cannot read: {exc}")]) from None
-    return parse_spec(text, str(path))
+    return spec_from(read_spec(path))

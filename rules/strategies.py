@@ -13,10 +13,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import yaml
-
 from rules.errors import Problem
-from rules.yamlpos import dotted, line_index, line_of
+from rules.yamlpos import Loaded
 
 __all__ = ["BUILTIN_STRATEGIES", "STRATEGY_ENTRY_POINTS", "known_strategies", "strategy_problems"]
 
@@ -48,28 +46,27 @@ def known_strategies() -> frozenset[str]:
     return BUILTIN_STRATEGIES | declared
 
 
-def strategy_problems(text: str, source: str) -> list[Problem]:
+def strategy_problems(doc: Loaded) -> list[Problem]:
     """Name every strategy in a valid spec that is neither built in nor declared by a plugin.
 
-    Part of ``pipemedic rules check``, not of loading: the exporter's host
-    need not have the receiver's plugins installed.
+    Part of ``pipemedic rules check`` (and ``generate``), not of loading: the
+    exporter's host need not have the receiver's plugins installed. ``doc`` is
+    the spec as :func:`rules.spec.read_spec` loaded it.
     """
-    raw = yaml.safe_load(text) or {}
-    index = line_index(text)
+    raw = doc.data if isinstance(doc.data, Mapping) else {}
     sections: list[tuple[tuple[str | int, ...], Any]] = [(("defaults",), raw.get("defaults"))]
     sections += [(("pipelines", name), p) for name, p in (raw.get("pipelines") or {}).items()]
     problems: list[Problem] = []
     for path, entry in sections:
         if isinstance(entry, Mapping):
-            problems.extend(_unknown_strategies(entry, path, index, source))
+            problems.extend(_unknown_strategies(entry, path, doc))
     return problems
 
 
 def _unknown_strategies(
     entry: Mapping[str, Any],
     path: tuple[str | int, ...],
-    index: Mapping[tuple[str | int, ...], int],
-    source: str,
+    doc: Loaded,
 ) -> Iterator[Problem]:
     """Name every strategy (a ``recovery`` value or an ``actions`` key) nobody provides."""
     named: list[tuple[tuple[str | int, ...], Any]] = []
@@ -85,10 +82,8 @@ def _unknown_strategies(
             continue  # the schema names that one already
         known = known if known is not None else known_strategies()
         if name not in known:
-            yield Problem(
-                source,
-                line_of(index, where),
-                dotted(where),
+            yield doc.problem(
+                where,
                 f"unknown strategy {name!r}: use one of {', '.join(sorted(known))}, "
                 f"or install a plugin declaring it in entry point group {STRATEGY_ENTRY_POINTS}",
             )

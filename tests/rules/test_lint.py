@@ -81,7 +81,7 @@ def test_lint_names_the_line_and_path() -> None:
     problems = lint_texts({"c.rules.yml": alert("rate(pipeline_up[5m]) > 0")})
     assert [str(p) for p in problems] == [
         "c.rules.yml:5: groups[0].rules[0].expr: rate() over 'pipeline_up', which is not a "
-        "counter (counters end in _total, _count, _sum or _bucket)"
+        "counter (counters end in _total, _count, _sum or _bucket) [counter]"
     ]
 
 
@@ -142,7 +142,7 @@ def test_a_label_the_selected_record_carries_counts_and_is_checked() -> None:
     wrong = lint_texts({"r.rules.yml": matched_record("{category: network}")})
     assert [str(p) for p in wrong] == [
         "r.rules.yml:6: groups[0].rules[0].labels.category: 'network' is not a valid "
-        "category (one of connectivity, data, resources, logic)"
+        "category (one of connectivity, data, resources, logic) [label-values]"
     ]
     missing = lint_texts({"r.rules.yml": matched_record("{other: x}")})
     assert any("lacks the label 'category'" in str(p) for p in missing)
