@@ -56,7 +56,11 @@ def _generate(args: argparse.Namespace) -> int:
     if verdict is None or not verdict.ok:
         print(f"{args.out}: not written: fix the problems above", file=sys.stderr)
         return 1
-    wanted = render_all(verdict.files, verdict.spec.source, args.format)
+    wanted = (
+        verdict.rendered
+        if args.format == "rules"
+        else render_all(verdict.files, verdict.spec.source, args.format)
+    )
     changed = write_files(Path(args.out), wanted, args.format)
     for path in changed:
         print(f"wrote {path}" if path.exists() else f"removed {path}")

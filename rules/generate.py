@@ -73,6 +73,8 @@ from rules.specdata import joined, spec_data
 __all__ = [
     "ERROR_RATIO",
     "EXPORTER_JOB",
+    "EXPORTER_LABEL",
+    "EXPORTER_TARGET",
     "PIPELINE_KINDS",
     "PRODUCTION",
     "PUSHGATEWAY_JOB",
@@ -88,6 +90,11 @@ __all__ = [
 # Scrape job names of the exporters in prometheus.yml.
 EXPORTER_JOB = "pipemedic-exporter"
 PUSHGATEWAY_JOB = "pipemedic-pushgateway"
+# The target label every scrape job serving pipeline metrics sets in prometheus.yml
+# (the exporter, the Pushgateway, an application's own /metrics), whatever its job name:
+#   relabel_configs: [{target_label: pipemedic_target, replacement: exporter}]
+EXPORTER_LABEL = "pipemedic_target"
+EXPORTER_TARGET = "exporter"
 PIPELINE_KINDS: tuple[str, ...] = ("down", "error_rate", "sla", "staleness", "dependency")
 _BY = ("pipeline",)
 _FAILED = {"status": "failure"}
@@ -247,12 +254,16 @@ def candidates(spec: Spec) -> dict[str, tuple[Expr, str]]:
 def exporter_down_rule(spec: Spec) -> dict[str, Any]:
     """Return PipelineExporterDown: an exporter target down, or no exporter target at all.
 
-    It has no pipeline of its own; ``pipeline`` is the scrape job, so the
-    receiver opens one incident for the exporter, not one per pipeline.
+    Exporter targets are those labelled ``pipemedic_target="exporter"``
+    (:data:`EXPORTER_LABEL`), whatever their job is called. It has no
+    pipeline of its own; ``pipeline`` is the scrape job, so the receiver opens
+    one incident for the exporter, not one per pipeline (``pipemedic-exporter``
+    when there is no exporter target at all).
     """
     k = kind("exporter_down")
-    down = binop(selector("up", {"job": f"=~{EXPORTER_JOB}|{PUSHGATEWAY_JOB}"}), "==", number(0))
-    missing = call("absent", selector("up", job=EXPORTER_JOB))
+    targets = selector("up", {EXPORTER_LABEL: EXPORTER_TARGET})
+    down = binop(targets, "==", number(0))
+    missing = call("label_replace", call("absent", targets), "job", EXPORTER_JOB, "", "")
     expr = call("label_replace", binop(down, "or", missing), "pipeline", "$1", "job", "(.+)")
     for_ = format_duration(for_seconds(spec.defaults, "exporter_down"))
     return alert_rule(k, expr, for_, params_for(spec.defaults, "exporter_down").labels())

@@ -57,7 +57,8 @@ _COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
 # metric -> its labels (besides job/instance): every family of the vocabulary's table
 KNOWN_METRICS: dict[str, frozenset[str]] = family_names()
 _ANY_LABELS = frozenset({"ALERTS", "ALERTS_FOR_STATE"})
-_ALWAYS = frozenset({"job", "instance", "__name__"})
+# target labels every scraped series has (EXPORTER_LABEL: set on exporter targets)
+_ALWAYS = frozenset({"job", "instance", "__name__", "pipemedic_target"})
 # label -> the only values it takes, for metrics with that label
 _VOCABULARY: dict[str, frozenset[str]] = {
     label: frozenset(values) for m in METRICS for label, values in m.values.items()
@@ -337,7 +338,7 @@ def _read_disables(doc: _Doc, text: str) -> list[Problem]:
     A comment belongs to the rule right below it (only comments or blank
     lines between) or, otherwise, to the rule whose lines it is on.
     """
-    if "pipemedic:" not in text:
+    if _DISABLE.search(text) is None:
         return []  # generated files: nothing to find, no line index to build
     lines = text.splitlines()
     starts = sorted((line_of(doc.index, path), path) for path, _ in _rules(doc))

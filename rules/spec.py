@@ -356,15 +356,20 @@ def spec_from(doc: Loaded) -> Spec:
     return _build(raw, source)
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _semantic_problems(
     raw: Mapping[str, Any], index: Mapping[tuple[str | int, ...], int], source: str
 ) -> list[Problem]:
     """Check what JSON Schema cannot: references between sections, numbers in range."""
     problems: list[Problem] = []
-    teams = raw.get("teams") or {}
+    # the schema names a section of the wrong type; only look into the right ones
+    teams = _mapping(raw.get("teams"))
     problems += _team_problems(teams, index, source)
     sections: list[tuple[tuple[str | int, ...], Any]] = [(("defaults",), raw.get("defaults"))]
-    sections += [(("pipelines", name), p) for name, p in (raw.get("pipelines") or {}).items()]
+    sections += [(("pipelines", name), p) for name, p in _mapping(raw.get("pipelines")).items()]
     for path, entry in sections:
         if not isinstance(entry, Mapping):
             continue
@@ -385,7 +390,8 @@ def _semantic_problems(
             problems.append(
                 Problem(source, _line_of(index, where), _dotted(where), "NaN is not a ratio")
             )
-    for i, entry in enumerate(raw.get("known_metrics") or ()):
+    known = raw.get("known_metrics")
+    for i, entry in enumerate(known if isinstance(known, list) else ()):
         if isinstance(entry, str):
             try:
                 re.compile(entry)

@@ -31,7 +31,7 @@ import yaml
 
 from rules.alerts import AlertKind, for_seconds, kind, params_for
 from rules.durations import format_duration
-from rules.generate import EXPORTER_JOB, PUSHGATEWAY_JOB
+from rules.generate import EXPORTER_JOB, EXPORTER_LABEL, EXPORTER_TARGET, PUSHGATEWAY_JOB
 from rules.rulefile import FOR_LABEL
 from rules.slo import BURN_WINDOWS, TIER_KIND
 from rules.spec import PipelineSpec, Spec
@@ -297,8 +297,12 @@ def _exporter_tests(spec: Spec) -> list[dict[str, Any]]:
             },
         }
 
-    exporter = {"job": EXPORTER_JOB, "instance": _EXPORTER_INSTANCE}
-    pushgateway = {"job": PUSHGATEWAY_JOB, "instance": "127.0.0.1:9091"}
+    target = {EXPORTER_LABEL: EXPORTER_TARGET}
+    exporter = {"job": EXPORTER_JOB, "instance": _EXPORTER_INSTANCE, **target}
+    pushgateway = {"job": PUSHGATEWAY_JOB, "instance": "127.0.0.1:9091", **target}
+    # any job name: an application serving its own /metrics, labelled as an exporter target
+    own = {"job": "team-airflow-metrics", "instance": "127.0.0.1:9102", **target}
+    unlabelled = {"job": "node", "instance": "127.0.0.1:9100"}
     return [
         {
             "name": "PipelineExporterDown: a scrape target is down",
@@ -306,22 +310,28 @@ def _exporter_tests(spec: Spec) -> list[dict[str, Any]]:
             "input_series": [
                 {"series": _series("up", exporter, "")[0], "values": f"0x{steps}"},
                 {"series": _series("up", pushgateway, "")[0], "values": f"1x{steps}"},
+                {"series": _series("up", own, "")[0], "values": f"0x{steps}"},
+                {"series": _series("up", unlabelled, "")[0], "values": f"0x{steps}"},
             ],
             "alert_rule_test": [
-                {"eval_time": end, "alertname": k.alert, "exp_alerts": [alert(exporter, 0)]}
+                {
+                    "eval_time": end,
+                    "alertname": k.alert,
+                    "exp_alerts": [alert(exporter, 0), alert(own, 0)],
+                }
             ],
         },
         {
             "name": "PipelineExporterDown: no exporter target at all (absent)",
             "interval": f"{_STEP}s",
             "input_series": [
-                {"series": _series("up", pushgateway, "")[0], "values": f"1x{steps}"},
+                {"series": _series("up", unlabelled, "")[0], "values": f"1x{steps}"},
             ],
             "alert_rule_test": [
                 {
                     "eval_time": end,
                     "alertname": k.alert,
-                    "exp_alerts": [alert({"job": EXPORTER_JOB}, 1)],
+                    "exp_alerts": [alert({"job": EXPORTER_JOB, **target}, 1)],
                 }
             ],
         },

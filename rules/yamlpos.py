@@ -9,8 +9,10 @@ field path:
 
 * a document over ``max_bytes`` (:data:`MAX_BYTES` by default);
 * nesting deeper than :data:`MAX_DEPTH` (PyYAML constructs recursively);
-* more nodes reached through aliases than the document writes out, or
-  :data:`ALIAS_NODES`, whichever is larger: aliases may at most double it;
+* more nodes reached through aliases than the document has bytes, or
+  :data:`ALIAS_NODES`, whichever is larger: expansion stays linear in the
+  input (anchors shared by every pipeline are fine, nested alias bombs are
+  refused within milliseconds);
 * the same key twice in one mapping (YAML says keys are unique; PyYAML
   silently keeps the last one), or a list or mapping as a key. Merge keys
   (``<<: *base``) still work.
@@ -55,7 +57,7 @@ MAX_BYTES = 32 * 1024 * 1024
 # A spec nests about 8 deep (pipelines.x.actions.y.plugin.config...); PyYAML's
 # constructor recurses a few frames per level, so this keeps far from Python's limit.
 MAX_DEPTH = 64
-# Nodes that aliases may add beyond the document's own, however small the document.
+# Nodes that aliases may add however small the document (else one per byte of it).
 ALIAS_NODES = 10_000
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -64,7 +66,7 @@ def _limit_problem(source: str, line: int, path: Path, message: str) -> YamlErro
     return YamlError([Problem(source, line, dotted(path), message)])
 
 
-def _walk(root: yaml.Node, source: str) -> Iterator[tuple[Path, int]]:
+def _walk(root: yaml.Node, source: str, size: int) -> Iterator[tuple[Path, int]]:
     """Yield (path, line) for every field, depth-first; raise YamlError beyond the limits.
 
     Keys are yielded at the key's line. Iterative, so a deep document cannot
@@ -72,7 +74,7 @@ def _walk(root: yaml.Node, source: str) -> Iterator[tuple[Path, int]]:
     against the alias budget.
     """
     seen: set[int] = set()
-    firsts = 0
+    budget = max(ALIAS_NODES, size)
     repeats = 0
     # (node, path, line of the field, depth, where the alias that reached it is, if one did)
     stack: list[tuple[yaml.Node, Path, int, int, tuple[Path, int] | None]] = [
@@ -84,26 +86,21 @@ def _walk(root: yaml.Node, source: str) -> Iterator[tuple[Path, int]]:
         if alias is None and id(node) in seen:
             alias = (path, line)
         if isinstance(node, yaml.ScalarNode):
-            if alias is None:
-                firsts += 1
-            else:
-                repeats += 1
+            repeats += alias is not None
             continue
         if depth >= MAX_DEPTH:
             raise _limit_problem(
                 source, line, path, f"nested deeper than {MAX_DEPTH} levels: refusing to load it"
             )
         seen.add(id(node))
-        if alias is None:
-            firsts += 1
-        else:
+        if alias is not None:
             repeats += 1
-            if repeats > max(ALIAS_NODES, firsts):
+            if repeats > budget:
                 raise _limit_problem(
                     source,
                     alias[1],
                     alias[0],
-                    f"aliases expand the document beyond {max(ALIAS_NODES, firsts):,} nodes "
+                    f"aliases expand the document by over {budget:,} nodes "
                     "(a 'billion laughs' document?): refusing to load it; write the values "
                     "out or use fewer nested aliases",
                 )
@@ -158,7 +155,7 @@ def line_index(text: str, source: str = "<string>") -> dict[Path, int]:
     if root is None:
         return index
     try:
-        for path, line in _walk(root, source):
+        for path, line in _walk(root, source, len(text)):
             index[path] = line
     except YamlError:
         pass
@@ -204,7 +201,7 @@ def load_yaml(text: str, source: str, max_bytes: int | None = MAX_BYTES) -> Load
         root = loader.get_single_node()
         if root is None:
             return Loaded(None, text, source)
-        for _ in _walk(root, source):
+        for _ in _walk(root, source, len(text)):
             pass
         data = loader.construct_document(root)
     except yaml.YAMLError as exc:

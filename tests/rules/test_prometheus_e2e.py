@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from exporters.app import create_app
-from rules.generate import generate
+from rules.generate import EXPORTER_LABEL, EXPORTER_TARGET, generate
 from rules.output import render_all, write_files
 from rules.spec import parse_spec
 
@@ -52,6 +52,8 @@ async def test_pipeline_down_fires_with_labels_from_the_spec(
         "scrape_configs:\n"
         "  - job_name: pipemedic-exporter\n"
         f"    static_configs: [{{targets: ['127.0.0.1:{exporter.port}']}}]\n"
+        f"    relabel_configs: [{{target_label: {EXPORTER_LABEL}, "
+        f"replacement: {EXPORTER_TARGET}}}]\n"
     )
     # start Prometheus off the loop: the exporter shares this loop and must keep serving
     prom = await asyncio.to_thread(prometheus_server, config)
@@ -88,3 +90,61 @@ async def test_pipeline_down_fires_with_labels_from_the_spec(
         "SEV3",
         "warning",
     )
+
+
+async def test_exporter_down_watches_targets_by_the_label_prometheus_yml_sets(
+    aiohttp_server: Any, prometheus_server: Callable[..., Any], tmp_path: Path, repo_root: Path
+) -> None:
+    """prometheus.yml's exporter jobs and the generated rule agree on one label, not a job name.
+
+    A job of any name that copies the exporter job's relabelling is watched:
+    its target down fires PipelineExporterDown; the live exporter does not.
+    """
+    import socket
+
+    import yaml
+
+    deployment = yaml.safe_load((repo_root / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in deployment["scrape_configs"]}
+    relabel = jobs["pipemedic-exporter"]["relabel_configs"]
+    assert jobs["pipemedic-pushgateway"]["relabel_configs"] == relabel
+
+    spec = parse_spec(SPEC.replace("exporter_down: 1m", "exporter_down: 0s"), "e2e.yml")
+    exporter = await aiohttp_server(create_app(spec=spec), host="127.0.0.1")
+    with socket.socket() as s:  # a port nobody listens on: a target that is down
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    rules_dir = tmp_path / "rules"
+    write_files(rules_dir, render_all(generate(spec), spec.source))
+    scrape = [
+        {
+            **jobs["pipemedic-exporter"],
+            "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}],
+        },
+        {
+            "job_name": "team-airflow-metrics",
+            "static_configs": [{"targets": [f"127.0.0.1:{dead}"]}],
+            "relabel_configs": relabel,
+        },
+        {"job_name": "unwatched", "static_configs": [{"targets": [f"127.0.0.1:{dead}"]}]},
+    ]
+    config = yaml.safe_dump(
+        {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [f"{rules_dir}/*.rules.yml"],
+            "scrape_configs": scrape,
+        }
+    )
+    prom = await asyncio.to_thread(prometheus_server, config)
+    async with aiohttp.ClientSession() as session:
+        deadline = time.monotonic() + 60
+        alerts: dict[str, dict[str, str]] = {}
+        while time.monotonic() < deadline and "team-airflow-metrics" not in alerts:
+            alerts = await firing(session, prom.url, "PipelineExporterDown")
+            await asyncio.sleep(0.5)
+        assert "team-airflow-metrics" in alerts, alerts
+    assert alerts["team-airflow-metrics"][EXPORTER_LABEL] == EXPORTER_TARGET
+    assert "unwatched" not in alerts  # a down target without the label is not an exporter
+    # the live exporter is up: at most the absent() of the first cycle, before any scrape,
+    # still kept firing (keep_firing_for), never its target down
+    assert alerts.get("pipemedic-exporter", {}).get("instance") is None, alerts
