@@ -166,3 +166,26 @@ def test_custom_rules_run_in_rules_test_with_their_own_tests(
     res = rules_cli("test", "--spec", str(spec), "--custom", str(wrong))
     assert res.code == 1
     assert "AirflowTaskFailures" in res.err
+
+
+def test_the_readme_examples_are_what_the_code_takes(repo_root: Path) -> None:
+    """README's known_metrics block is a valid spec; its relabelling is prometheus.yml's."""
+    import re
+
+    import yaml
+
+    from rules.generate import EXPORTER_LABEL, EXPORTER_TARGET
+
+    readme = (repo_root / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
+    (known,) = [b for b in blocks if b.startswith("known_metrics:")]
+    assert parse_spec(known, "README.md").known_metrics == (
+        "airflow_ti_failures",
+        "airflow_dag_processing_.*",
+    )
+    (relabel,) = [b for b in blocks if EXPORTER_LABEL in b and "relabel_configs" in b]
+    deployment = yaml.safe_load((repo_root / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in deployment["scrape_configs"]}
+    expected = [{"target_label": EXPORTER_LABEL, "replacement": EXPORTER_TARGET}]
+    assert yaml.safe_load(relabel)["relabel_configs"] == expected
+    assert jobs["pipemedic-exporter"]["relabel_configs"] == expected
