@@ -18,6 +18,10 @@ The mapping (docs/openlineage.md has the user's version):
   ``data_updated``;
 - FAIL / ABORT: a root run fails, a child counts an error; category and
   reason from ``failure.classify_failure``;
+- a root run's end makes the pipeline idle (no ``pipeline_up`` until its
+  next sign of life); so does a child's end when its root run never started
+  here (producers that send no root-job events), else the pipeline would go
+  "down" after every run;
 - failed ``dataQualityAssertions`` on a terminal event: errors
   ``data``/``failed_assertion`` (one per failed assertion), and records
   failed where the assertion says how many rows failed (dbt's ``actual``);
@@ -162,14 +166,20 @@ class LineageRecorder:
             pipeline, root_run, is_root = self._locate(event)
             run, _ = self.runs.touch(event.run_id.int, pipeline, root_run)
             pipeline = run.pipeline  # the first event of a run decides its pipeline
+            if kind == "RUNNING" and run.finished:
+                return Outcome.DUPLICATE  # a late heartbeat must not wake an ended run
             if kind != "RUNNING" and not self.runs.first(run, kind):
                 return Outcome.DUPLICATE
+            # a child whose root run never started here: nobody will end the pipeline's run
+            orphan = not is_root and self.runs.get(root_run) is None
             started_before = run.started_at
             if kind == "START":
                 run.started_at = at if started_before is None else min(started_before, at)
         with self.graph.lock:
             plan = self._plan(event, pipeline, now)
         batch = self._run_changes(event, pipeline, run, is_root, at, plan)
+        if orphan and kind in _TERMINAL:
+            batch.append(_closed(pipeline, at))
         try:
             self.registry.apply(batch)
         except Exception:

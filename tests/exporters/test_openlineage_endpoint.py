@@ -436,3 +436,26 @@ async def test_failures_without_an_error_facet(client: TestClient, clock: FakeCl
     )
     assert sample_value(text, "pipeline_records_failed_total", pipeline=p) == 6
     assert sample_value(text, "pipeline_up", pipeline=p) is None  # the run ended
+
+
+async def test_ended_runs_stay_idle(client: TestClient, clock: FakeClock) -> None:
+    run_id = str(uuid.uuid4())
+    await post(client, run_event("START", run_id=run_id, at=clock.now - 30))
+    await post(client, run_event("COMPLETE", run_id=run_id, at=clock.now - 20))
+    status, answer = await post(client, run_event("RUNNING", run_id=run_id, at=clock.now))
+    assert status == 200
+    assert answer == {"accepted": 0, "duplicate": True}  # a late heartbeat of an ended run
+    # a producer that sends only task events (its DAG run never started here)
+    task = run_event("COMPLETE", job="old_dag.task", at=clock.now - 5)
+    task["run"]["facets"] = {
+        "parent": {
+            "run": {"runId": str(uuid.uuid4())},
+            "job": {"namespace": "t", "name": "old_dag"},
+        }
+    }
+    await post(client, task)
+    clock.advance(3600)
+    text = await metrics(client)
+    assert sample_value(text, "pipeline_up", pipeline="nightly") is None
+    assert sample_value(text, "pipeline_up", pipeline="old_dag") is None
+    assert sample_value(text, "pipeline_runs_total", pipeline="old_dag", status="success") == 0
