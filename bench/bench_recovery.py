@@ -18,7 +18,6 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -30,6 +29,7 @@ from receiver.diagnosis.prometheus import PrometheusAPI
 from receiver.models import ActionRecord, Alert, Diagnosis, Incident
 from receiver.recovery import Recoverer, RecoveryConfig
 from receiver.store.sqlite.store import SqliteStore
+from receiver.worker.stages import RecoveryRequest
 from rules.spec import parse_spec
 
 N = 300
@@ -90,9 +90,6 @@ async def _bench(prom_url: str, workdir: Path) -> None:
     diagnosis = Diagnosis("network_timeout", "check_infrastructure", "bench")
     config = RecoveryConfig(rate_limit_per_minute=10**9, verify_deadline_seconds=0)
 
-    async def record(event: str, detail: Any) -> None:
-        pass
-
     async def firing() -> bool:
         return True
 
@@ -115,7 +112,7 @@ async def _bench(prom_url: str, workdir: Path) -> None:
                 alert = Alert("firing", {"pipeline": pipeline}, {}, now, None, str(serial))
                 incident = Incident(serial, pipeline, "recovering", "SEV3", now)
                 result = await recoverer.recover(
-                    incident, alert, diagnosis, spec.pipeline(pipeline), record, firing
+                    RecoveryRequest(incident, alert, diagnosis, spec.pipeline(pipeline), firing)
                 )
                 assert result.outcome == "recovered", result.reason
             return time.perf_counter() - started

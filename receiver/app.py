@@ -55,7 +55,7 @@ from receiver.store import open_store
 from receiver.store.base import Store, StoreError
 from receiver.store.sqlite.checkpoint import CheckpointObserver
 from receiver.store.sqlite.groupcommit import CommitObserver
-from receiver.worker.pool import Diagnose, FiringCheck, Recover, WorkerPool
+from receiver.worker.pool import Diagnose, FiringCheck, Recover, WorkerPool, default_worker_id
 from rules.promql import selector
 from rules.spec import PipelineSpec, Spec, load_spec
 
@@ -229,22 +229,24 @@ def create_app(
             render_postmortem=postmortem,
             mobilize=mobilize,
         )
+        worker = worker_id or default_worker_id()
+        recover_stage = (
+            recover_factory(config, store, prom, session, worker, metrics.registry)
+            if recover_factory is not None
+            else None
+        )
         pool = WorkerPool(
             store,
             lifecycle,
             diagnose=diagnose or PrometheusDiagnose(prom, tables.handlers),
-            recover=None,
+            recover=recover_stage,
             firing=firing or PrometheusFiringCheck(prom),
             concurrency=config.worker_concurrency,
             lease_seconds=config.lease_seconds,
             poll_interval=config.poll_interval_seconds,
             metrics=metrics,
-            worker_id=worker_id,
+            worker_id=worker,
         )
-        if recover_factory is not None:
-            pool.recover = recover_factory(
-                config, store, prom, session, pool.worker_id, metrics.registry
-            )
         app[WORKER] = pool
         if config.worker_concurrency == 0:  # intake-only replica
             yield

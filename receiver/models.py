@@ -225,7 +225,8 @@ class ActionRecord:
 
     ``outcome`` is one of ``running``, ``success``, ``failure``, ``timeout``,
     ``dry_run``, ``blocked``; ``verified`` says whether Prometheus showed the
-    condition cleared afterwards (``None``: not checked).
+    condition cleared afterwards (``None``: not checked). ``diagnosis`` is the
+    number (1-based, in ``Incident.diagnoses``) of the diagnosis that decided it.
     """
 
     incident_id: int
@@ -241,6 +242,7 @@ class ActionRecord:
     verified: bool | None = None
     detail: str = ""
     worker: str = ""
+    diagnosis: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -276,7 +278,13 @@ class OutboxMessage:
 
 @dataclass
 class Incident:
-    """One open-to-closed incident of one pipeline; alerts of the pipeline join it."""
+    """One open-to-closed incident of one pipeline; alerts of the pipeline join it.
+
+    ``diagnoses`` holds every diagnosis made, in order (an alert joining with
+    another cause adds one); ``diagnosis`` is the one that decides: the one
+    behind the latest recovery, else the first. The timeline is kept in the
+    order entries were written; readers see it in time order (``sorted_timeline``).
+    """
 
     id: int
     pipeline: str
@@ -288,6 +296,7 @@ class Incident:
     roles: dict[str, Any] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     diagnosis: Diagnosis | None = None
+    diagnoses: list[Diagnosis] = field(default_factory=list)
     actions: list[ActionRecord] = field(default_factory=list)
     timeline: list[TimelineEntry] = field(default_factory=list)
     resolved_at: datetime | None = None
@@ -310,7 +319,12 @@ class Incident:
             "resolved_at": format_time(self.resolved_at),
             "closed_at": format_time(self.closed_at),
             "diagnosis": self.diagnosis.to_json() if self.diagnosis else None,
+            "diagnoses": [d.to_json() for d in self.diagnoses],
             "actions": [a.to_json() for a in self.actions],
-            "timeline": [t.to_json() for t in self.timeline],
+            "timeline": [t.to_json() for t in self.sorted_timeline()],
             "has_postmortem": self.postmortem is not None,
         }
+
+    def sorted_timeline(self) -> list[TimelineEntry]:
+        """Return the timeline in time order (entries of one instant in written order)."""
+        return sorted(self.timeline, key=lambda t: t.at)

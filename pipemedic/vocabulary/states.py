@@ -17,6 +17,7 @@ class IncidentState(StrEnum):
     OPEN = "open"
     DIAGNOSING = "diagnosing"
     RECOVERING = "recovering"
+    RECOVERED = "recovered"  # verified; waiting for the alerts to resolve
     RESOLVED = "resolved"
     ESCALATED = "escalated"
     CLOSED = "closed"

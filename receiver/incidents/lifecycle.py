@@ -2,9 +2,16 @@
 
 States (``receiver.models.INCIDENT_STATES``)::
 
-    open -> diagnosing -> recovering -> resolved -> closed
-       \\________\\____________\\-> escalated -> resolved | closed
-    resolved -> open   (a new firing alert within the reopen window)
+    open -> diagnosing -> recovering -> recovered -> resolved -> closed
+       \\________\\____________\\___________\\-> escalated -> resolved | closed
+    recovered -> recovering   (an alert joins with another cause whose symptom persists)
+    resolved -> open          (a new firing alert within the reopen window)
+
+``recovered``: a recovery's verification saw the condition clear; the
+incident waits for its alerts to resolve (time to recover is measured
+here). An alert joining a recovered incident is diagnosed (the diagnosis is
+appended); with the same cause it starts nothing, with another it acts only
+through the recovery guard.
 
 Alerts of a pipeline join its incident. The SEV comes from the alert's
 ``sev`` label when valid, otherwise from the seed's table (degradation x
@@ -12,22 +19,26 @@ users affected); automation only ever raises it, and every change is a
 timeline event. Roles come from the team's entry in the spec. Every method
 here runs under ``store.pipeline_lock(pipeline)`` (the worker takes it).
 
+The lifecycle is the only writer of incidents: ``correlate`` (the first
+stage) and ``apply`` (every later stage's ``StageResult``) each save once;
+``apply`` renders the post-mortem (the report) in the same save when a
+result ends automation (resolved, escalated).
+
 Example::
 
     lifecycle = Lifecycle(store, spec, reopen_window_seconds=1800)
-    step = await lifecycle.correlate(event)      # find, join, reopen or open
-    if step.needs_work: ...                      # diagnose and recover
+    found = await lifecycle.correlate(StageContext(event, spec.pipeline(p)))
+    await lifecycle.apply(found.incident, StageResult(entries=(entry,)))   # one save
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from pipemedic.vocabulary import by_alert, cause
+from pipemedic.vocabulary import IncidentState, by_alert, cause
 from receiver.errors import IllegalTransition
 from receiver.incidents.timeline import merge_timelines
 from receiver.metrics import ReceiverMetrics, count_by_sev
@@ -42,13 +53,15 @@ from receiver.models import (
     utcnow,
 )
 from receiver.store.base import Store
+from receiver.worker.stages import StageContext, StageResult, Transition
 from rules.severity import SEVS, sev_for, sev_rank
 from rules.spec import Spec
 
 __all__ = [
     "ACTIVE_STATES",
+    "OPEN_STATES",
     "TRANSITIONS",
-    "Correlation",
+    "WORK_STATES",
     "IllegalTransition",
     "Lifecycle",
     "Mobilize",
@@ -56,19 +69,25 @@ __all__ = [
     "alert_sev",
 ]
 
+S = IncidentState
 # state -> the states it may move to
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "open": frozenset({"diagnosing", "escalated", "resolved"}),
-    "diagnosing": frozenset({"recovering", "escalated", "resolved"}),
-    "recovering": frozenset({"diagnosing", "escalated", "resolved"}),
-    "escalated": frozenset({"resolved", "closed"}),
-    "resolved": frozenset({"open", "closed"}),
-    "closed": frozenset(),
+    S.OPEN: frozenset({S.DIAGNOSING, S.ESCALATED, S.RESOLVED}),
+    S.DIAGNOSING: frozenset({S.RECOVERING, S.ESCALATED, S.RESOLVED}),
+    S.RECOVERING: frozenset({S.DIAGNOSING, S.RECOVERED, S.ESCALATED, S.RESOLVED}),
+    S.RECOVERED: frozenset({S.RECOVERING, S.ESCALATED, S.RESOLVED}),
+    S.ESCALATED: frozenset({S.RESOLVED, S.CLOSED}),
+    S.RESOLVED: frozenset({S.OPEN, S.CLOSED}),
+    S.CLOSED: frozenset(),
 }
 # states in which automation still works on the incident
-ACTIVE_STATES = frozenset({"open", "diagnosing", "recovering"})
+ACTIVE_STATES: frozenset[str] = frozenset({S.OPEN, S.DIAGNOSING, S.RECOVERING})
+# states in which a new firing alert is diagnosed (and may act, through the guard)
+WORK_STATES: frozenset[str] = ACTIVE_STATES | {S.RECOVERED}
 # states counted as open incidents in the metrics
-_OPEN_STATES = ("open", "diagnosing", "recovering", "escalated")
+OPEN_STATES: tuple[str, ...] = (S.OPEN, S.DIAGNOSING, S.RECOVERING, S.RECOVERED, S.ESCALATED)
+# states whose arrival ends automation: the post-mortem draft is written with them
+_REPORTED_STATES: frozenset[str] = frozenset({S.RESOLVED, S.ESCALATED})
 
 _DEGRADATION_BY_SEVERITY: dict[str, str] = {
     "critical": "significant",
@@ -111,15 +130,6 @@ def alert_sev(alert: Alert, spec: Spec) -> tuple[str, str]:
     return sev_for(degradation, impact), f"computed: degradation={degradation}, impact={impact}"
 
 
-@dataclass(frozen=True)
-class Correlation:
-    """What correlating one event did: the incident, and whether work follows."""
-
-    incident: Incident | None
-    change: str  # opened | joined | reopened | repeated | stale | resolved | ignored
-    needs_work: bool = False
-
-
 def _alert_key(doc: dict[str, Any]) -> tuple[str, str]:
     return (str(doc.get("fingerprint", "")), str(doc.get("startsAt", "")))
 
@@ -159,7 +169,10 @@ class Lifecycle:
         The notifications ride on ``incident.outbox`` and are written by the
         same store call that writes the entry.
         """
-        entry = TimelineEntry(at=at or self.clock(), event=event, detail=detail)
+        self._append(incident, TimelineEntry(at=at or self.clock(), event=event, detail=detail))
+
+    def _append(self, incident: Incident, entry: TimelineEntry) -> None:
+        """Append one entry, with the notifications it causes (written in the same save)."""
         incident.timeline.append(entry)
         if self.mobilize is not None:
             incident.outbox.extend(self.mobilize(incident, entry))
@@ -204,23 +217,29 @@ class Lifecycle:
             incident.sev = sev
 
     # correlate -----------------------------------------------------------------
-    async def correlate(self, event: AlertEvent) -> Correlation:
-        """Attach an event's alert to its pipeline's incident, opening one if needed."""
+    async def correlate(self, ctx: StageContext) -> StageResult:
+        """The first stage: attach the alert to its pipeline's incident, opening one if needed.
+
+        The result names the incident (``incident``), what happened (``change``:
+        opened | joined | reopened | repeated | stale | resolved | ignored) and
+        whether diagnosis and recovery follow (``work``). Saved here, once.
+        """
+        event = ctx.event
         alert = event.alert
         if not alert.pipeline or alert.name == _PAGE_ALERT:
-            return Correlation(None, "ignored")
+            return StageResult(change="ignored", stop=True)
         if alert.status == "resolved":
             return await self._resolve(event)
         return await self._fire(event)
 
-    async def _fire(self, event: AlertEvent) -> Correlation:
+    async def _fire(self, event: AlertEvent) -> StageResult:
         alert = event.alert
         incident = await self.store.open_incident(alert.pipeline)
         now = self.clock()
         if incident is not None and incident.state == "resolved":
             resolved_at = incident.resolved_at or now
             if _key(alert) in self._keys(incident, "resolved"):
-                return Correlation(incident, "stale")
+                return StageResult(incident=incident, change="stale")
             if now - resolved_at <= self.reopen_window:
                 why = {"alert": alert.name, "why": "fired again within the reopen window"}
                 self.transition(incident, "open", why, at=event.received_at, event="reopened")
@@ -228,17 +247,19 @@ class Lifecycle:
                 self._add_alert(incident, alert)
                 self._sev(incident, alert)
                 await self.store.save_incident(incident)
-                return Correlation(incident, "reopened", needs_work=True)
+                return StageResult(incident=incident, change="reopened", work=True)
             await self.close(incident)
             incident = None
         if incident is None:
             incident = await self._open(event)
-            return Correlation(incident, "opened", needs_work=True)
+            return StageResult(incident=incident, change="opened", work=True)
         known = self._keys(incident, None)
-        if _key(alert) in self._keys(incident, "resolved"):
-            return Correlation(incident, "stale")  # resolved before this firing arrived
+        if _key(alert) in self._keys(incident, "resolved"):  # resolved before this firing came
+            return StageResult(incident=incident, change="stale")
         if _key(alert) in known:
-            return Correlation(incident, "repeated", needs_work=incident.state in ACTIVE_STATES)
+            return StageResult(
+                incident=incident, change="repeated", work=incident.state in ACTIVE_STATES
+            )
         self._add_alert(incident, alert)
         self.note(
             incident,
@@ -248,7 +269,7 @@ class Lifecycle:
         )
         self._sev(incident, alert)
         await self.store.save_incident(incident)
-        return Correlation(incident, "joined", needs_work=incident.state in ACTIVE_STATES)
+        return StageResult(incident=incident, change="joined", work=incident.state in WORK_STATES)
 
     async def _open(self, event: AlertEvent) -> Incident:
         alert = event.alert
@@ -303,18 +324,18 @@ class Lifecycle:
             self.metrics.time_to_acknowledge.labels(sev=sev).observe(max(lag, 0.0))
         return incident
 
-    async def _resolve(self, event: AlertEvent) -> Correlation:
+    async def _resolve(self, event: AlertEvent) -> StageResult:
         alert = event.alert
         ended = alert.ends_at or event.received_at
         incident = await self.store.open_incident(alert.pipeline)
         if incident is None:
             last = await self.store.last_incident(alert.pipeline)
             if last is not None and _key(alert) in self._keys(last, None):
-                return Correlation(last, "stale")
+                return StageResult(incident=last, change="stale")
             # resolved before its firing arrived (or the firing was never sent)
             incident = await self._open(event)
         elif _key(alert) in self._keys(incident, "resolved"):
-            return Correlation(incident, "repeated")
+            return StageResult(incident=incident, change="repeated")
         self._add_alert(incident, alert)
         self.note(
             incident,
@@ -323,15 +344,16 @@ class Lifecycle:
             at=ended,
         )
         if not self._keys(incident, "firing") and incident.state not in ("resolved", "closed"):
+            recovered = incident.state == "recovered"  # time to recover was taken then
             self.transition(incident, "resolved", {"alert": alert.name}, at=ended)
             incident.resolved_at = ended
-            if self.metrics is not None:
+            if self.metrics is not None and not recovered:
                 took = (ended - incident.opened_at).total_seconds()
                 self.metrics.time_to_recover.labels(sev=incident.sev).observe(max(took, 0.0))
             await self.write_postmortem(incident)  # saved with the new state, in one write
         else:
             await self.store.save_incident(incident)
-        return Correlation(incident, "resolved")
+        return StageResult(incident=incident, change="resolved")
 
     def _keys(self, incident: Incident, status: str | None) -> set[tuple[str, str]]:
         return {
@@ -353,23 +375,42 @@ class Lifecycle:
         self.raise_sev(incident, sev, f"{alert.name}: {why}")
 
     # later stages ---------------------------------------------------------------
-    def diagnosed(self, incident: Incident, diagnosis: Diagnosis) -> None:
-        """Record a diagnosis; the first one feeds time-to-diagnose.
+    async def apply(self, incident: Incident, result: StageResult) -> None:
+        """Apply one stage's result to ``incident`` and save it once.
 
-        The incident's category becomes the cause's (a timeout behind an
-        error-rate alert is a connectivity incident, whatever the alert's
-        static label said); a cause without one (``unknown``, a plugin's)
-        leaves it as the alert set it.
+        Entries are appended, the diagnosis added (``diagnosed`` entry, its
+        number), transitions made in order; a result that ends automation
+        (resolved, escalated) gets its post-mortem draft in the same save.
         """
-        first = incident.diagnosis is None
-        incident.diagnosis = diagnosis
-        row = cause(diagnosis.cause)
-        if row is not None and row.category is not None:
-            incident.category = str(row.category)
+        if result.empty:
+            return
+        for entry in result.entries:
+            self._append(incident, entry)
+        if result.diagnosis is not None:
+            self._diagnosed(incident, result.diagnosis)
+        for t in result.transitions:
+            self.transition(incident, t.state, t.detail, t.at, t.event)
+        if result.deciding is not None:  # the diagnosis behind the verified recovery
+            self._decide(incident, incident.diagnoses[result.deciding - 1])
+        if result.recovered_at is not None and self.metrics is not None:
+            took = (result.recovered_at - incident.opened_at).total_seconds()
+            self.metrics.time_to_recover.labels(sev=incident.sev).observe(max(took, 0.0))
+        if any(t.state in _REPORTED_STATES for t in result.transitions):
+            await self.write_postmortem(incident)
+        else:
+            await self.store.save_incident(incident)
+
+    def _diagnosed(self, incident: Incident, diagnosis: Diagnosis) -> None:
+        """Append a diagnosis; the first one decides until a recovery says otherwise."""
+        first = not incident.diagnoses and incident.diagnosis is None
+        incident.diagnoses.append(diagnosis)
+        if first:
+            self._decide(incident, diagnosis)
         self.note(
             incident,
             "diagnosed",
             {
+                "number": len(incident.diagnoses),
                 "cause": diagnosis.cause,
                 "category": incident.category,
                 "handler": diagnosis.handler,
@@ -381,19 +422,35 @@ class Lifecycle:
             took = (self.clock() - incident.opened_at).total_seconds()
             self.metrics.time_to_diagnose.labels(sev=incident.sev).observe(max(took, 0.0))
 
+    def _decide(self, incident: Incident, diagnosis: Diagnosis) -> None:
+        """Make ``diagnosis`` the root cause; the incident takes its cause's category.
+
+        A timeout behind an error-rate alert is a connectivity incident, whatever
+        the alert's static label said; a cause without a category (``unknown``,
+        a plugin's) leaves the category as it was.
+        """
+        incident.diagnosis = diagnosis
+        row = cause(diagnosis.cause)
+        if row is not None and row.category is not None:
+            incident.category = str(row.category)
+
+    def escalation(
+        self, incident: Incident, reason: str, detail: Mapping[str, Any] | None = None
+    ) -> Transition:
+        """Return the hand-over to people: one ``escalated`` entry with the reason and roles."""
+        return Transition(
+            "escalated", {**(detail or {}), "reason": reason, "roles": incident.roles}
+        )
+
     async def escalate(
         self, incident: Incident, reason: str, detail: Mapping[str, Any] | None = None
     ) -> None:
-        """Hand the incident to people: state escalated, post-mortem drafted.
-
-        One ``escalated`` timeline entry carries the reason, the roles and any
-        ``detail`` of whoever decided (the recoverer's strategy, for one).
-        """
+        """Hand the incident to people now: state escalated, post-mortem drafted (one save)."""
         if incident.state in ("escalated", "resolved", "closed"):
             return
-        entry = {**(detail or {}), "reason": reason, "roles": incident.roles}
-        self.transition(incident, "escalated", entry)
-        await self.write_postmortem(incident)
+        await self.apply(
+            incident, StageResult(transitions=(self.escalation(incident, reason, detail),))
+        )
 
     async def close(self, incident: Incident) -> None:
         """Close a resolved or escalated incident (end of the reopen window, or by hand)."""
@@ -437,6 +494,6 @@ class Lifecycle:
         if self.metrics is None:
             return
         sevs: list[str] = []
-        for state in _OPEN_STATES:
+        for state in OPEN_STATES:
             sevs += [i.sev for i in await self.store.list_incidents(state=state, limit=100_000)]
         self.metrics.set_open_incidents(count_by_sev(sevs))

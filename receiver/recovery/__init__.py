@@ -12,7 +12,7 @@ from receiver.recovery.config import RecoveryConfig
 from receiver.recovery.guard import Blocked, Guard
 from receiver.recovery.metrics import RecoveryMetrics
 from receiver.recovery.recoverer import Recoverer
-from receiver.recovery.run import MANUAL, Record, RecoveryResult
+from receiver.recovery.run import MANUAL, RecoveryResult
 from receiver.recovery.strategies import STRATEGIES, StepPlan, Strategy
 from receiver.recovery.verify import Verification, Verifier, symptoms
 
@@ -21,7 +21,6 @@ __all__ = [
     "STRATEGIES",
     "Blocked",
     "Guard",
-    "Record",
     "Recoverer",
     "RecoveryConfig",
     "RecoveryMetrics",

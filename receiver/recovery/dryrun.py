@@ -53,11 +53,12 @@ async def record_dry_run(
         outcome="dry_run",
         detail=would,
         worker=worker_id,
+        diagnosis=run.diagnosis_number,
     )
     if not await ledger.begin_action(record, lease_seconds):
-        return await run.skip(f"step {record.step} is already claimed by another worker")
+        return run.skip(f"step {record.step} is already claimed by another worker")
     await ledger.end_action(record)
     run.actions = (record,)
     metrics.actions.labels(strategy=run.strategy, outcome="dry_run").inc()
-    await run.record("dry_run", {"step": record.step, "why": why, "would": would})
-    return RecoveryResult("dry_run", run.strategy, run.actions, f"dry run ({why}): {would}")
+    run.note("dry_run", {"step": record.step, "why": why, "would": would})
+    return run.dry_run(f"dry run ({why}): {would}")

@@ -6,8 +6,10 @@ before each attempt and for each wait. It owns:
 * the attempts cap per incident (the pipeline's ``max_attempts``, capped by
   the strategy);
 * exponential backoff with jitter between attempts;
-* the per-pipeline cooldown (another incident's action on the same pipeline
-  within ``cooldown`` means the last fix did not hold: people, not a loop);
+* the cooldown per pipeline and per incident: an action of another incident
+  on the same pipeline, or of an earlier round of this incident (an alert
+  joining with another cause after a verified fix), within ``cooldown``
+  means the last fix did not hold: people, not a loop;
 * a global rate limit (actions started per minute) and a cap on actions
   running at once, both read from the shared action ledger so replicas
   count together;
@@ -83,27 +85,55 @@ class Guard:
         return None
 
     async def check(
-        self, incident: Incident, target: str, cooldown_seconds: float
+        self,
+        incident: Incident,
+        target: str,
+        cooldown_seconds: float,
+        round_started: datetime | None = None,
     ) -> Blocked | None:
-        """Return why a step of ``incident`` against ``target`` may not start now, or None."""
+        """Return why a step of ``incident`` against ``target`` may not start now, or None.
+
+        ``round_started``: when this recovery round began; the incident's own
+        actions from before then count against the cooldown (retries within
+        the round do not).
+        """
         now = self.clock()
         return (
-            await self._cooldown(incident, now, cooldown_seconds)
+            await self._cooldown(incident, now, cooldown_seconds, round_started)
             or await self._circuit(target, now)
             or await self._rate_limit(now)
             or await self._concurrency(now)
         )
 
     async def _cooldown(
-        self, incident: Incident, now: datetime, cooldown_seconds: float
+        self,
+        incident: Incident,
+        now: datetime,
+        cooldown_seconds: float,
+        round_started: datetime | None,
     ) -> Blocked | None:
         if cooldown_seconds <= 0:
             return None
         since = now - timedelta(seconds=cooldown_seconds)
-        recent = [
+        rows = await self.ledger.actions_since(since, pipeline=incident.pipeline)
+        earlier_round = [
             r
-            for r in await self.ledger.actions_since(since, pipeline=incident.pipeline)
-            if r.incident_id != incident.id and r.outcome in (*_FINISHED, "running")
+            for r in rows
+            if r.incident_id == incident.id
+            and r.outcome in _FINISHED
+            and round_started is not None
+            and r.started_at < round_started
+        ]
+        if earlier_round:
+            last = earlier_round[-1]
+            return Blocked(
+                "cooldown",
+                f"cooldown: this incident already ran {last.step} at "
+                f"{last.started_at.isoformat()}, less than {cooldown_seconds:g}s ago; "
+                "one recovery per fault, people decide on another",
+            )
+        recent = [
+            r for r in rows if r.incident_id != incident.id and r.outcome in (*_FINISHED, "running")
         ]
         if not recent:
             return None

@@ -8,26 +8,32 @@ silence the pipeline in Alertmanager (``silencing``), then per attempt:
 guard stage -> exactly-once ledger claim -> action -> verification through
 Prometheus (``steps``) -> backoff; finally expire the silence. This module
 holds the chain and the attempt loop; ``run`` holds one call's state and
-the ways it ends. Every decision is a ``record(event, detail)`` call (the incident's
-timeline) and a metric.
+the ways it ends. Every decision is a timeline entry on the result
+(``run.note``) and a metric; the recoverer never writes the incident.
 
 Timeline events (the diagnosis itself is the lifecycle's ``diagnosed``):
 ``strategy``, ``guardrail_blocked``,
 ``action_started``, ``action_finished``, ``verification``, ``backoff``,
 ``dry_run``, ``silence_created``, ``silence_expired``, ``silence_failed``,
-``recovered``, ``skipped``, ``escalated``, and ``action_taken_over`` when a
+``skipped``, and ``action_taken_over`` when a
 step left ``running`` by a dead worker is claimed again after its lease (the
 same step, not a new attempt).
+
+One recovery per fault: a request made after a recovery of the incident
+was verified (``RecoveryRequest.after_recovery``) starts nothing while its
+symptom is already clear, and otherwise passes the same guard, whose
+cooldown counts the incident's earlier rounds too.
 
 A step of the incident still ``running`` under its lease ends the call as
 ``skipped`` with ``busy_until`` set: a caller that holds the pipeline's lock
 knows that step's worker is not working on it, waits until then and calls
-again to take the step over (``receiver.worker.pool`` does).
+again to take the step over (``receiver.worker`` does).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
@@ -38,21 +44,21 @@ from prometheus_client import CollectorRegistry
 from pipemedic.vocabulary import cause
 from receiver.actions import ACTION_KINDS, Action, ActionConfigError, ActionFactory, build_action
 from receiver.diagnosis.prometheus import PrometheusQuery
-from receiver.models import ActionRecord, Alert, Diagnosis, Incident, utcnow
+from receiver.models import ActionRecord, Incident, utcnow
 from receiver.recovery.config import RecoveryConfig
 from receiver.recovery.dryrun import record_dry_run
 from receiver.recovery.guard import Guard, incident_attempts
 from receiver.recovery.metrics import RecoveryMetrics
-from receiver.recovery.run import MANUAL, Record, RecoveryResult, Run, step_number
+from receiver.recovery.run import MANUAL, RecoveryResult, Run, step_number
 from receiver.recovery.silences import Silences
 from receiver.recovery.silencing import silenced
 from receiver.recovery.steps import StepRunner
 from receiver.recovery.strategies import STRATEGIES, StepPlan, Strategy
 from receiver.recovery.verify import Verifier
 from receiver.store.base import ActionLedger
-from rules.spec import PipelineSpec
+from receiver.worker.stages import RecoveryRequest
 
-__all__ = ["MANUAL", "Record", "Recoverer", "RecoveryResult"]
+__all__ = ["MANUAL", "Recoverer", "RecoveryResult"]
 
 
 class Recoverer:
@@ -61,8 +67,8 @@ class Recoverer:
     Example::
 
         recoverer = Recoverer(RecoveryConfig(), store, prom, session)
-        result = await recoverer.recover(incident, alert, diagnosis, spec, record, still_firing)
-        result.outcome      # "recovered"
+        result = await recoverer.recover(RecoveryRequest(incident, alert, diagnosis, spec, firing))
+        result.outcome      # "recovered"; result.entries: what it did
     """
 
     def __init__(
@@ -115,18 +121,20 @@ class Recoverer:
             else None
         )
 
-    async def recover(
-        self,
-        incident: Incident,
-        alert: Alert,
-        diagnosis: Diagnosis,
-        spec: PipelineSpec,
-        record: Record,
-        still_firing: Callable[[], Awaitable[bool]],
-    ) -> RecoveryResult:
-        """Try to fix what ``diagnosis`` found; escalate when automation cannot."""
-        run = Run(incident, alert, diagnosis, spec, record, still_firing)
-        result = await self._recover(run)
+    async def recover(self, request: RecoveryRequest) -> RecoveryResult:
+        """Try to fix what the request's diagnosis found; escalate when automation cannot."""
+        run = Run(
+            request.incident,
+            request.alert,
+            request.diagnosis,
+            request.spec,
+            request.still_firing,
+            self.clock,
+            request.diagnosis_number,
+        )
+        result = await self._recover(run, request.after_recovery)
+        # the run's entries as they stand now: the silence is expired after the result is built
+        result = dataclasses.replace(result, entries=tuple(run.entries))
         self.metrics.results.labels(
             strategy=result.strategy or "none", outcome=result.outcome
         ).inc()
@@ -134,30 +142,36 @@ class Recoverer:
 
     # stages ------------------------------------------------------------------
 
-    async def _recover(self, run: Run) -> RecoveryResult:
+    async def _recover(self, run: Run, after_recovery: bool) -> RecoveryResult:
         d, spec = run.diagnosis, run.spec
         self.metrics.diagnoses.labels(cause=d.cause).inc()
         if run.alert.status != "firing":
-            return await run.skip("the alert is resolved; resolved alerts start no action")
+            return run.skip("the alert is resolved; resolved alerts start no action")
+        cleared = after_recovery and await self.verifier.cleared_now(
+            d.cause, spec.name, spec.diagnosis
+        )
+        if cleared is True:
+            return run.skip(
+                f"the symptoms of {d.cause} are already clear after this incident's "
+                "verified recovery; one recovery per fault"
+            )
         run.strategy = spec.strategy_for(d.cause)
         if run.strategy is None:
             row = cause(d.cause)
             why = f": {row.escalation}" if row is not None and row.escalation else ""
-            return await run.escalate(f"no recovery strategy for cause {d.cause!r}{why}")
+            return run.escalate(f"no recovery strategy for cause {d.cause!r}{why}")
         strategy = self.strategies.get(run.strategy)
         if strategy is None:
-            return await run.escalate(f"unknown recovery strategy {run.strategy!r}")
+            return run.escalate(f"unknown recovery strategy {run.strategy!r}")
         where = f"pipelines.{spec.name}.actions.{run.strategy}"
-        await run.record("strategy", {"cause": d.cause, "strategy": run.strategy})
+        run.note("strategy", {"cause": d.cause, "strategy": run.strategy})
         action_config = spec.actions.get(run.strategy)
         if action_config is None:
-            return await run.escalate(
-                f"{run.strategy} has no action configured ({where} is not set)"
-            )
+            return run.escalate(f"{run.strategy} has no action configured ({where} is not set)")
         try:
             action, action_dry_run = build_action(action_config, where, self.action_kinds)
         except ActionConfigError as exc:
-            return await run.escalate(f"action configuration unusable: {exc}")
+            return run.escalate(f"action configuration unusable: {exc}")
         plan = strategy.plan(d, spec)
         dry = [
             why
@@ -198,7 +212,7 @@ class Recoverer:
                 lease_end = step.started_at + timedelta(seconds=self.config.lease_seconds)
                 if lease_end > self.clock():
                     why = f"step {step.step} is in progress on worker {step.worker!r}"
-                    return await run.skip(why, busy_until=lease_end)
+                    return run.skip(why, busy_until=lease_end)
                 # its first lease is over: take the same step over if the ledger agrees
                 # (it refuses while the step's worker lives and renews the lease)
                 dead = step
@@ -207,14 +221,14 @@ class Recoverer:
             blocked = self.guard.attempts_left(done, plan.max_attempts)
             if blocked is not None:
                 await self.steps.blocked(run, blocked)
-                return await run.escalate(blocked.reason)
+                return run.escalate(blocked.reason)
             if not await run.still_firing():
-                return await run.skip("the alert resolved; no further attempt")
+                return run.skip("the alert resolved; no further attempt")
             admitted = await self.steps.admit(run, action, attempt, dead)
             if isinstance(admitted, RecoveryResult):
                 return admitted
             if dead is not None:
-                await run.record(
+                run.note(
                     "action_taken_over",
                     {
                         "step": admitted.step,
@@ -227,22 +241,21 @@ class Recoverer:
                 )
             outcome, verification = await self.steps.execute(run, action, plan, admitted)
             if verification is not None and verification.cleared:
-                await run.record("recovered", {"strategy": run.strategy, "attempts": attempt})
                 return run.recovered(attempt)
             if not outcome.ok and not outcome.retryable:
-                return await run.escalate(
+                return run.escalate(
                     f"{action.target} failed and retrying will not help: {outcome.detail}"
                 )
             if attempt >= plan.max_attempts:
                 what = verification.detail if verification else outcome.detail
-                return await run.escalate(
+                return run.escalate(
                     f"{attempt} attempt(s) of {run.strategy} did not clear "
                     f"{run.diagnosis.cause}: {what}"
                 )
             if not await run.still_firing():
-                return await run.skip("the alert resolved during the action; not retried")
+                return run.skip("the alert resolved during the action; not retried")
             delay = self.guard.backoff(attempt) if plan.backoff else 0.0
-            await run.record("backoff", {"seconds": round(delay, 3), "next_attempt": attempt + 1})
+            run.note("backoff", {"seconds": round(delay, 3), "next_attempt": attempt + 1})
             await self.sleep(delay)
 
     async def _history(self, incident: Incident) -> list[ActionRecord]:

@@ -48,9 +48,9 @@ async def _create(
             comment=f"pipemedic incident #{run.incident.id}: {run.strategy} in progress",
         )
     except (SilenceError, ValueError) as exc:
-        await run.record("silence_failed", {"error": str(exc)})
+        run.note("silence_failed", {"error": str(exc)})
         return None
-    await run.record("silence_created", {"id": sid, "matchers": labels})
+    run.note("silence_created", {"id": sid, "matchers": labels})
     return sid
 
 
@@ -58,6 +58,6 @@ async def _expire(run: Run, silences: Silences, sid: str) -> None:
     try:
         await silences.expire(sid)
     except (SilenceError, ValueError) as exc:
-        await run.record("silence_failed", {"id": sid, "error": str(exc)})
+        run.note("silence_failed", {"id": sid, "error": str(exc)})
         return
-    await run.record("silence_expired", {"id": sid})
+    run.note("silence_expired", {"id": sid})

@@ -85,7 +85,7 @@ class StepRunner:
         """Count and record that a guardrail said no."""
         self.metrics.guard_blocks.labels(guard=blocked.guard).inc()
         self.metrics.actions.labels(strategy=run.strategy or "none", outcome="blocked").inc()
-        await run.record("guardrail_blocked", {"guard": blocked.guard, "reason": blocked.reason})
+        run.note("guardrail_blocked", {"guard": blocked.guard, "reason": blocked.reason})
 
     async def admit(
         self, run: Run, action: Action, attempt: int, dead: ActionRecord | None = None
@@ -99,7 +99,7 @@ class StepRunner:
         while True:
             async with self.guard.admission:
                 blocked = await self.guard.check(
-                    run.incident, action.target, run.spec.cooldown_seconds
+                    run.incident, action.target, run.spec.cooldown_seconds, run.started_at
                 )
                 if blocked is None:
                     record = ActionRecord(
@@ -111,25 +111,26 @@ class StepRunner:
                         target=action.target,
                         started_at=self.clock(),
                         worker=self.worker_id,
+                        diagnosis=run.diagnosis_number,
                     )
                     claimed = await self.ledger.begin_action(record, self.config.lease_seconds)
             if blocked is None:
                 break
             await self.blocked(run, blocked)
             if not blocked.transient or waited >= self.config.admission_wait_seconds:
-                return await run.escalate(blocked.reason)
+                return run.escalate(blocked.reason)
             delay = max(self.config.backoff_base_seconds, 0.01)
             await self.sleep(delay)
             waited += delay
             if not await run.still_firing():
-                return await run.skip("the alert resolved while waiting for a guardrail")
+                return run.skip("the alert resolved while waiting for a guardrail")
         if not claimed:
             self.metrics.actions.labels(strategy=run.strategy, outcome="skipped").inc()
             why = f"step {record.step} is already claimed by another worker; not run twice"
             if dead is not None:  # the store's lease has not run out yet by its own clock
                 retry = self.clock() + timedelta(seconds=_RECLAIM_SECONDS)
-                return await run.skip(why, busy_until=retry)
-            return await run.skip(why)
+                return run.skip(why, busy_until=retry)
+            return run.skip(why)
         return record
 
     async def execute(
@@ -138,7 +139,7 @@ class StepRunner:
         """Run one claimed step, verify it, and store its outcome in the ledger."""
         assert run.strategy is not None
         attempt = step_number(record.step)
-        await run.record(
+        run.note(
             "action_started",
             {
                 "step": record.step,
@@ -172,7 +173,7 @@ class StepRunner:
                 strategy=run.strategy, action=record.action
             ).observe(duration)
             self.metrics.actions.labels(strategy=run.strategy, outcome=outcome.outcome).inc()
-            await run.record(
+            run.note(
                 "action_finished",
                 {
                     "step": record.step,
@@ -188,7 +189,7 @@ class StepRunner:
                 verification = await self.verifier.verify(cause, pipeline, run.spec.diagnosis)
                 result = "cleared" if verification.cleared else "not_cleared"
                 self.metrics.verifications.labels(result=result).inc()
-                await run.record(
+                run.note(
                     "verification",
                     {
                         "step": record.step,
@@ -197,7 +198,7 @@ class StepRunner:
                     },
                 )
         if lease.lost:  # recorded here, not by the renewal task: one writer per incident
-            await run.record("action_lease_lost", {"step": record.step, "worker": record.worker})
+            run.note("action_lease_lost", {"step": record.step, "worker": record.worker})
         final = replace(
             record,
             ended_at=self.clock(),

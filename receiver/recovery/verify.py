@@ -142,6 +142,19 @@ class Verifier:
                 present.append(s.note)
         return present
 
+    async def cleared_now(
+        self,
+        cause: str,
+        pipeline: str,
+        thresholds: DiagnosisThresholds = DEFAULT_THRESHOLDS,
+    ) -> bool | None:
+        """Check the symptoms once: True when none is present (None: Prometheus not answering)."""
+        try:
+            present = await self._still(symptoms(cause, pipeline, self.window_seconds, thresholds))
+        except PrometheusError:
+            return None
+        return not present
+
     async def verify(
         self,
         cause: str,

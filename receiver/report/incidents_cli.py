@@ -237,7 +237,7 @@ def format_incident(i: Incident, now: Any) -> str:
                 + (f"  {clean_text(a.detail)}" if a.detail else "")
             )
     lines.append("timeline:")
-    for t in sorted(i.timeline, key=lambda t: t.at):
+    for t in i.sorted_timeline():
         detail = "" if t.detail in (None, "") else "  " + clean_text(_detail(t.detail))
         lines.append(f"  {format_time(t.at)}  {clean_text(t.event)}{detail}")
     return "\n".join(lines)

@@ -179,7 +179,7 @@ def _incident_section(incident: Incident, postmortem: str, now: datetime) -> str
         f"{' · ' + roles if roles else ''} · {_e(_lasted(i, now))}</p>"
         f"{_alerts(i)}"
         "<h3>Timeline</h3>"
-        f"{_timeline(i.timeline)}"
+        f"{_timeline(i.sorted_timeline())}"
         "<details><summary>Post-mortem draft</summary>"
         f"<pre>{html.escape(postmortem, quote=True)}</pre></details>"
         f'<p class="muted"><a href="/incidents/{i.id}">JSON</a> · '
@@ -202,7 +202,7 @@ def _timeline(timeline: Sequence[TimelineEntry]) -> str:
     rows = [
         f"<tr><td>{_e(format_time(t.at))}</td><td>{_e(t.event)}</td>"
         f'<td class="wrap">{_e(_detail(t.detail))}</td></tr>'
-        for _, t in sorted(enumerate(timeline), key=lambda p: (p[1].at, p[0]))
+        for t in timeline
     ]
     head = "<tr><th>Time (UTC)</th><th>Event</th><th>Detail</th></tr>"
     return f'<table class="timeline"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'

@@ -88,8 +88,8 @@ def _facts(incident: Incident) -> str:
 
 
 def _timeline(incident: Incident) -> str:
-    entries = sorted(enumerate(incident.timeline), key=lambda p: (p[1].at, p[0]))
-    rows = [(_when(t.at), md.code(t.event), _detail(t.detail)) for _, t in entries]
+    entries = incident.sorted_timeline()
+    rows = [(_when(t.at), md.code(t.event), _detail(t.detail)) for t in entries]
     if not rows:
         return "## Timeline\n\nNo timeline recorded."
     return "## Timeline\n\n" + md.table(("Time (UTC)", "Event", "Detail"), rows)
@@ -116,9 +116,17 @@ def _root_cause(incident: Incident) -> str:
     if diagnosis.error:
         lines.append(f"- **Evidence incomplete:** {md.text(diagnosis.error)}")
     if diagnosis.evidence:
-        lines += ["", "Evidence:", "", _evidence_table(diagnosis.evidence)]
+        lines += ["", "Evidence (as measured at that diagnosis):", ""]
+        lines.append(_evidence_table(diagnosis.evidence))
     else:
         lines.append("- **Evidence:** none collected")
+    others = [(n, d) for n, d in enumerate(incident.diagnoses, 1) if d != diagnosis]
+    if others:
+        lines += ["", "Other diagnoses of this incident (not the root cause):", ""]
+        lines += [
+            f"- #{n}: {md.code(d.cause)} by {md.code(d.handler or '?')} — {md.text(d.summary)}"
+            for n, d in others
+        ]
     return "\n".join(lines)
 
 
@@ -134,8 +142,11 @@ def _impact_resolution(incident: Incident) -> str:
         f"({md.text(incident.sev)}: {degradation(incident.sev)})"
     )
     lines.append(f"- **How it was resolved:** {_how_resolved(incident)}")
+    recovered = since_began(incident, "recovered")  # a verified recovery, else the resolution
     ended = incident_ended(incident)
     took = format_duration(incident_duration(incident, ended)) if ended else "not resolved yet"
+    if recovered is not None:
+        took = f"{format_duration(recovered)} (verified recovery)"
     lines.append(f"- **Time to recover:** {took}")
     lines.append(
         f"- **Time to acknowledge:** {format_duration(since_began(incident, 'acknowledged'))}; "

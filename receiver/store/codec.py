@@ -61,6 +61,9 @@ def _time(value: Any) -> datetime | None:
 def incident_from_doc(doc: Mapping[str, Any], actions: Sequence[ActionRecord] = ()) -> Incident:
     """Rebuild an ``Incident`` from ``incident_to_doc`` output plus its ledger rows."""
     diagnosis = doc.get("diagnosis")
+    diagnoses = [Diagnosis.from_json(d) for d in doc.get("diagnoses") or ()]
+    if diagnosis and not diagnoses:  # stored before diagnoses were kept apart
+        diagnoses = [Diagnosis.from_json(diagnosis)]
     return Incident(
         id=int(doc["id"]),
         pipeline=doc["pipeline"],
@@ -72,6 +75,7 @@ def incident_from_doc(doc: Mapping[str, Any], actions: Sequence[ActionRecord] = 
         roles=dict(doc.get("roles") or {}),
         alerts=list(doc.get("alerts") or []),
         diagnosis=Diagnosis.from_json(diagnosis) if diagnosis else None,
+        diagnoses=diagnoses,
         actions=list(actions),
         timeline=[TimelineEntry.from_json(t) for t in doc.get("timeline") or []],
         resolved_at=_time(doc.get("resolved_at")),

@@ -1,13 +1,16 @@
 """Work on acknowledged alerts: a bounded, fair pool taking leased events from the store.
 
-Each event goes through ordered stages under its pipeline's lock::
+Each event goes through one list of stages under its pipeline's lock::
 
-    correlate -> diagnose -> recover -> verify -> record
+    correlate -> diagnose -> recover -> verify
 
-``correlate`` finds, joins, reopens or opens the incident (``Lifecycle``);
-resolved alerts stop there and only verify, they never start a recovery.
+Each stage takes a ``StageContext`` and returns a ``StageResult``
+(``receiver.stages``); the lifecycle applies it and saves the incident once
+per stage, drafting the post-mortem (the report) in the save that ends
+automation. ``correlate`` finds, joins, reopens or opens the incident;
+resolved alerts stop there, they never start a recovery.
 Diagnosis, recovery and the firing check are injected (``Diagnose``,
-``Recover``, ``FiringCheck``: one-method Protocols in ``receiver.worker.stages``) so
+``Recover``, ``FiringCheck``: one-method Protocols in ``receiver.stages``) so
 this module knows nothing of Prometheus queries or actions. An event is finished in the store
 only after its stages ran; a crash leaves it leased, and the lease (or, for
 SQLite, the next start) hands it to a worker again. While events are in
@@ -27,6 +30,9 @@ A recovery skipped because a step is still leased to another worker
 pipeline's lock, so that step's worker is not working on it (it died, or
 lost the store), and the recoverer then takes the step over.
 
+One recovery per fault: an alert joining an incident whose recovery was
+verified (``recovered``) is diagnosed, and with the same cause starts nothing.
+
 Example::
 
     pool = WorkerPool(store, lifecycle, diagnose=my_diagnose, recover=recoverer.recover,
@@ -42,16 +48,25 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
 
-from receiver.incidents.lifecycle import ACTIVE_STATES, Lifecycle
+from receiver.incidents.lifecycle import WORK_STATES, Lifecycle
 from receiver.metrics import ReceiverMetrics
-from receiver.models import Alert, AlertEvent, Diagnosis, Incident, utcnow
+from receiver.models import Alert, AlertEvent, TimelineEntry, utcnow
 from receiver.store.base import Store
 from receiver.worker.fairqueue import FairQueue
-from receiver.worker.stages import Diagnose, FiringCheck, Recover, RecoveryOutcome
+from receiver.worker.stages import (
+    Diagnose,
+    FiringCheck,
+    Recover,
+    RecoveryOutcome,
+    RecoveryRequest,
+    Stage,
+    StageContext,
+    StageResult,
+    Transition,
+)
 
 __all__ = [
     "Diagnose",
@@ -59,6 +74,7 @@ __all__ = [
     "Recover",
     "RecoveryOutcome",
     "WorkerPool",
+    "default_worker_id",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,11 +86,17 @@ _TAKEOVER_ROUNDS = 20
 _LEASE_WAIT_POLL_SECONDS = 5.0
 
 
+def default_worker_id() -> str:
+    """Name this process among replicas: ``host:pid``."""
+    return f"{os.uname().nodename}:{os.getpid()}"
+
+
 class WorkerPool:
     """Claim events and run their stages with at most ``concurrency`` at once.
 
     ``max_claimed`` bounds the events held at once (running, plus claimed and
-    queued behind their pipeline's running event).
+    queued behind their pipeline's running event). ``recover=None``: automatic
+    recovery is not configured, every diagnosed incident is escalated.
     """
 
     def __init__(
@@ -105,7 +127,7 @@ class WorkerPool:
         self.poll_interval = poll_interval
         self.max_attempts = max_attempts
         self.metrics = metrics
-        self.worker_id = worker_id or f"{os.uname().nodename}:{os.getpid()}"
+        self.worker_id = worker_id or default_worker_id()
         self.clock = clock
         self.heartbeat_seconds = heartbeat_seconds or lease_seconds / 3
         self.max_claimed = max(max_claimed, concurrency)
@@ -116,6 +138,13 @@ class WorkerPool:
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._last_sweep = 0.0
+        # the stages every event goes through, in order
+        self.stages: tuple[Stage, ...] = (
+            self.lifecycle.correlate,
+            self.diagnose_stage,
+            self.recover_stage,
+            self.verify_stage,
+        )
 
     # running ---------------------------------------------------------------
     async def start(self) -> None:
@@ -285,101 +314,147 @@ class WorkerPool:
             async with self.store.pipeline_lock(event.alert.pipeline):
                 incident = await self.store.open_incident(event.alert.pipeline)
                 if incident is not None:
-                    self.lifecycle.note(incident, "event_abandoned", detail)
-                    await self.store.save_incident(incident)
+                    entry = TimelineEntry(self.clock(), "event_abandoned", detail)
+                    await self.lifecycle.apply(incident, StageResult(entries=(entry,)))
         except Exception:  # the log line above already says it was given up
             log.exception("cannot note abandoned event %d on its incident", event.id)
 
     async def handle(self, event: AlertEvent) -> None:
-        """Run the stages for one event (the caller holds the pipeline lock)."""
-        step = await self.lifecycle.correlate(event)
-        incident = step.incident
-        if incident is None:
-            return
-        if event.alert.status == "resolved":
-            await self._verify(incident, event.alert)
-        elif step.needs_work and incident.state in ACTIVE_STATES:
-            diagnosis = await self._diagnose(incident, event.alert)
-            outcome = await self._recover(incident, event.alert, diagnosis)
-            if outcome == "recovered":
-                await self._verify(incident, event.alert)
+        """Run the stages for one event (the caller holds the pipeline lock).
+
+        Each stage's result is applied (and saved, once) by the lifecycle
+        before the next stage runs; a stage that has nothing to do returns an
+        empty result, one that ends the event's work says ``stop``.
+        """
+        ctx = StageContext(event, self.lifecycle.spec.pipeline(event.alert.pipeline))
+        for stage in self.stages:
+            result = await stage(ctx)
+            if result.incident is not None:  # correlate: it saved the incident itself
+                ctx.incident, ctx.change, ctx.work = result.incident, result.change, result.work
+            elif ctx.incident is not None:
+                await self.lifecycle.apply(ctx.incident, result)
+            if result.diagnosis is not None and ctx.incident is not None:
+                ctx.diagnosis = result.diagnosis
+                ctx.diagnosis_number = len(ctx.incident.diagnoses)
+            if result.recovery is not None:
+                ctx.recovery = result.recovery
+            if result.stop or ctx.incident is None:
+                break
         await self.lifecycle.refresh_open_metrics()
 
-    async def _diagnose(self, incident: Incident, alert: Alert) -> Diagnosis:
-        self.lifecycle.transition(incident, "diagnosing", {"alert": alert.name})
-        await self.store.save_incident(incident)
-        diagnosis = await self.diagnose(alert, self.lifecycle.spec.pipeline(incident.pipeline))
-        self.lifecycle.diagnosed(incident, diagnosis)
-        await self.store.save_incident(incident)
-        return diagnosis
+    # stages ------------------------------------------------------------------
+    async def diagnose_stage(self, ctx: StageContext) -> StageResult:
+        """Diagnose a firing alert that brings work; a recovered incident keeps its state."""
+        incident = ctx.incident
+        if incident is None or not ctx.work or incident.state not in WORK_STATES:
+            return StageResult(stop=True)
+        started = self.clock()
+        diagnosis = await self.diagnose(ctx.alert, ctx.spec)
+        if incident.state == "recovered":
+            return StageResult(diagnosis=diagnosis)
+        moved = Transition("diagnosing", {"alert": ctx.alert.name}, at=started)
+        return StageResult(transitions=(moved,), diagnosis=diagnosis)
 
-    async def _recover(self, incident: Incident, alert: Alert, diagnosis: Diagnosis) -> str:
-        if self.recover is None:
-            await self.lifecycle.escalate(
-                incident, "requires manual intervention: automatic recovery is not configured"
+    async def recover_stage(self, ctx: StageContext) -> StageResult:
+        """Run the guarded recovery for this round's diagnosis: one recovery per fault.
+
+        After a verified recovery (state ``recovered``) a diagnosis of the same
+        cause starts nothing; another cause goes to the recoverer, which acts
+        only while its symptom persists and through the same guard.
+        """
+        incident, diagnosis = ctx.incident, ctx.diagnosis
+        assert incident is not None and diagnosis is not None
+        after = incident.state == "recovered"
+        number = ctx.diagnosis_number
+        if after and incident.diagnosis is not None and incident.diagnosis.cause == diagnosis.cause:
+            why = f"{diagnosis.cause} was recovered and verified already; one recovery per fault"
+            entry = TimelineEntry(
+                self.clock(),
+                "recovery_not_repeated",
+                {
+                    "alert": ctx.alert.name,
+                    "cause": diagnosis.cause,
+                    "diagnosis": number,
+                    "reason": why,
+                },
             )
-            return "escalated"
-        spec = self.lifecycle.spec.pipeline(incident.pipeline)
-        strategy = spec.strategy_for(diagnosis.cause)
-        self.lifecycle.transition(
-            incident, "recovering", {"cause": diagnosis.cause, "strategy": strategy}
+            return StageResult(entries=(entry,), stop=True)
+        if self.recover is None:
+            why = "requires manual intervention: automatic recovery is not configured"
+            return StageResult(transitions=(self.lifecycle.escalation(incident, why),), stop=True)
+        started = self.clock()
+        firing = _StillFiring(self.firing, ctx.alert)
+        request = RecoveryRequest(
+            incident, ctx.alert, diagnosis, ctx.spec, firing, number, after_recovery=after
         )
-        await self.store.save_incident(incident)
-
-        escalation: dict[str, Any] = {}
-
-        async def record(event: str, detail: Any) -> None:
-            if event == "escalated" and isinstance(detail, Mapping):
-                escalation.update(detail)  # one entry, written with the state change below
-                return
-            self.lifecycle.note(incident, event, detail)
-            await self.store.save_incident(incident)
-
-        async def still_firing() -> bool:
-            return await self.firing(alert) is not False
-
-        result = await self.recover(incident, alert, diagnosis, spec, record, still_firing)
+        result = await self.recover(request)
+        entries = list(result.entries)
         for _ in range(_TAKEOVER_ROUNDS):
-            busy = getattr(result, "busy_until", None)
-            if not isinstance(busy, datetime):
+            if result.busy_until is None:
                 break
-            if not await self._wait_for_lease(incident, busy, result.reason, still_firing):
+            waited = await self._wait_for_lease(result.busy_until, result.reason, firing)
+            entries.append(waited[0])
+            if not waited[1]:
                 break
-            result = await self.recover(incident, alert, diagnosis, spec, record, still_firing)
+            result = await self.recover(request)
+            entries += result.entries
         detail = {"outcome": result.outcome, "strategy": result.strategy, "reason": result.reason}
-        self.lifecycle.note(incident, "recovery_finished", detail)
-        await self.store.save_incident(incident)
+        entries.append(TimelineEntry(self.clock(), "recovery_finished", detail))
+        moves: list[Transition] = []
+        if not (after and result.outcome == "skipped"):  # a skipped round leaves it recovered
+            cause = {"cause": diagnosis.cause, "strategy": result.strategy, "diagnosis": number}
+            moves.append(Transition("recovering", cause, at=started))
         if result.outcome == "escalated":
-            await self.lifecycle.escalate(incident, result.reason, escalation)
-        elif escalation:  # a recovery that noted an escalation but ended otherwise
-            self.lifecycle.note(incident, "escalated", escalation)
-            await self.store.save_incident(incident)
-        return result.outcome
+            strategy = {"strategy": result.strategy}
+            moves.append(self.lifecycle.escalation(incident, result.reason, strategy))
+        return StageResult(
+            entries=tuple(entries),
+            transitions=tuple(moves),
+            recovery=result,
+            stop=result.outcome != "recovered",
+        )
+
+    async def verify_stage(self, ctx: StageContext) -> StageResult:
+        """A recovery whose verification saw the condition clear: the incident is ``recovered``.
+
+        Whether it cleared is the recoverer's verification (symptom queries),
+        asked once; this stage records the verdict, names the deciding
+        diagnosis and measures time to recover.
+        """
+        recovery = ctx.recovery
+        if recovery is None or recovery.outcome != "recovered":
+            return StageResult()
+        detail = {"strategy": recovery.strategy, "attempts": recovery.attempts}
+        return StageResult(
+            transitions=(Transition("recovered", detail),),
+            deciding=ctx.diagnosis_number,
+            recovered_at=self.clock(),
+        )
 
     async def _wait_for_lease(
-        self,
-        incident: Incident,
-        until: datetime,
-        why: str,
-        still_firing: Callable[[], Awaitable[bool]],
-    ) -> bool:
+        self, until: datetime, why: str, still_firing: Callable[[], Awaitable[bool]]
+    ) -> tuple[TimelineEntry, bool]:
         """Wait until another worker's step lease ends; False if the alert stopped firing.
 
         The caller holds the pipeline's lock, so that worker is not working on the
         step here; the heartbeat keeps this event leased meanwhile.
         """
         detail = {"until": until.isoformat(), "why": why, "worker": self.worker_id}
-        self.lifecycle.note(incident, "waiting_for_lease", detail)
-        await self.store.save_incident(incident)
+        entry = TimelineEntry(self.clock(), "waiting_for_lease", detail)
         while (left := (until - self.clock()).total_seconds()) > 0:
             # (on SIGTERM the drain deadline cancels this: the event stays unfinished)
             await asyncio.sleep(min(left, _LEASE_WAIT_POLL_SECONDS))
             if not await still_firing():
-                return False
-        return True
+                return entry, False
+        return entry, True
 
-    async def _verify(self, incident: Incident, alert: Alert) -> None:
-        firing = await self.firing(alert)
-        verdict = {True: "still firing", False: "cleared", None: "unknown"}[firing]
-        self.lifecycle.note(incident, "verified", {"alert": alert.name, "condition": verdict})
-        await self.store.save_incident(incident)
+
+class _StillFiring:
+    """Whether the alert still fires (unknown counts as firing: keep trying)."""
+
+    def __init__(self, firing: FiringCheck, alert: Alert) -> None:
+        self.firing = firing
+        self.alert = alert
+
+    async def __call__(self) -> bool:
+        return await self.firing(self.alert) is not False

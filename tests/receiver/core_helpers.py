@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from receiver.config import ReceiverConfig, parse_config
-from receiver.models import ActionRecord, Alert, Diagnosis, Incident
+from receiver.models import ActionRecord, Alert, Diagnosis, TimelineEntry, utcnow
+from receiver.worker.stages import RecoveryRequest
 from rules.spec import PipelineSpec
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -109,27 +110,25 @@ class FakeResult:
     strategy: str | None
     actions: tuple[ActionRecord, ...]
     reason: str
+    entries: tuple[TimelineEntry, ...] = ()
+    busy_until: datetime | None = None
+    attempts: int = 1
 
 
 @dataclass
 class FakeRecover:
-    """A recovery stage answering ``outcome``; records one timeline step per call."""
+    """A recovery stage answering ``outcome``; one timeline entry per call."""
 
     outcome: str = "recovered"
     calls: list[tuple[int, str]] = field(default_factory=list)
+    clock: Callable[[], datetime] = utcnow
 
-    async def __call__(
-        self,
-        incident: Incident,
-        alert: Alert,
-        diagnosis: Diagnosis,
-        spec: PipelineSpec,
-        record: Callable[[str, Any], Awaitable[None]],
-        still_firing: Callable[[], Awaitable[bool]],
-    ) -> FakeResult:
-        self.calls.append((incident.id, alert.fingerprint))
-        await record("recovery_attempt", {"strategy": "retry_with_backoff", "attempt": 1})
-        return FakeResult(self.outcome, "retry_with_backoff", (), f"fake {self.outcome}")
+    async def __call__(self, request: RecoveryRequest) -> FakeResult:
+        self.calls.append((request.incident.id, request.alert.fingerprint))
+        entry = TimelineEntry(
+            self.clock(), "recovery_attempt", {"strategy": "retry_with_backoff", "attempt": 1}
+        )
+        return FakeResult(self.outcome, "retry_with_backoff", (), f"fake {self.outcome}", (entry,))
 
 
 @dataclass

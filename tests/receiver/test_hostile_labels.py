@@ -26,6 +26,7 @@ from receiver.diagnosis import diagnose, queries
 from receiver.diagnosis.prometheus import PrometheusAPI
 from receiver.models import Alert, Diagnosis, Incident
 from receiver.recovery import Recoverer, RecoveryConfig
+from receiver.worker.stages import RecoveryRequest
 from rules.spec import parse_spec
 
 HOSTILE = [
@@ -151,15 +152,15 @@ async def test_hostile_labels_reach_commands_only_as_environment_data(
         RecoveryConfig(verify_deadline_seconds=0), InMemoryLedger(), prom, session
     )
 
-    async def record(event: str, detail: Any) -> None:
-        json.dumps(detail)
-
     async def firing() -> bool:
         return True
 
     incident = Incident(5, value, "recovering", "SEV2", datetime.now(UTC))
-    result = await recoverer.recover(incident, a, diagnosis, spec.pipeline(value), record, firing)
+    result = await recoverer.recover(
+        RecoveryRequest(incident, a, diagnosis, spec.pipeline(value), firing)
+    )
     assert result.outcome == "recovered", result.reason
+    json.dumps([e.detail for e in result.entries])  # every detail is storable as JSON
     seen = json.loads(out.read_text())
     assert seen["argv"] == [str(out), "--fixed"]  # argv exactly as configured
     assert Path(seen["cwd"]) == tmp_path
@@ -195,19 +196,17 @@ async def test_hostile_labels_never_choose_an_http_host(
             RecoveryConfig(verify_deadline_seconds=0), InMemoryLedger(), prom, session
         )
 
-        async def record(event: str, detail: Any) -> None:
-            pass
-
         async def firing() -> bool:
             return True
 
         result = await recoverer.recover(
-            Incident(n, value, "recovering", "SEV2", datetime.now(UTC)),
-            hostile_alert(value, trap[1]),
-            Diagnosis("network_timeout", "check_infrastructure", "test"),
-            spec.pipeline(value),
-            record,
-            firing,
+            RecoveryRequest(
+                Incident(n, value, "recovering", "SEV2", datetime.now(UTC)),
+                hostile_alert(value, trap[1]),
+                Diagnosis("network_timeout", "check_infrastructure", "test"),
+                spec.pipeline(value),
+                firing,
+            )
         )
         assert result.outcome == "recovered"
     assert [(h, p) for h, p, _ in bodies] == [(f"127.0.0.1:{good.port}", "/retry")] * len(HOSTILE)

@@ -47,7 +47,7 @@ def json_text(value: Any) -> str:
 
 
 def action_values(record: ActionRecord) -> tuple[Any, ...]:
-    """Return the 13 parameters of the ledger INSERTs, in ``ActionRecord`` field order."""
+    """Return the 14 parameters of the ledger INSERTs, in ``ActionRecord`` field order."""
     return (
         record.incident_id,
         record.step,
@@ -62,6 +62,7 @@ def action_values(record: ActionRecord) -> tuple[Any, ...]:
         record.verified,
         record.detail,
         record.worker,
+        record.diagnosis,
     )
 
 
@@ -80,6 +81,7 @@ def action_from_row(row: Any) -> ActionRecord:
         verified=row["verified"],
         detail=row["detail"],
         worker=row["worker"],
+        diagnosis=row["diagnosis"],
     )
 
 
@@ -112,6 +114,7 @@ async def begin_action(conn: Any, record: ActionRecord, lease_seconds: float) ->
         record.detail,
         record.worker,
         lease,
+        record.diagnosis,
     )
     return True
 

@@ -100,14 +100,15 @@ SELECT * FROM actions WHERE incident_id = ANY($1::bigint[]) ORDER BY started_at,
 """
 CREATE_INCIDENT = """
 INSERT INTO incidents (pipeline, state, sev, category, team, roles, alerts, diagnosis,
-                       opened_at, resolved_at, closed_at, postmortem)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                       opened_at, resolved_at, closed_at, postmortem, diagnoses)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 RETURNING id
 """
 SAVE_INCIDENT = """
 UPDATE incidents
 SET pipeline = $2, state = $3, sev = $4, category = $5, team = $6, roles = $7, alerts = $8,
-    diagnosis = $9, opened_at = $10, resolved_at = $11, closed_at = $12, postmortem = $13
+    diagnosis = $9, opened_at = $10, resolved_at = $11, closed_at = $12, postmortem = $13,
+    diagnoses = $14
 WHERE id = $1
 RETURNING id
 """
@@ -122,18 +123,20 @@ SELECT id, $2, $3, $4 FROM incidents WHERE id = $1
 """
 
 # action ledger ---------------------------------------------------------------
-# Parameters $1..$13 of the INSERTs below, in ActionRecord field order.
+# Parameters $1..$14 of the INSERTs below, in ActionRecord field order.
 ADD_ACTION_IF_MISSING = """
 INSERT INTO actions (incident_id, step, pipeline, strategy, action, target, started_at,
-                     ended_at, outcome, retryable, verified, detail, worker, lease_until)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, clock_timestamp())
+                     ended_at, outcome, retryable, verified, detail, worker, diagnosis,
+                     lease_until)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, clock_timestamp())
 ON CONFLICT (incident_id, step) DO NOTHING
 """
 CLAIM_ACTION = """
 INSERT INTO actions (incident_id, step, pipeline, strategy, action, target, started_at,
-                     ended_at, outcome, retryable, verified, detail, worker, lease_until)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-        clock_timestamp() + make_interval(secs => $14))
+                     ended_at, outcome, retryable, verified, detail, worker, diagnosis,
+                     lease_until)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+        clock_timestamp() + make_interval(secs => $15))
 ON CONFLICT (incident_id, step) DO NOTHING
 RETURNING true
 """
@@ -148,7 +151,7 @@ UPDATE actions
 SET pipeline = $3, strategy = $4, action = $5, target = $6, started_at = $7,
     ended_at = NULL, outcome = 'running', retryable = $8, verified = NULL, detail = $9,
     worker = $10, takeovers = takeovers + 1,
-    lease_until = clock_timestamp() + make_interval(secs => $11)
+    lease_until = clock_timestamp() + make_interval(secs => $11), diagnosis = $12
 WHERE incident_id = $1 AND step = $2
 """
 # Only the worker holding a running step's claim may extend its lease.

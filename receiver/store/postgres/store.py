@@ -94,7 +94,7 @@ async def _init_connection(conn: Any) -> None:
 
 
 def _incident_values(incident: Incident) -> tuple[Any, ...]:
-    """Return parameters of CREATE_INCIDENT ($1..$12; SAVE_INCIDENT's $2..$13)."""
+    """Return parameters of CREATE_INCIDENT ($1..$13; SAVE_INCIDENT's $2..$14)."""
     return (
         incident.pipeline,
         incident.state,
@@ -108,6 +108,7 @@ def _incident_values(incident: Incident) -> tuple[Any, ...]:
         incident.resolved_at,
         incident.closed_at,
         incident.postmortem,
+        [d.to_json() for d in incident.diagnoses],
     )
 
 
@@ -124,6 +125,7 @@ def _incident(row: Any, timeline: list[TimelineEntry], actions: list[ActionRecor
         roles=dict(row["roles"] or {}),
         alerts=list(row["alerts"] or []),
         diagnosis=Diagnosis.from_json(diagnosis) if diagnosis else None,
+        diagnoses=[Diagnosis.from_json(d) for d in row["diagnoses"] or ()],
         actions=actions,
         timeline=timeline,
         resolved_at=row["resolved_at"],

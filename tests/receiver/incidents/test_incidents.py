@@ -32,6 +32,7 @@ from receiver.store import Store, open_store
 from receiver.store.postgres.store import PostgresStore
 from receiver.store.sqlite.store import SqliteStore
 from receiver.worker.pool import WorkerPool
+from receiver.worker.stages import StageContext
 from rules.spec import Spec, parse_spec
 
 SPEC_YAML = """
@@ -74,7 +75,7 @@ class World:
             clock=self.clock,
         )
         self.diagnose = FakeDiagnose()
-        self.recover = FakeRecover(outcome)
+        self.recover = FakeRecover(outcome, clock=self.clock)
         self.pool = WorkerPool(
             store,
             self.lifecycle,
@@ -118,7 +119,7 @@ def events(incident: Incident) -> list[str]:
 async def test_firing_opens_one_incident_with_roles_sev_and_timeline(store: SqliteStore) -> None:
     w = World(store)
     inc = await w.send(alert_doc("etl_orders", name="PipelineDown"))
-    assert inc.state == "recovering"  # recovered by automation, awaiting the alert's resolution
+    assert inc.state == "recovered"  # recovered by automation, awaiting the alert's resolution
     assert inc.sev == "SEV1"  # unavailable x most users
     assert inc.roles == {
         "commander": "alice",
@@ -134,7 +135,7 @@ async def test_firing_opens_one_incident_with_roles_sev_and_timeline(store: Sqli
         "recovering",
         "recovery_attempt",
         "recovery_finished",
-        "verified",
+        "recovered",
     ):
         assert step in events(inc)
     again = await w.send(alert_doc("etl_orders", name="PipelineHighErrorRate", fingerprint="f2"))
@@ -213,6 +214,47 @@ async def test_resolution_reopen_and_close(store: SqliteStore) -> None:
     assert inc3.id != inc.id
 
 
+async def test_recovered_then_resolved_with_time_to_recover_taken_at_verification(
+    store: SqliteStore,
+) -> None:
+    w = World(store)
+    w.clock.now = later(40)
+    inc = await w.send(alert_doc("p", name="PipelineDown", fingerprint="f1"))
+    assert inc.state == "recovered"  # verified; the alert has not resolved yet
+    (entry,) = [t for t in inc.timeline if t.event == "recovered"]
+    assert entry.at == later(40) and entry.detail == {
+        "strategy": "retry_with_backoff",
+        "attempts": 1,
+    }
+
+    def recover_times() -> tuple[float | None, float | None]:
+        labels = {"sev": inc.sev}
+        return (
+            w.metrics.registry.get_sample_value(
+                "pipemedic_incident_time_to_recover_seconds_count", labels
+            ),
+            w.metrics.registry.get_sample_value(
+                "pipemedic_incident_time_to_recover_seconds_sum", labels
+            ),
+        )
+
+    assert recover_times() == (1.0, 40.0)  # from the alert's start (T0) to verification
+    # a joining alert of the same cause is diagnosed and recorded, and starts nothing
+    inc = await w.send(alert_doc("p", name="PipelineHighErrorRate", fingerprint="f2"))
+    assert inc.state == "recovered" and len(w.recover.calls) == 1
+    assert [d.cause for d in inc.diagnoses] == ["network_timeout"] * 2
+    assert events(inc).count("recovery_not_repeated") == 1
+    w.clock.now = later(600)
+    for fp, name in (("f1", "PipelineDown"), ("f2", "PipelineHighErrorRate")):
+        inc = await w.send(
+            alert_doc("p", name=name, fingerprint=fp, status="resolved", ends=later(600))
+        )
+    assert inc.state == "resolved" and inc.resolved_at == later(600)
+    names = [t.event for t in inc.sorted_timeline()]
+    assert names.index("recovered") < names.index("resolved")
+    assert recover_times() == (1.0, 40.0)  # not measured again at the resolution
+
+
 async def test_out_of_order_and_repeated_notifications(store: SqliteStore) -> None:
     w = World(store)
     # resolved arrives before its firing: recorded as a resolved incident, no work
@@ -244,7 +286,7 @@ async def test_escalation_renders_postmortem_and_counts_open(store: SqliteStore)
 async def test_illegal_transitions_are_refused(store: SqliteStore) -> None:
     w = World(store)
     inc = await w.send(alert_doc("p"))
-    with pytest.raises(IllegalTransition, match="recovering -> closed"):
+    with pytest.raises(IllegalTransition, match="recovered -> closed"):
         w.lifecycle.transition(inc, "closed")
 
 
@@ -295,7 +337,8 @@ async def test_the_postmortem_includes_entries_stored_after_the_incident_was_rea
     spec = parse_spec(SPEC_YAML, "spec.yml")
     lifecycle = Lifecycle(any_store, spec, render_postmortem=render_postmortem)
     first = Alert.from_json(alert_doc("etl_orders", fingerprint="f1"))
-    held = (await lifecycle.correlate(AlertEvent(id=1, alert=first, received_at=later(5)))).incident
+    fired = AlertEvent(id=1, alert=first, received_at=later(5))
+    held = (await lifecycle.correlate(StageContext(fired, spec.pipeline("etl_orders")))).incident
     assert held is not None  # this worker's copy, read before the entries below were stored
 
     # Another worker notes an abandoned event on the stored incident meanwhile.

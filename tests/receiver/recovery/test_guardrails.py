@@ -28,6 +28,7 @@ from receiver.models import ActionRecord, Alert, Diagnosis, Incident
 from receiver.recovery import Guard, Recoverer, RecoveryConfig, RecoveryMetrics, RecoveryResult
 from receiver.store.base import ActionLedger
 from receiver.store.sqlite.store import SqliteStore
+from receiver.worker.stages import RecoveryRequest
 from rules.spec import Spec, parse_spec
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -161,21 +162,21 @@ class Harness:
         still_firing: Callable[[], Awaitable[bool]] | None = None,
         status: str = "firing",
     ) -> RecoveryResult:
-        async def record(event: str, detail: Any) -> None:
-            self.events.append((number, event, detail))
-
         async def firing() -> bool:
             return True
 
         inc = Incident(number, pipeline, "recovering", "SEV3", T0 - timedelta(minutes=1))
-        return await self.recoverer.recover(
-            inc,
-            alert(pipeline, status),
-            DIAGNOSIS,
-            spec.pipeline(pipeline),
-            record,
-            still_firing or firing,
+        result = await self.recoverer.recover(
+            RecoveryRequest(
+                inc,
+                alert(pipeline, status),
+                DIAGNOSIS,
+                spec.pipeline(pipeline),
+                still_firing or firing,
+            )
         )
+        self.events += [(number, e.event, e.detail) for e in result.entries]
+        return result
 
     def blocked(self, number: int) -> list[str]:
         return [d["guard"] for n, e, d in self.events if n == number and e == "guardrail_blocked"]
@@ -366,7 +367,7 @@ async def test_the_spec_overrides_the_strategy_and_escalate_means_people(
     assert result.outcome == "escalated" and result.strategy == "scale_resources"
     assert "pipelines.g_b.actions.scale_resources is not set" in result.reason
     assert t.calls == 0
-    assert [e for n, e, _ in h.events if n == 2] == ["strategy", "escalated"]
+    assert [e for n, e, _ in h.events if n == 2] == ["strategy"]  # escalated: the lifecycle
 
 
 async def test_no_attempts_allowed_escalates_without_acting(

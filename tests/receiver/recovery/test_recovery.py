@@ -20,16 +20,22 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from core_helpers import FakeFiring
 from ledger_fake import InMemoryLedger
 from prometheus_client import CollectorRegistry
 from recovery_evidence import EvidenceExporter, evidence_stack, wait_for
 
 from pipemedic.stack import PrometheusServer
+from receiver.app import PrometheusDiagnose
 from receiver.diagnosis import diagnose, queries
 from receiver.diagnosis.prometheus import PrometheusAPI
-from receiver.models import Alert, Incident
+from receiver.incidents.lifecycle import Lifecycle
+from receiver.models import Alert, Incident, Notification
 from receiver.recovery import Recoverer, RecoveryConfig, RecoveryMetrics, RecoveryResult
+from receiver.report.postmortem import render_postmortem
 from receiver.store.sqlite.store import SqliteStore
+from receiver.worker.pool import WorkerPool
+from receiver.worker.stages import RecoveryRequest
 from rules.spec import Spec, parse_spec
 
 FAST = RecoveryConfig(
@@ -109,12 +115,16 @@ def incident(pipeline: str, number: int = 1) -> Incident:
 
 
 class Timeline:
-    def __init__(self) -> None:
+    def __init__(self, result: RecoveryResult | None = None) -> None:
         self.events: list[tuple[str, Any]] = []
+        if result is not None:
+            self.add(result)
 
-    async def __call__(self, event: str, detail: Any) -> None:
-        json.dumps(detail)  # every detail must be storable as JSON
-        self.events.append((event, detail))
+    def add(self, result: RecoveryResult) -> RecoveryResult:
+        for entry in result.entries:
+            json.dumps(entry.detail)  # every detail must be storable as JSON
+            self.events.append((entry.event, entry.detail))
+        return result
 
     def names(self) -> list[str]:
         return [e for e, _ in self.events]
@@ -139,11 +149,10 @@ async def run(
     ledger = InMemoryLedger()
     registry = CollectorRegistry()
     recoverer = Recoverer(config, ledger, prom, session, metrics=RecoveryMetrics(registry))
-    timeline = Timeline()
     result = await recoverer.recover(
-        incident(alert.pipeline), alert, diagnosis, pipeline, timeline, always_firing
+        RecoveryRequest(incident(alert.pipeline), alert, diagnosis, pipeline, always_firing)
     )
-    return result, timeline, ledger, registry, diagnosis.cause
+    return result, Timeline(result), ledger, registry, diagnosis.cause
 
 
 def count(registry: CollectorRegistry, strategy: str, outcome: str) -> float:
@@ -202,7 +211,6 @@ pipelines:
         "action_started",
         "action_finished",
         "verification",
-        "recovered",
     ]
     assert timeline.first("verification")["cleared"] is True
     assert count(registry, "retry_with_backoff", "success") == 1
@@ -316,7 +324,7 @@ pipelines:
     assert result.reason.startswith("requires manual intervention")
     assert "logic_error" in result.reason
     assert target.calls == [] and ledger.all() == []
-    assert timeline.names() == ["escalated"]
+    assert timeline.names() == []  # the lifecycle writes the escalation, from result.reason
     escalated = {"strategy": "none", "outcome": "escalated"}
     assert registry.get_sample_value("pipemedic_recovery_results_total", escalated) == 1
 
@@ -475,21 +483,18 @@ pipelines:
         owner = Recoverer(config, store, prom, session, worker_id="owner")
         other = Recoverer(config, store, prom, session, worker_id="other")
         owner_timeline, other_timeline = Timeline(), Timeline()
-        owning = asyncio.create_task(
-            owner.recover(inc, alert, diagnosis, pipeline, owner_timeline, always_firing)
-        )
+        request = RecoveryRequest(inc, alert, diagnosis, pipeline, always_firing)
+        owning = asyncio.create_task(owner.recover(request))
         await asyncio.wait_for(target.arrived.wait(), 30)  # the owner's action is in flight
         # Another replica tries the incident again and again across several leases.
         tries: list[RecoveryResult] = []
         loop = asyncio.get_running_loop()
         end = loop.time() + 4 * lease
         while loop.time() < end:
-            tries.append(
-                await other.recover(inc, alert, diagnosis, pipeline, other_timeline, always_firing)
-            )
+            tries.append(other_timeline.add(await other.recover(request)))
             await asyncio.sleep(0.1)
         target.release.set()
-        result = await asyncio.wait_for(owning, 60)
+        result = owner_timeline.add(await asyncio.wait_for(owning, 60))
         rows = await store.actions_since(inc.opened_at)
     finally:
         target.release.set()
@@ -504,3 +509,124 @@ pipelines:
     assert [(r.step, r.worker, r.outcome) for r in rows] == [
         ("retry_with_backoff#1", "owner", "success")
     ]
+
+
+# one fault, one recovery -------------------------------------------------------
+class SlowScale:
+    """The orchestrator's scale endpoint: takes 4 s, then the pipeline has memory to spare."""
+
+    def __init__(self, exporter: EvidenceExporter, pipeline: str) -> None:
+        self.exporter = exporter
+        self.pipeline = pipeline
+        self.calls = 0
+        self.arrived = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.calls += 1
+        self.arrived.set()
+        await asyncio.sleep(4)
+        self.exporter.resources(self.pipeline, memory_limit_bytes=4e9)
+        self.exporter.fix(self.pipeline)  # no more out-of-memory failures
+        return web.json_response({"scaled": True})
+
+
+def webhook_alert(pipeline: str, name: str, category: str) -> dict[str, Any]:
+    return {
+        "status": "firing",
+        "labels": {"alertname": name, "pipeline": pipeline, "category": category},
+        "annotations": {},
+        "startsAt": datetime.now(UTC).isoformat(),
+        "endsAt": "0001-01-01T00:00:00Z",
+        "fingerprint": f"{name}-{pipeline}",
+        "generatorURL": "",
+    }
+
+
+def delivery(*alerts: dict[str, Any]) -> Notification:
+    return Notification.from_json({"status": alerts[0]["status"], "alerts": list(alerts)})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("first", ["memory", "error_rate"])
+async def test_an_alert_joining_during_the_action_does_not_run_it_again(
+    first: str,
+    exporter: EvidenceExporter,
+    prom: PrometheusAPI,
+    session: aiohttp.ClientSession,
+    aiohttp_server: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    pipeline = f"r_twice_{first}"
+    target = SlowScale(exporter, pipeline)
+    app = web.Application()
+    app.router.add_put("/scale", target.handle)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    spec = parse_spec(
+        f"""
+pipelines:
+  {pipeline}:
+    actions:
+      scale_resources:
+        http: {{url: "http://127.0.0.1:{server.port}/scale", method: PUT, timeout: 30s}}
+"""
+    )
+    exporter.healthy(pipeline)
+    exporter.resources(pipeline, memory_bytes=0.99e9)
+    exporter.break_(pipeline, "resources", "out_of_memory")
+    await wait_for(prom, queries.memory_ratio(pipeline) + " > 0.9")
+    await wait_for(prom, queries.errors_by_reason(pipeline, "1m"))
+    memory = webhook_alert(pipeline, "PipelineMemoryHigh", "resources")
+    error_rate = webhook_alert(pipeline, "PipelineHighErrorRate", "data")  # the rules' static label
+    opening, joining = (memory, error_rate) if first == "memory" else (error_rate, memory)
+
+    store = await SqliteStore.open(tmp_path / "receiver.db")
+    lifecycle = Lifecycle(store, spec, render_postmortem=render_postmortem)
+    workers = WorkerPool(
+        store,
+        lifecycle,
+        diagnose=PrometheusDiagnose(prom),
+        recover=Recoverer(FAST, store, prom, session).recover,
+        firing=FakeFiring(True),  # the test sends the alerts; no rules evaluate them here
+        poll_interval=0.05,
+    )
+    try:
+        await store.ingest(delivery(opening))
+        await workers.start()
+        await asyncio.wait_for(target.arrived.wait(), 60)  # the 4 s action is running
+        await store.ingest(delivery(joining))
+        workers.wake()
+        await workers.run_until_idle(deadline_seconds=120)
+        held = await store.open_incident(pipeline)
+        assert held is not None
+        assert held.state == "recovered", [(t.event, t.detail) for t in held.sorted_timeline()]
+        for alert in (opening, joining):
+            ended = {**alert, "status": "resolved", "endsAt": datetime.now(UTC).isoformat()}
+            await store.ingest(delivery(ended))
+        workers.wake()
+        await workers.run_until_idle(deadline_seconds=60)
+    finally:
+        await workers.stop()
+        got = await store.last_incident(pipeline)
+        await store.close()
+
+    assert target.calls == 1  # one fault, one recovery
+    assert got is not None and got.state == "resolved"
+    assert [(a.step, a.outcome, a.verified, a.diagnosis) for a in got.actions] == [
+        ("scale_resources#1", "success", True, 1)
+    ]
+    assert [d.cause for d in got.diagnoses] == ["memory_limit", "memory_limit"]
+    assert got.diagnosis == got.diagnoses[0]  # the diagnosis that drove the recovery
+    names = [t.event for t in got.sorted_timeline()]
+    assert names.count("recovering") == 1 and names.count("action_started") == 1
+    assert "recovery_not_repeated" in names
+    assert names.index("recovered") < names.index("resolved")
+    stamps = [t.at for t in got.sorted_timeline()]
+    assert stamps == sorted(stamps)
+    assert [t["at"] for t in got.to_json()["timeline"]] == sorted(
+        t["at"] for t in got.to_json()["timeline"]
+    )
+    assert got.postmortem is not None
+    root = got.postmortem.split("## Root cause", 1)[1].split("## Impact", 1)[0]
+    assert "`memory_limit`" in root.split("Other diagnoses", 1)[0]
+    if first == "memory":  # the evidence as measured before the fix: memory at 99 %
+        assert "memory at 99% of its limit" in root.split("Other diagnoses", 1)[0]

@@ -16,6 +16,7 @@ from receiver.diagnosis.prometheus import PrometheusAPI
 from receiver.models import Alert, Diagnosis, Incident
 from receiver.recovery import Recoverer, RecoveryConfig
 from receiver.recovery.silences import Silences
+from receiver.worker.stages import RecoveryRequest
 from rules.spec import parse_spec
 
 AM_CONFIG = "route: {receiver: blackhole}\nreceivers: [{name: blackhole}]\n"
@@ -94,10 +95,6 @@ async def test_recovery_silences_the_pipeline_while_it_acts_then_expires_it(
         f"pipelines:\n  s_pipe:\n    actions:\n      retry_with_backoff:\n"
         f'        http: {{url: "http://127.0.0.1:{server.port}/act"}}\n'
     )
-    events: list[tuple[str, Any]] = []
-
-    async def record(event: str, detail: Any) -> None:
-        events.append((event, detail))
 
     async def firing() -> bool:
         return True
@@ -108,14 +105,18 @@ async def test_recovery_silences_the_pipeline_while_it_acts_then_expires_it(
     recoverer = Recoverer(config, InMemoryLedger(), PrometheusAPI(prometheus.url, session), session)
     now = datetime.now(UTC)
     result = await recoverer.recover(
-        Incident(1, "s_pipe", "recovering", "SEV2", now),
-        Alert("firing", {"alertname": "PipelineDown", "pipeline": "s_pipe"}, {}, now, None, "f"),
-        Diagnosis("network_timeout", "check_infrastructure", "test"),
-        spec.pipeline("s_pipe"),
-        record,
-        firing,
+        RecoveryRequest(
+            Incident(1, "s_pipe", "recovering", "SEV2", now),
+            Alert(
+                "firing", {"alertname": "PipelineDown", "pipeline": "s_pipe"}, {}, now, None, "f"
+            ),
+            Diagnosis("network_timeout", "check_infrastructure", "test"),
+            spec.pipeline("s_pipe"),
+            firing,
+        )
     )
     assert result.outcome == "recovered"
+    events = [(e.event, e.detail) for e in result.entries]
     assert seen == [("suppressed", "active")]
     names = [e for e, _ in events]
     assert names.index("silence_created") < names.index("action_started")
@@ -143,10 +144,6 @@ async def test_an_unreachable_alertmanager_does_not_stop_recovery(
         f"pipelines:\n  s_x:\n    actions:\n      retry_with_backoff:\n"
         f'        http: {{url: "http://127.0.0.1:{server.port}/act"}}\n'
     )
-    events: list[str] = []
-
-    async def record(event: str, detail: Any) -> None:
-        events.append(event)
 
     async def firing() -> bool:
         return True
@@ -159,12 +156,14 @@ async def test_an_unreachable_alertmanager_does_not_stop_recovery(
     recoverer = Recoverer(config, InMemoryLedger(), PrometheusAPI(prometheus.url, session), session)
     now = datetime.now(UTC)
     result = await recoverer.recover(
-        Incident(1, "s_x", "recovering", "SEV2", now),
-        Alert("firing", {"alertname": "PipelineDown", "pipeline": "s_x"}, {}, now, None, "f"),
-        Diagnosis("network_timeout", "check_infrastructure", "test"),
-        spec.pipeline("s_x"),
-        record,
-        firing,
+        RecoveryRequest(
+            Incident(1, "s_x", "recovering", "SEV2", now),
+            Alert("firing", {"alertname": "PipelineDown", "pipeline": "s_x"}, {}, now, None, "f"),
+            Diagnosis("network_timeout", "check_infrastructure", "test"),
+            spec.pipeline("s_x"),
+            firing,
+        )
     )
+    events = [e.event for e in result.entries]
     assert result.outcome == "recovered" and calls == [1]
     assert "silence_failed" in events and "silence_expired" not in events

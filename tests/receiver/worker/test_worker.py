@@ -36,6 +36,7 @@ from receiver.recovery import Recoverer, RecoveryConfig
 from receiver.store import Store, open_store
 from receiver.store.sqlite.store import SqliteStore
 from receiver.worker.pool import WorkerPool
+from receiver.worker.stages import RecoveryRequest
 from rules.spec import PipelineSpec, Spec, parse_spec
 
 SPEC = parse_spec("pipelines: {}\n", "spec.yml")
@@ -114,16 +115,8 @@ class GatedRecover:
     most: dict[str, int] = field(default_factory=dict)
     most_total: int = 0
 
-    async def __call__(
-        self,
-        incident: Incident,
-        alert: Alert,
-        diagnosis: Diagnosis,
-        spec: PipelineSpec,
-        record: Callable[[str, Any], Awaitable[None]],
-        still_firing: Callable[[], Awaitable[bool]],
-    ) -> FakeResult:
-        p = incident.pipeline
+    async def __call__(self, request: RecoveryRequest) -> FakeResult:
+        p = request.incident.pipeline
         self.calls.append(p)
         self.active[p] = self.active.get(p, 0) + 1
         self.most[p] = max(self.most.get(p, 0), self.active[p])
@@ -132,7 +125,8 @@ class GatedRecover:
             await self.gate.wait()
         finally:
             self.active[p] -= 1
-        return FakeResult("recovered", "retry_with_backoff", (), "gated")
+        # skipped, not recovered: the incident stays in work, so every joining alert acts
+        return FakeResult("skipped", "retry_with_backoff", (), "gated")
 
     @property
     def total(self) -> int:
@@ -208,18 +202,10 @@ class SteppedRecover:
     calls: list[str] = field(default_factory=list)
     go: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(0))
 
-    async def __call__(
-        self,
-        incident: Incident,
-        alert: Alert,
-        diagnosis: Diagnosis,
-        spec: PipelineSpec,
-        record: Callable[[str, Any], Awaitable[None]],
-        still_firing: Callable[[], Awaitable[bool]],
-    ) -> FakeResult:
-        self.calls.append(incident.pipeline)
+    async def __call__(self, request: RecoveryRequest) -> FakeResult:
+        self.calls.append(request.incident.pipeline)
         await self.go.acquire()
-        return FakeResult("recovered", "retry_with_backoff", (), "stepped")
+        return FakeResult("skipped", "retry_with_backoff", (), "stepped")  # stays in work
 
 
 @pytest.mark.parametrize("concurrency", [1, 2])
