@@ -62,8 +62,6 @@ def incident_from_doc(doc: Mapping[str, Any], actions: Sequence[ActionRecord] = 
     """Rebuild an ``Incident`` from ``incident_to_doc`` output plus its ledger rows."""
     diagnosis = doc.get("diagnosis")
     diagnoses = [Diagnosis.from_json(d) for d in doc.get("diagnoses") or ()]
-    if diagnosis and not diagnoses:  # stored before diagnoses were kept apart
-        diagnoses = [Diagnosis.from_json(diagnosis)]
     return Incident(
         id=int(doc["id"]),
         pipeline=doc["pipeline"],

@@ -64,7 +64,7 @@ async def _poll(
         if found:
             return found
         await asyncio.sleep(0.2)
-    raise AssertionError(f"gave up waiting for {what}")
+    raise AssertionError(f"gave up waiting for {what}: last {found}")
 
 
 async def test_postmortem_of_an_incident_from_real_alertmanager_notifications(
