@@ -242,6 +242,7 @@ def create_app(
             recover=recover_stage,
             firing=firing or PrometheusFiringCheck(prom),
             concurrency=config.worker_concurrency,
+            action_concurrency=config.action_concurrency,
             lease_seconds=config.lease_seconds,
             poll_interval=config.poll_interval_seconds,
             metrics=metrics,

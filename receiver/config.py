@@ -14,7 +14,7 @@ Example ``receiver.yml``::
       basic: {username: alertmanager, password_env: PIPEMEDIC_RECEIVER_PASSWORD}
     body_limit_bytes: 1048576
     queue: {max_depth: 100000}
-    workers: {concurrency: 4, lease_seconds: 300}   # 0: intake only (another replica works)
+    workers: {concurrency: 4, action_concurrency: 16, lease_seconds: 300}   # 0: intake only
     prometheus_url: http://127.0.0.1:9090
     spec: rules/pipelines.yml
     reopen_window: 30m
@@ -105,6 +105,8 @@ class ReceiverConfig:
     body_limit_bytes: int = 1024 * 1024
     queue_max_depth: int = 100_000
     worker_concurrency: int = 4
+    # recovery actions running at once in this replica, apart from the diagnosis slots
+    action_concurrency: int = 16
     lease_seconds: float = 300.0
     poll_interval_seconds: float = 0.5
     prometheus_url: str = "http://127.0.0.1:9090"
@@ -275,7 +277,7 @@ def parse_config(raw: Any, source: str = "<string>") -> ReceiverConfig:
     workers = reader.mapping(
         doc.get("workers"),
         "workers",
-        frozenset({"concurrency", "lease_seconds", "poll_interval_seconds"}),
+        frozenset({"concurrency", "action_concurrency", "lease_seconds", "poll_interval_seconds"}),
     )
     prometheus_url = reader.string(
         doc.get("prometheus_url", defaults.prometheus_url), "prometheus_url"
@@ -296,6 +298,11 @@ def parse_config(raw: Any, source: str = "<string>") -> ReceiverConfig:
         ),
         worker_concurrency=reader.integer(
             workers.get("concurrency", defaults.worker_concurrency), "workers.concurrency", 0
+        ),
+        action_concurrency=reader.integer(
+            workers.get("action_concurrency", defaults.action_concurrency),
+            "workers.action_concurrency",
+            1,
         ),
         lease_seconds=reader.duration(
             workers.get("lease_seconds", defaults.lease_seconds), "workers.lease_seconds"

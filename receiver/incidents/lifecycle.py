@@ -34,6 +34,7 @@ Example::
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -159,6 +160,9 @@ class Lifecycle:
         self.render_postmortem = render_postmortem
         self.clock = clock
         self.mobilize = mobilize
+        # open incident id -> SEV, and the count per SEV: the gauge, kept without recounting
+        self._open_sevs: dict[int, str] = {}
+        self._sev_counts: Counter[str] = Counter()
 
     # timeline, state and SEV --------------------------------------------------
     def note(
@@ -246,7 +250,7 @@ class Lifecycle:
                 incident.resolved_at = None
                 self._add_alert(incident, alert)
                 self._sev(incident, alert)
-                await self.store.save_incident(incident)
+                await self._save(incident)
                 return StageResult(incident=incident, change="reopened", work=True)
             await self.close(incident)
             incident = None
@@ -268,7 +272,7 @@ class Lifecycle:
             at=event.received_at,
         )
         self._sev(incident, alert)
-        await self.store.save_incident(incident)
+        await self._save(incident)
         return StageResult(incident=incident, change="joined", work=incident.state in WORK_STATES)
 
     async def _open(self, event: AlertEvent) -> Incident:
@@ -319,6 +323,7 @@ class Lifecycle:
                 "state": "open",
             },
         )
+        self._track(incident)
         if self.metrics is not None:
             lag = (event.received_at - alert.starts_at).total_seconds()
             self.metrics.time_to_acknowledge.labels(sev=sev).observe(max(lag, 0.0))
@@ -352,7 +357,7 @@ class Lifecycle:
                 self.metrics.time_to_recover.labels(sev=incident.sev).observe(max(took, 0.0))
             await self.write_postmortem(incident)  # saved with the new state, in one write
         else:
-            await self.store.save_incident(incident)
+            await self._save(incident)
         return StageResult(incident=incident, change="resolved")
 
     def _keys(self, incident: Incident, status: str | None) -> set[tuple[str, str]]:
@@ -398,7 +403,7 @@ class Lifecycle:
         if any(t.state in _REPORTED_STATES for t in result.transitions):
             await self.write_postmortem(incident)
         else:
-            await self.store.save_incident(incident)
+            await self._save(incident)
 
     def _diagnosed(self, incident: Incident, diagnosis: Diagnosis) -> None:
         """Append a diagnosis; the first one decides until a recovery says otherwise."""
@@ -456,7 +461,7 @@ class Lifecycle:
         """Close a resolved or escalated incident (end of the reopen window, or by hand)."""
         self.transition(incident, "closed")
         incident.closed_at = self.clock()
-        await self.store.save_incident(incident)
+        await self._save(incident)
 
     async def close_expired(self) -> int:
         """Close resolved incidents whose reopen window has passed; return how many."""
@@ -487,13 +492,38 @@ class Lifecycle:
                 incident.actions = fresh.actions
                 incident.timeline = merge_timelines(incident.timeline, fresh.timeline)
             incident.postmortem = self.render_postmortem(incident, self.spec)
-        await self.store.save_incident(incident)
+        await self._save(incident)
 
-    async def refresh_open_metrics(self) -> None:
-        """Recount open incidents by SEV for the ``pipemedic_incidents_open`` gauge."""
+    async def _save(self, incident: Incident) -> None:
+        """The one write of an incident; the open-incidents gauge follows it."""
+        await self.store.save_incident(incident)
+        self._track(incident)
+
+    def _track(self, incident: Incident) -> None:
+        """Keep ``pipemedic_incidents_open`` in step with one saved incident (no recount)."""
         if self.metrics is None:
             return
-        sevs: list[str] = []
+        was = self._open_sevs.pop(incident.id, None)
+        if was is not None:
+            self._sev_counts[was] -= 1
+        if incident.state in OPEN_STATES:
+            self._open_sevs[incident.id] = incident.sev
+            self._sev_counts[incident.sev] += 1
+        if was != self._open_sevs.get(incident.id):
+            self.metrics.set_open_incidents(self._sev_counts)
+
+    async def refresh_open_metrics(self) -> None:
+        """Recount open incidents by SEV from the store (at start and in the periodic sweep).
+
+        Between recounts the gauge moves with each save (``_track``); the
+        recount picks up what other replicas changed.
+        """
+        if self.metrics is None:
+            return
+        found: dict[int, str] = {}
         for state in OPEN_STATES:
-            sevs += [i.sev for i in await self.store.list_incidents(state=state, limit=100_000)]
-        self.metrics.set_open_incidents(count_by_sev(sevs))
+            for i in await self.store.list_incidents(state=state, limit=100_000):
+                found[i.id] = i.sev
+        self._open_sevs = found
+        self._sev_counts = Counter(found.values())
+        self.metrics.set_open_incidents(count_by_sev(found.values()))

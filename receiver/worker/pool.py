@@ -19,7 +19,11 @@ work that outlives one lease is never claimed and run again elsewhere.
 
 Claimed events queue per pipeline (``FairQueue``): a slot runs one event of
 one pipeline, and an event waiting for its pipeline holds no slot, so a
-backlog on one pipeline never holds up the others. While no claimed event
+backlog on one pipeline never holds up the others. Diagnosis and recovery
+have separate bounded slots: ``concurrency`` events correlate and diagnose
+at once, and an event that reaches its recovery gives its slot up for one of
+``action_concurrency`` action slots, so actions that hang never delay another
+pipeline's diagnosis (nor its action, while action slots are free). While no claimed event
 could start, the pool claims further ahead (up to ``max_claimed`` events
 held), to find other pipelines' events behind a backlog. On stop, events
 claimed but not started are handed back (their leases end at once) and the
@@ -48,7 +52,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 
 from receiver.incidents.lifecycle import WORK_STATES, Lifecycle
@@ -116,6 +120,8 @@ class WorkerPool:
         clock: Callable[[], datetime] = utcnow,
         heartbeat_seconds: float | None = None,
         max_claimed: int = 256,
+        action_concurrency: int = 16,
+        sweep_seconds: float = 30.0,
     ) -> None:
         self.store = store
         self.lifecycle = lifecycle
@@ -134,6 +140,12 @@ class WorkerPool:
         self._wake = asyncio.Event()
         self._queue = FairQueue()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        # events in their correlate/diagnose part: the ``concurrency`` bound; an event in its
+        # recover part holds one of ``action_concurrency`` action slots instead
+        self._diagnosing: set[int] = set()
+        self.action_concurrency = action_concurrency
+        self._action_slots = asyncio.Semaphore(max(action_concurrency, 1))
+        self.sweep_seconds = sweep_seconds
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
@@ -150,6 +162,7 @@ class WorkerPool:
     async def start(self) -> None:
         """Start the dispatcher; events waiting from before a crash are taken first."""
         await self.lifecycle.refresh_open_metrics()
+        self._last_sweep = time.monotonic()  # just recounted
         self._loop_task = asyncio.create_task(self._dispatch(), name="pipemedic-worker")
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="pipemedic-heartbeat")
 
@@ -212,16 +225,18 @@ class WorkerPool:
 
     def _start_ready(self) -> None:
         """Fill free slots with ready events, one pipeline per slot, pipelines in turn."""
-        while not self._stopping and len(self._in_flight) < self.concurrency:
+        while not self._stopping and len(self._diagnosing) < self.concurrency:
             event = self._queue.start_next()
             if event is None:
                 return
             task = asyncio.create_task(self._process(event), name=f"event-{event.id}")
             self._in_flight[event.id] = task
+            self._diagnosing.add(event.id)
             task.add_done_callback(functools.partial(self._done, event))
 
     def _done(self, event: AlertEvent, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(event.id, None)
+        self._diagnosing.discard(event.id)
         self._queue.finish(event)
         self._start_ready()
         self._wake.set()
@@ -261,7 +276,7 @@ class WorkerPool:
 
     async def _sweep(self) -> None:
         now = time.monotonic()
-        if now - self._last_sweep < 30.0:
+        if now - self._last_sweep < self.sweep_seconds:
             return
         self._last_sweep = now
         try:
@@ -340,7 +355,6 @@ class WorkerPool:
                 ctx.recovery = result.recovery
             if result.stop or ctx.incident is None:
                 break
-        await self.lifecycle.refresh_open_metrics()
 
     # stages ------------------------------------------------------------------
     async def diagnose_stage(self, ctx: StageContext) -> StageResult:
@@ -387,17 +401,18 @@ class WorkerPool:
         request = RecoveryRequest(
             incident, ctx.alert, diagnosis, ctx.spec, firing, number, after_recovery=after
         )
-        result = await self.recover(request)
-        entries = list(result.entries)
-        for _ in range(_TAKEOVER_ROUNDS):
-            if result.busy_until is None:
-                break
-            waited = await self._wait_for_lease(result.busy_until, result.reason, firing)
-            entries.append(waited[0])
-            if not waited[1]:
-                break
+        async with self._acting(ctx.event):
             result = await self.recover(request)
-            entries += result.entries
+            entries = list(result.entries)
+            for _ in range(_TAKEOVER_ROUNDS):
+                if result.busy_until is None:
+                    break
+                waited = await self._wait_for_lease(result.busy_until, result.reason, firing)
+                entries.append(waited[0])
+                if not waited[1]:
+                    break
+                result = await self.recover(request)
+                entries += result.entries
         detail = {"outcome": result.outcome, "strategy": result.strategy, "reason": result.reason}
         entries.append(TimelineEntry(self.clock(), "recovery_finished", detail))
         moves: list[Transition] = []
@@ -430,6 +445,21 @@ class WorkerPool:
             deciding=ctx.diagnosis_number,
             recovered_at=self.clock(),
         )
+
+    @contextlib.asynccontextmanager
+    async def _acting(self, event: AlertEvent) -> AsyncIterator[None]:
+        """Move the event from its diagnosis slot to an action slot while it recovers.
+
+        The freed slot starts another pipeline's event at once, so an action
+        that hangs holds only an action slot: other pipelines' diagnoses go on,
+        and their actions too while action slots are free. The pipeline's lock
+        and its place in the fair queue stay with this event.
+        """
+        if event.id in self._diagnosing:
+            self._diagnosing.discard(event.id)
+            self._start_ready()
+        async with self._action_slots:
+            yield
 
     async def _wait_for_lease(
         self, until: datetime, why: str, still_firing: Callable[[], Awaitable[bool]]

@@ -64,7 +64,7 @@ async def _poll(
         if found:
             return found
         await asyncio.sleep(0.2)
-    raise AssertionError(f"gave up waiting for {what}: last {found}")
+    raise AssertionError(f"gave up waiting for {what}")
 
 
 async def test_postmortem_of_an_incident_from_real_alertmanager_notifications(
@@ -229,13 +229,19 @@ async def test_postmortem_lists_recovery_attempts_made_through_the_receiver(
                 found = (await r.json())["incidents"]
             return found[0] if found else None
 
+        seen: list[Any] = []
+
         async def recovered() -> dict[str, Any] | None:
             found = await incident()
+            seen[:] = [found]
             done = found and any(a["outcome"] == "success" for a in found["actions"])
             return found if done else None
 
         await post_to_alertmanager(alert)
-        await _poll(recovered, "a successful recovery action")
+        try:
+            await _poll(recovered, "a successful recovery action")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the incident: {seen}") from None
         await post_to_alertmanager({**alert, "endsAt": _iso(datetime.now(UTC))})
 
         async def resolved() -> dict[str, Any] | None:

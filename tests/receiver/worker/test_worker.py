@@ -25,7 +25,14 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from core_helpers import FakeDiagnose, FakeFiring, FakeResult, alert_doc, notification_doc
+from core_helpers import (
+    FakeDiagnose,
+    FakeFiring,
+    FakeRecover,
+    FakeResult,
+    alert_doc,
+    notification_doc,
+)
 
 from pipemedic.stack import PrometheusServer, free_port
 from receiver.diagnosis.prometheus import PrometheusAPI
@@ -116,7 +123,16 @@ class GatedRecover:
     most_total: int = 0
 
     async def __call__(self, request: RecoveryRequest) -> FakeResult:
-        p = request.incident.pipeline
+        await self.hold(request.incident.pipeline)
+        # skipped, not recovered: the incident stays in work, so every joining alert acts
+        return FakeResult("skipped", "retry_with_backoff", (), "gated")
+
+    async def diagnose(self, alert: Alert, spec: PipelineSpec) -> Diagnosis:
+        """The same gate as a diagnosis stage (the part the ``concurrency`` bound covers)."""
+        await self.hold(alert.pipeline)
+        return Diagnosis("network_timeout", "gated", "gated")
+
+    async def hold(self, p: str) -> None:
         self.calls.append(p)
         self.active[p] = self.active.get(p, 0) + 1
         self.most[p] = max(self.most.get(p, 0), self.active[p])
@@ -125,8 +141,6 @@ class GatedRecover:
             await self.gate.wait()
         finally:
             self.active[p] -= 1
-        # skipped, not recovered: the incident stays in work, so every joining alert acts
-        return FakeResult("skipped", "retry_with_backoff", (), "gated")
 
     @property
     def total(self) -> int:
@@ -159,8 +173,8 @@ def pool(
 
 # bounds ---------------------------------------------------------------------------
 async def test_no_more_events_run_at_once_than_the_concurrency_bound(sqlite: SqliteStore) -> None:
-    recover = GatedRecover()
-    workers = pool(sqlite, recover, concurrency=2)
+    recover = GatedRecover()  # gates the diagnosis: actions have slots of their own
+    workers = pool(sqlite, FakeRecover(), concurrency=2, diagnose=recover.diagnose)
     await sqlite.ingest(notification(*(alert_doc(f"etl_{i}") for i in range(6))))
     await workers.start()
     try:
@@ -220,11 +234,9 @@ async def test_a_backlog_on_one_pipeline_delays_another_by_at_most_one_event(
     await workers.start()
     try:
         await until(lambda: recover.calls, "the first event in its slot")
-        if concurrency > 1:  # a free slot serves etl_users while etl_orders' event runs
-            await until(lambda: "etl_users" in recover.calls, "etl_users alongside")
-        else:  # the only slot serves etl_users right after the one etl_orders event
-            recover.go.release()
-            await until(lambda: len(recover.calls) == 2, "the second event started")
+        # etl_orders' event holds an action slot; its diagnosis slot (even the only one)
+        # serves etl_users meanwhile
+        await until(lambda: "etl_users" in recover.calls, "etl_users alongside")
         assert recover.calls[:2] == ["etl_orders", "etl_users"]
         for _ in range(20):
             recover.go.release()
@@ -541,3 +553,65 @@ async def test_sigterm_drains_in_flight_work_before_exit(
         assert incident.state == "escalated"  # verification could not confirm it cleared
     finally:
         await store.close()
+
+
+@dataclass
+class HangingRecover:
+    """Actions of ``hang_*`` pipelines hang until ``release``; the others finish at once."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    hanging: set[str] = field(default_factory=set)
+    finished: list[str] = field(default_factory=list)
+
+    async def __call__(self, request: RecoveryRequest) -> FakeResult:
+        p = request.incident.pipeline
+        if p.startswith("hang"):
+            self.hanging.add(p)
+            await self.release.wait()
+        self.finished.append(p)
+        return FakeResult("recovered", "retry_with_backoff", (), "done")
+
+
+async def test_hanging_actions_delay_no_other_pipelines_diagnosis_or_action(
+    sqlite: SqliteStore,
+) -> None:
+    recover = HangingRecover()
+    diagnose = FakeDiagnose()
+    # more hanging actions than diagnosis slots: with one shared pool nothing else would run
+    workers = pool(sqlite, recover, concurrency=2, action_concurrency=8, diagnose=diagnose)
+    hanging = [alert_doc(f"hang_{i}", fingerprint=f"h{i}") for i in range(3)]
+    healthy = [alert_doc(f"ok_{i}", fingerprint=f"k{i}") for i in range(4)]
+    await sqlite.ingest(notification(*hanging, *healthy))  # the hanging ones first in the queue
+    await workers.start()
+    try:
+        await until(lambda: len(recover.hanging) == 3, "three actions hanging")
+        await until(
+            lambda: sorted(recover.finished) == [f"ok_{i}" for i in range(4)],
+            "every healthy pipeline diagnosed and recovered while three actions hang",
+        )
+        assert len(diagnose.calls) == 7 and not recover.release.is_set()
+        recover.release.set()
+        await workers.run_until_idle()
+    finally:
+        recover.release.set()
+        await workers.stop()
+    assert sorted(recover.finished) == sorted(
+        [f"hang_{i}" for i in range(3)] + [f"ok_{i}" for i in range(4)]
+    )
+
+
+async def test_action_slots_bound_the_actions_running_at_once(sqlite: SqliteStore) -> None:
+    recover = GatedRecover()
+    workers = pool(sqlite, recover, concurrency=4, action_concurrency=2)
+    await sqlite.ingest(notification(*(alert_doc(f"etl_{i}") for i in range(6))))
+    await workers.start()
+    try:
+        await until(lambda: recover.total == 2, "two actions running")
+        await asyncio.sleep(0.3)  # room for a third to start, were the bound not kept
+        assert recover.total == 2
+        recover.gate.set()
+        await workers.run_until_idle()
+    finally:
+        recover.gate.set()
+        await workers.stop()
+    assert recover.most_total == 2 and len(recover.calls) == 6
