@@ -573,7 +573,7 @@ pipelines:
     exporter.healthy(pipeline)
     exporter.resources(pipeline, memory_bytes=0.99e9)
     exporter.break_(pipeline, "resources", "out_of_memory")
-    await wait_for(prom, queries.memory_ratio(pipeline) + " > 0.9")
+    await wait_for(prom, f"{queries.memory_ratio(pipeline)} > 0.9")
     await wait_for(prom, queries.errors_by_reason(pipeline, "1m"))
     memory = webhook_alert(pipeline, "PipelineMemoryHigh", "resources")
     error_rate = webhook_alert(pipeline, "PipelineHighErrorRate", "data")  # the rules' static label
