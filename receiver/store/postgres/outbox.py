@@ -4,7 +4,8 @@
 ``claim`` leases due rows ``FOR UPDATE SKIP LOCKED`` on the database's clock,
 so across replicas each row is held by one worker at a time; ``finish``
 records the attempt and its timeline entry in one transaction, only for the
-lease holder.
+lease holder. Messages of one incident to one destination go out in order
+(a row waits while an earlier one of the pair is undelivered).
 """
 
 from __future__ import annotations
@@ -27,9 +28,13 @@ _CLAIM = """
 UPDATE outbox SET claimed_by = $1, lease_until = clock_timestamp() + $2 * interval '1 second',
                   attempts = attempts + 1
 WHERE id IN (
-    SELECT id FROM outbox
+    SELECT id FROM outbox AS o
     WHERE done_at IS NULL AND due_at <= clock_timestamp()
       AND (lease_until IS NULL OR lease_until < clock_timestamp())
+      AND NOT EXISTS (  -- in order per incident and destination: earlier ones first
+          SELECT 1 FROM outbox AS e
+          WHERE e.incident_id = o.incident_id AND e.destination = o.destination
+            AND e.done_at IS NULL AND e.id < o.id)
     ORDER BY due_at, id LIMIT $3
     FOR UPDATE SKIP LOCKED
 )

@@ -4,7 +4,9 @@ Every function runs inside a transaction of the store's writer thread:
 ``write`` from ``create_incident``/``save_incident`` (the same commit as the
 timeline entries causing the rows), ``claim``/``finish``/``stats`` from
 ``receiver.notify.delivery``. A lease whose worker died runs out and the row
-is claimed again, as for recovery steps.
+is claimed again, as for recovery steps. Messages of one incident to one
+destination go out in order: a row is not claimed while an earlier one of
+the same pair is undelivered (in flight, or waiting for a retry).
 """
 
 from __future__ import annotations
@@ -37,13 +39,19 @@ CREATE TABLE IF NOT EXISTS outbox (
     outcome     TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due_at, id) WHERE done_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_order ON outbox (incident_id, destination, id)
+    WHERE done_at IS NULL;
 """
 
 _CLAIM = """
 UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
 WHERE id IN (
-    SELECT id FROM outbox
+    SELECT id FROM outbox AS o
     WHERE done_at IS NULL AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+      AND NOT EXISTS (  -- in order per incident and destination: earlier ones first
+          SELECT 1 FROM outbox AS e
+          WHERE e.incident_id = o.incident_id AND e.destination = o.destination
+            AND e.done_at IS NULL AND e.id < o.id)
     ORDER BY due_at, id LIMIT ?
 )
 RETURNING id, incident_id, event, destination, kind, detail, created_at, attempts

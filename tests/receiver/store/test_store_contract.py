@@ -506,7 +506,7 @@ async def test_outbox_rows_are_written_with_the_incident_and_claimed_once(store:
     created = await store.create_incident(inc)
     assert created.outbox == []  # written, not kept twice
     created.timeline.append(TimelineEntry(at(2), "escalated", {"reason": "r"}))
-    created.outbox.append(_message("escalated"))
+    created.outbox.append(_message("escalated", "teams.t.notify[1]"))
     await store.save_incident(created)
     depth, oldest = await store.outbox_stats()
     assert depth == 2 and oldest == at(1)
@@ -566,3 +566,24 @@ async def test_outbox_is_not_written_when_the_save_fails(store: Store) -> None:
         await store.save_incident(ghost)
     assert await store.outbox_stats() == (0, None)
     assert len(ghost.outbox) == 1  # still pending: the next save writes it
+
+
+async def test_outbox_delivers_one_incidents_messages_to_a_destination_in_order(
+    store: Store,
+) -> None:
+    inc = incident()
+    inc.outbox += [_message("opened"), _message("escalated"), _message("opened", "other")]
+    await store.create_incident(inc)
+    first = await store.claim_outbox("w1", 10, lease_seconds=60)
+    assert [(m.event, m.destination) for m in first] == [
+        ("opened", "teams.t.notify[0]"),
+        ("opened", "other"),
+    ]  # escalated waits for opened to the same destination
+    assert await store.claim_outbox("w2", 10, lease_seconds=60) == []
+    entry = TimelineEntry(at(3), "notification_failed", {})
+    assert await store.finish_outbox(first[0], "w1", "failed", entry, retry_at=at(0))
+    (again,) = await store.claim_outbox("w2", 10, lease_seconds=60)
+    assert again.event == "opened" and again.destination == "teams.t.notify[0]"
+    assert await store.finish_outbox(again, "w2", "sent", entry)
+    (then,) = await store.claim_outbox("w2", 10, lease_seconds=60)
+    assert then.event == "escalated"
