@@ -106,6 +106,7 @@ class _Hook(BaseHTTPRequestHandler):
 
 class _ChatServer(ThreadingHTTPServer):
     sink: ChatSink
+    request_queue_size = 128  # the default 5 drops SYNs of a burst (1 s retransmits)
 
 
 class ChatSink:

@@ -164,7 +164,9 @@ def create_app(
     check_spec(app[SPEC], tables)
     recover_factory: RecoverFactory | None = recover_with(tables) if recover is _UNSET else recover
     # Destinations are expanded and checked now: a missing ${VAR} stops start-up.
-    senders: dict[str, Sender] = {"*": AppriseSender.prepare(app[SPEC])}
+    senders: dict[str, Sender] = {
+        "*": AppriseSender.prepare(app[SPEC], threads=max(config.notify.concurrency, 1))
+    }
     if config.notify.alertmanager_url is not None:
         senders[PAGE_DESTINATION] = AlertmanagerPager(
             config.notify.alertmanager_url, external_url=config.external_url

@@ -21,7 +21,7 @@ Example ``receiver.yml``::
     recovery: {dry_run: true}
     external_url: https://pipemedic.example.com   # links in notifications (none without it)
     notify:
-      concurrency: 8            # sends at once (0: this replica delivers nothing)
+      concurrency: 4            # sends at once (0: this replica delivers nothing)
       max_age: 24h              # a message undelivered this long is given up
       paging: {alertmanager_url: http://127.0.0.1:9093}   # PipelineIncident pages
 """
@@ -89,7 +89,7 @@ class AuthConfig:
 class NotifyConfig:
     """The notification outbox's delivery worker; ``alertmanager_url`` turns paging on."""
 
-    concurrency: int = 8
+    concurrency: int = 4
     max_age_seconds: float = 86400.0
     lease_seconds: float = 60.0
     alertmanager_url: str | None = None

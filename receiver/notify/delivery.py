@@ -71,7 +71,7 @@ class DeliveryWorker:
         metrics: NotifyMetrics | None = None,
         external_url: str | None = None,
         worker_id: str | None = None,
-        concurrency: int = 8,
+        concurrency: int = 4,
         lease_seconds: float = 60.0,
         poll_interval: float = 1.0,
         max_age_seconds: float = 86400.0,

@@ -79,7 +79,7 @@ def email_recipients(destination: Destination, incident: Incident, spec: Spec) -
 class AppriseSender:
     """Send through apprise plugins built once from the spec's destinations."""
 
-    def __init__(self, spec: Spec, prepared: Mapping[str, _Prepared], threads: int = 8) -> None:
+    def __init__(self, spec: Spec, prepared: Mapping[str, _Prepared], threads: int = 4) -> None:
         self.spec = spec
         self._prepared = dict(prepared)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pipemedic-notify")
@@ -90,7 +90,7 @@ class AppriseSender:
         cls,
         spec: Spec,
         env: Mapping[str, str] | None = None,
-        threads: int = 8,
+        threads: int = 4,
         team: str | None = None,
     ) -> AppriseSender:
         """Expand and check every destination (of ``team`` only, if given), naming any failing."""
