@@ -24,6 +24,8 @@ from pipemedic.vocabulary import CAUSE_NAMES, cause
 from receiver.diagnosis import diagnose, queries
 from receiver.diagnosis.prometheus import PrometheusAPI
 from receiver.models import Alert, Diagnosis
+from receiver.recovery.strategies import STRATEGIES
+from receiver.recovery.verify import Verifier
 from rules.promql import binop, number, selector
 from rules.spec import parse_spec
 
@@ -176,7 +178,20 @@ async def test_several_pipelines_slow_at_once_on_one_host_is_resource_contention
     assert float(evidence(d, "duration of the last finished run")[0]["value"]) == 40
     row = cause(d.cause)
     assert row is not None and row.category == "resources"
-    assert stack.spec.pipeline("c1").strategy_for(d.cause) == "scale_resources"
+    spec = stack.spec.pipeline("c1")
+    assert spec.strategy_for(d.cause) == "scale_resources"
+    assert STRATEGIES["scale_resources"].plan(d, spec).params == {"resource": "host"}
+    # verified once no slow run has finished on the host within the verify window
+    verifier = Verifier(
+        prom,
+        deadline_seconds=30,
+        interval_seconds=0.5,
+        window_seconds=8,
+        clock=lambda: datetime.now(UTC),
+        sleep=asyncio.sleep,
+    )
+    now = await verifier.verify("resource_contention", "c1", spec.diagnosis)
+    assert now.cleared and now.checks > 1, now  # still slow at first, clear 8 s after
 
 
 async def test_more_records_per_run_than_recent_runs_is_volume_exceeded(
