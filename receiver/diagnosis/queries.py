@@ -108,9 +108,12 @@ def exporter_targets_up(pipeline: str, range_: str) -> Expr:
 
     A target that stopped answering marks its series stale at once, so the
     pipeline's own series are looked up over the range (``last_over_time``).
+    ``PipelineExporterDown`` names its scrape job as its pipeline, so the
+    targets of a job of that name are included.
     """
     seen = call("last_over_time", matrix(_of("pipeline_runs_total", pipeline), window(range_)))
-    return check(binop(selector("up"), "and", seen, on=("job", "instance")))
+    exported = binop(selector("up"), "and", seen, on=("job", "instance"))
+    return check(binop(exported, "or", selector("up", job=pipeline)))
 
 
 def _memory(pipeline: str) -> Expr:

@@ -158,6 +158,10 @@ async def test_a_pipeline_behind_a_target_that_is_down_is_exporter_down(
     assert stack.lost.address in d.summary
     targets = [e for e in d.evidence if e.query.startswith("up and on (job, instance)")]
     assert targets[0].result[0]["value"] == "0"
+    # PipelineExporterDown names the scrape job as its pipeline: same cause, same evidence
+    job = await run(stack, alert("pipelines", "PipelineExporterDown", "connectivity"), prom)
+    assert job.cause == "exporter_down" and stack.lost.address in job.summary
+    assert stack.main.address not in job.summary  # the target that is up is not blamed
     row = cause(d.cause)
     assert (
         row is not None and row.strategy is None and "no action can be verified" in row.escalation
