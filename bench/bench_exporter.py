@@ -117,6 +117,7 @@ def _ours_record(name: str, i: int) -> list[Change]:
     }
     return [
         changes.heartbeat(name, NOW, resources),
+        changes.run_started(name, NOW - i - 60),
         changes.run_finished(
             name, NOW - i, success=True, duration=30.0 + i % 100, processed=1000 + i, failed=i % 7
         ),
