@@ -19,10 +19,12 @@ from notify_helpers import HOSTILE, spec_with
 
 from pipemedic.sinks import ChatSink, MailSink
 from receiver.app import create_app
+from receiver.incidents.lifecycle import Lifecycle
 from receiver.keys import STORE
 from receiver.models import Incident, OutboxMessage
 from receiver.notify.delivery import DeliveryWorker, backoff
 from receiver.notify.metrics import NotifyMetrics
+from receiver.notify.mobilize import Mobilizer
 from receiver.notify.send import AppriseSender
 from receiver.store import open_store
 from receiver.store.base import Store
@@ -265,3 +267,58 @@ async def test_two_replicas_on_postgresql_deliver_each_message_once(
         if t.event == "notification_sent"
     }
     assert by_worker == {1}  # nobody claimed a message twice
+
+
+async def test_peoples_events_reach_their_destinations_in_order_and_inert(tmp_path: Path) -> None:
+    """status_update, handoff and approval_needed entries (written by people's actions and the
+    approval gate through ``Lifecycle.note``) are sent, filtered by ``events``, in order."""
+    with ChatSink() as chat:
+        spec = spec_with(
+            f'      - {{url: "mmost://{chat.address}/all"}}\n'
+            f'      - {{url: "mmost://{chat.address}/updates", events: [status_update]}}'
+        )
+        store = await open_store(f"sqlite:///{tmp_path / 'r.db'}")
+        lifecycle = Lifecycle(store, spec, mobilize=Mobilizer(spec).messages_for)
+        worker = DeliveryWorker(store, {"*": AppriseSender.prepare(spec)}, spec)
+        try:
+            inc = await store.create_incident(
+                Incident(
+                    0,
+                    "etl_orders",
+                    "escalated",
+                    "SEV2",
+                    T0,
+                    team="data-platform",
+                    roles={"commander": "Ada Lovelace"},
+                )
+            )
+            lifecycle.note(
+                inc, "approval_needed", {"strategy": "rollback_to_checkpoint", "action": "http"}
+            )
+            lifecycle.note(inc, "handoff", {"role": "commander", "to": "Ken", "note": HOSTILE})
+            lifecycle.note(inc, "status_update", {"text": HOSTILE, "by": "@here"})
+            lifecycle.note(inc, "diagnosing", {})  # not an event anyone is told about
+            await store.save_incident(inc)
+
+            async def drained() -> bool:
+                await worker.run_once()
+                return (await store.outbox_stats())[0] == 0
+
+            await wait_for(drained)
+        finally:
+            await worker.stop()
+            await store.close()
+    by_path: dict[str, list[str]] = {}
+    for path, post in zip(chat.paths, chat.posts, strict=True):
+        by_path.setdefault(path, []).append(post["text"].split("\n", 1)[0])
+    assert by_path["/hooks/all"] == [
+        "**\\[SEV2\\] etl_orders: a recovery step waits for approval**",
+        "**\\[SEV2\\] etl_orders: role handed off**",
+        "**\\[SEV2\\] etl_orders: status update**",
+    ]
+    assert by_path["/hooks/updates"] == ["**\\[SEV2\\] etl_orders: status update**"]
+    for post in chat.posts:
+        for bad in ("@channel", "@here", "<!everyone>", "http://evil"):
+            assert bad not in post["text"]
+    update = next(p["text"] for p in chat.posts if "status update" in p["text"].split("\n")[0])
+    assert "**Update:** @\u200bchannel" in update and "**By:** @\u200bhere" in update
