@@ -44,3 +44,24 @@ def test_notify_test_names_an_unknown_team_and_a_missing_variable(
     assert main(["notify", "test", "--team", "t", "--spec", str(spec)]) == 2
     err = capsys.readouterr().err
     assert "teams.t.notify[0].url: environment variable NOT_SET_FOR_CLI is not set" in err
+
+
+def test_the_receiver_refuses_to_start_on_an_unset_variable_naming_team_and_destination(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = tmp_path / "spec.yml"
+    spec.write_text(
+        "teams:\n  t:\n    notify:\n"
+        '      - url: "json://127.0.0.1:9/ok"\n'
+        '      - url: "mmost://${MM_HOST_FOR_TEST}/${MM_TOKEN_FOR_TEST}"\n'
+    )
+    config = tmp_path / "receiver.yml"
+    config.write_text(f"store: sqlite:///{tmp_path / 'r.db'}\nspec: {spec}\n")
+    monkeypatch.setenv("MM_HOST_FOR_TEST", "chat.example.com")  # set; the token is not
+    code = main(["receiver", "--listen", "127.0.0.1:1", "--config", str(config)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert (
+        f"{spec}: teams.t.notify[1].url: environment variable MM_TOKEN_FOR_TEST is not set" in err
+    )
+    assert "chat.example.com" not in err
