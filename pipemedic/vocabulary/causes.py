@@ -220,7 +220,7 @@ CAUSES: Final[tuple[Cause, ...]] = (
         "resource_contention",
         Category.RESOURCES,
         strategy="scale_resources",
-        symptoms=(Symptom("slow_on_host", ">=", "several pipelines still slow on the host"),),
+        symptoms=(Symptom("run_slowdown", ">=", "its runs still slow against their baseline"),),
         prevent="stagger the schedules of pipelines sharing a host, or give them resources "
         "of their own",
     ),

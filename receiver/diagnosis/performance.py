@@ -12,11 +12,17 @@ than the pipeline has ever been.
 
 from __future__ import annotations
 
+from typing import Any
+
 from receiver.diagnosis import queries
 from receiver.diagnosis.probe import Finding, Probe
 from receiver.diagnosis.prometheus import sample_value
 
-__all__ = ["over_sla", "why_slow"]
+__all__ = ["MAX_NEIGHBOURS", "over_sla", "why_slow"]
+
+# Pipelines of one host compared with their baseline per diagnosis (the long
+# range is read for these only).
+MAX_NEIGHBOURS = 50
 
 
 async def over_sla(probe: Probe) -> bool:
@@ -25,6 +31,28 @@ async def over_sla(probe: Probe) -> bool:
         queries.last_run_duration(probe.pipeline), "duration of the last finished run (s)"
     )
     return took is not None and took > probe.spec.sla_seconds
+
+
+async def _slow_on_same_host(probe: Probe) -> list[dict[str, Any]]:
+    """Return the pipelines on this one's host whose last run, finished lately, was slow.
+
+    Two questions: which pipelines of the host finished a run within the
+    window (a short range over all of them), then which of those (at most
+    :data:`MAX_NEIGHBOURS`) took ``slow_ratio`` times their baseline mean.
+    """
+    t = probe.thresholds
+    recent = await probe.rows(
+        queries.recent_runs_on_same_host(probe.pipeline, probe.window),
+        f"pipelines on the same host with a run finished within {probe.window}",
+    )
+    names = sorted({str((r.get("metric") or {}).get("pipeline", "")) for r in recent} - {""})
+    if not names:
+        return []
+    neighbours = sorted(names, key=lambda n: n != probe.pipeline)[:MAX_NEIGHBOURS]
+    return await probe.rows(
+        queries.slow_runs(neighbours, t.baseline, t.slow_ratio),
+        f"of those, last run >= {t.slow_ratio:g}x the mean over {t.baseline}",
+    )
 
 
 async def why_slow(probe: Probe) -> Finding | None:
@@ -45,11 +73,7 @@ async def why_slow(probe: Probe) -> Finding | None:
         queries.mean_run_duration(p, t.baseline), f"mean run duration over {t.baseline} (s)"
     )
     ratio = took / mean if mean else None
-    slow = await probe.rows(
-        queries.slow_runs_on_same_host(p, t.baseline, probe.window, t.slow_ratio),
-        f"pipelines on the same host whose last run (within {probe.window}) took "
-        f">= {t.slow_ratio:g}x their mean over {t.baseline}",
-    )
+    slow = await _slow_on_same_host(probe)
     names = sorted({str((r.get("metric") or {}).get("pipeline", "?")) for r in slow})
     if len(names) >= t.contention_pipelines:
         host = str((slow[0].get("metric") or {}).get("instance", "?"))

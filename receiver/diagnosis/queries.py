@@ -14,6 +14,9 @@ Prometheus without pipemedic's rules loaded still answers every query here.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 from rules.durations import format_duration, parse_duration
 from rules.promql import Expr, agg, binop, call, check, matrix, number, selector
 
@@ -33,11 +36,13 @@ __all__ = [
     "memory_ratio",
     "peak_memory_ratio",
     "pipeline_up",
+    "recent_runs_on_same_host",
     "records_per_run",
     "run_end_age",
+    "run_slowdown",
     "run_start_age",
     "seconds",
-    "slow_runs_on_same_host",
+    "slow_runs",
     "staleness",
     "upstreams",
     "window",
@@ -191,25 +196,43 @@ def records_per_run(pipeline: str, range_: str) -> Expr:
     return check(binop(records, "/", _increase("pipeline_runs_total", pipeline, range_)))
 
 
-def slow_runs_on_same_host(pipeline: str, baseline: str, recent: str, ratio: float) -> Expr:
-    """Pipelines on the pipeline's host whose last run, finished within ``recent``, was slow.
+def recent_runs_on_same_host(pipeline: str, recent: str) -> Expr:
+    """Pipelines on the pipeline's host that finished a run within ``recent``.
 
     The host is the scrape target's ``instance`` (the exporter a pipeline
-    reports through: its own process, or the host's standalone exporter);
-    slow is a last run ``ratio`` times its mean across the baseline or more.
+    reports through: its own process, or the host's standalone exporter).
+    Only these are then compared with their baseline (:func:`slow_runs`), so
+    the long-range part of the question reads a handful of series, not all.
     """
     by = ("pipeline", "instance")
-
-    def grew(metric: str, range_: str) -> Expr:
-        return agg("sum", call("increase", matrix(selector(metric), window(range_))), by)
-
-    last = agg("max", selector("pipeline_last_run_duration_seconds"), by)
-    total = grew("pipeline_run_duration_seconds_sum", baseline)
-    count = grew("pipeline_run_duration_seconds_count", baseline)
-    slow = binop(binop(last, "/", binop(total, "/", count)), ">=", number(ratio))
-    finished = binop(grew("pipeline_runs_total", recent), ">", number(0))
+    runs = call("increase", matrix(selector("pipeline_runs_total"), window(recent)))
+    finished = binop(agg("sum", runs, by), ">", number(0))
     host = agg("max", _of("pipeline_runs_total", pipeline), ("instance",))
-    return check(binop(binop(slow, "and", finished, on=by), "and", host, on=("instance",)))
+    return check(binop(finished, "and", host, on=("instance",)))
+
+
+def slow_runs(pipelines: Sequence[str], baseline: str, ratio: float) -> Expr:
+    """Those of ``pipelines`` whose last run took ``ratio`` times their baseline mean or more."""
+    if not pipelines:
+        raise ValueError("slow_runs needs at least one pipeline")
+    only = {"pipeline": "=~" + "|".join(re.escape(name) for name in pipelines)}
+    by = ("pipeline", "instance")
+
+    def grew(metric: str) -> Expr:
+        return agg("sum", call("increase", matrix(selector(metric, only), window(baseline))), by)
+
+    last = agg("max", selector("pipeline_last_run_duration_seconds", only), by)
+    mean = binop(
+        grew("pipeline_run_duration_seconds_sum"), "/", grew("pipeline_run_duration_seconds_count")
+    )
+    return check(binop(binop(last, "/", mean), ">=", number(ratio)))
+
+
+def run_slowdown(pipeline: str, baseline: str, recent: str) -> Expr:
+    """The last run over the baseline mean, if that run finished within ``recent``."""
+    ratio = binop(last_run_duration(pipeline), "/", mean_run_duration(pipeline, baseline))
+    finished = binop(_increase("pipeline_runs_total", pipeline, recent), ">", number(0))
+    return check(binop(ratio, "and", finished))
 
 
 def upstreams(pipeline: str) -> Expr:

@@ -52,8 +52,8 @@ Signal = tuple[
 ]
 
 
-def _slow_on_host(p: str, t: DiagnosisThresholds, recent: str) -> Expr:
-    return agg("count", queries.slow_runs_on_same_host(p, t.baseline, recent, t.slow_ratio))
+def _run_slowdown(p: str, t: DiagnosisThresholds, recent: str) -> Expr:
+    return queries.run_slowdown(p, t.baseline, recent)
 
 
 def _since_run_start(p: str, t: DiagnosisThresholds, recent: str) -> Expr:
@@ -69,7 +69,7 @@ SIGNALS: Final[dict[str, Signal]] = {
     "memory_ratio": (lambda p, t, r: queries.memory_ratio(p), lambda t, r: t.memory_ratio),
     "cpu_ratio": (lambda p, t, r: queries.cpu_ratio(p), lambda t, r: t.cpu_ratio),
     "disk_free": (lambda p, t, r: queries.disk_free(p), lambda t, r: t.disk_free_bytes),
-    "slow_on_host": (_slow_on_host, lambda t, r: t.contention_pipelines),
+    "run_slowdown": (_run_slowdown, lambda t, r: t.slow_ratio),
     "since_run_start": (_since_run_start, lambda t, r: queries.seconds(r)),
 }
 

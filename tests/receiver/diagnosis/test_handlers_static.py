@@ -16,6 +16,7 @@ import pytest
 
 from pipemedic.vocabulary import CAUSE_NAMES
 from receiver.diagnosis import diagnose, queries
+from receiver.diagnosis.performance import MAX_NEIGHBOURS
 from receiver.errors import PrometheusError
 from receiver.models import Alert, Diagnosis
 from receiver.testing import Answer, StaticPrometheus, row
@@ -384,11 +385,29 @@ async def test_more_records_per_run_than_usual_is_volume_exceeded() -> None:
 
 
 async def test_several_slow_pipelines_on_one_host_is_resource_contention() -> None:
-    hosts = queries.slow_runs_on_same_host(P, T.baseline, "15m", T.slow_ratio)
+    recent = queries.recent_runs_on_same_host(P, "15m")
+    finished = [row(1, pipeline=name, instance="node-3") for name in ("billing", "etl", "idle")]
+    slow_ones = queries.slow_runs(["etl", "billing", "idle"], T.baseline, T.slow_ratio)
     rows = [row(2, pipeline=name, instance="node-3") for name in ("etl", "billing")]
-    answers = slow(SPEC_P.sla_seconds * 2, SPEC_P.sla_seconds / 2, **{str(hosts): rows})
+    answers = slow(
+        SPEC_P.sla_seconds * 2,
+        SPEC_P.sla_seconds / 2,
+        **{str(recent): finished, str(slow_ones): rows},
+    )
     d = await run(alert("resources"), StaticPrometheus(answers))
     assert d.cause == "resource_contention" and "node-3" in d.summary
+    assert "idle" not in d.summary  # finished lately, but not slow
+
+
+async def test_the_long_range_is_read_only_for_pipelines_that_ran_lately() -> None:
+    many = [row(1, pipeline=f"p{i:03d}", instance="node-3") for i in range(200)]
+    answers = slow(SPEC_P.sla_seconds * 2, SPEC_P.sla_seconds / 2)
+    answers[str(queries.recent_runs_on_same_host(P, "15m"))] = [*many, row(1, pipeline=P)]
+    prom = StaticPrometheus(answers)
+    await run(alert("resources"), prom)
+    (asked,) = [q for q in prom.asked if "pipeline_run_duration_seconds_sum{pipeline=~" in q]
+    # the last run, the duration sum and the count each select the same 50
+    assert asked.count("|") == 3 * (MAX_NEIGHBOURS - 1) and 'pipeline=~"etl|p000|' in asked
 
 
 async def test_a_gauge_over_its_limit_wins_over_a_slow_run() -> None:

@@ -173,7 +173,9 @@ async def test_several_pipelines_slow_at_once_on_one_host_is_resource_contention
     d = await diagnosed(stack, "c1", prom, "15m")
     assert d.cause == "resource_contention"
     assert f"2 pipelines slow at once on {host.address}: c1, c2" in d.summary
-    rows = evidence(d, "pipelines on the same host")
+    ran = evidence(d, "pipelines on the same host with a run finished")
+    assert {r["labels"]["pipeline"] for r in ran} == {"c1", "c2"}
+    rows = evidence(d, "of those, last run >= 1.5x")
     assert {r["labels"]["pipeline"] for r in rows} == {"c1", "c2"}
     assert float(evidence(d, "duration of the last finished run")[0]["value"]) == 40
     row = cause(d.cause)
