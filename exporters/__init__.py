@@ -1,8 +1,10 @@
 """Pipeline metrics for Prometheus: Python API, standalone exporter, probes, Pushgateway.
 
-Three ways in, one set of metrics (names fixed in DESIGN.md): the Python
+Four ways in, one set of metrics (names fixed in DESIGN.md): the Python
 API below, ``POST /events`` on the standalone exporter (``create_app`` /
-``pipemedic exporter``) for pipelines in any language, and ``pushed_run`` /
+``pipemedic exporter``) for pipelines in any language, OpenLineage run
+events at ``POST /api/v1/lineage`` for orchestrators that already emit them
+(``exporters.openlineage``, docs/openlineage.md), and ``pushed_run`` /
 ``push_pipeline`` for short batch jobs. ``pipeline_up`` is decided at
 scrape time from the heartbeat age, so a silent pipeline goes down by itself.
 
