@@ -91,23 +91,16 @@ class _ReportedError(Exception):
         self.status = status
 
 
-_TYPES: dict[str, type[_ReportedError]] = {}
-
-
 def _type_named(dotted: str) -> type[_ReportedError]:
+    """Make a class named like the reported type (a builtin one is also its base).
+
+    Made per FAIL/ABORT and dropped with it: no cache of names that events choose.
+    """
     short = dotted.rsplit(".", 1)[-1]
     known = getattr(builtins, short, None)
     if isinstance(known, type) and issubclass(known, BaseException):
-        base: type[BaseException] = known
-    else:
-        base = _ReportedError
-    cls = _TYPES.get(dotted)
-    if cls is None:
-        if len(_TYPES) >= 1024:  # type names come from events: keep the memo bounded
-            _TYPES.clear()
-        cls = type(short, (_ReportedError, base) if base is not _ReportedError else (base,), {})
-        _TYPES[dotted] = cls
-    return cls
+        return type(short, (_ReportedError, known), {})
+    return type(short, (_ReportedError,), {})
 
 
 def reported_error(facet: ErrorMessageFacet) -> _ReportedError:
