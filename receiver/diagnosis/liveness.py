@@ -34,9 +34,23 @@ async def _targets_down(probe: Probe) -> list[str]:
     return sorted(f"{m.get('job', '?')} {m.get('instance', '?')}" for m in labels)
 
 
+async def _last_run(probe: Probe) -> str:
+    """Read the last run's end and the last success; say how the last run ended."""
+    p = probe.pipeline
+    ended = await probe.value(queries.run_end_age(p), "seconds since the last run finished")
+    succeeded = await probe.value(
+        queries.last_success_age(p), "seconds since the last successful run finished"
+    )
+    if ended is None:
+        return "no finished run reported"
+    outcome = "succeeded" if succeeded is not None and succeeded <= ended + 1 else "failed"
+    return f"its last run {outcome}, {ended:.0f}s ago"
+
+
 async def why_down(probe: Probe) -> Finding | None:
     """Name why a down pipeline is down; None when no evidence decides (reported itself down).
 
+    The heartbeat's age and the last run's outcome are read as evidence.
     Exporter target down -> ``exporter_down``; expired credentials ->
     ``credential_expired``; a dependency probe down -> ``dependency_down``;
     memory at its limit before the heartbeat stopped -> ``memory_limit``;
@@ -53,6 +67,7 @@ async def why_down(probe: Probe) -> Finding | None:
         )
     age = await probe.once(queries.heartbeat_age(p), "seconds since the last sign of life")
     timeout = probe.spec.heartbeat_timeout_seconds
+    last_run = await _last_run(probe)
     reasons = await probe.error_reasons()
     if reasons and reasons[0].cause == "credential_expired":
         return await probe.dominant_cause()
@@ -80,6 +95,6 @@ async def why_down(probe: Probe) -> Finding | None:
         return Finding(
             "process_stopped",
             f"no heartbeat for {age:.0f}s (timeout {timeout:g}s) and no error, dependency or "
-            "memory evidence: the process stopped",
+            f"memory evidence: the process stopped ({last_run})",
         )
     return None

@@ -110,13 +110,22 @@ async def test_a_heartbeat_that_stopped_with_nothing_else_wrong_is_process_stopp
     stack: Stack, prom: PrometheusAPI
 ) -> None:
     stack.main.healthy("k_stopped")
+    stack.main.send(
+        {
+            "pipeline": "k_stopped",
+            "event": "run_finished",
+            "status": "success",
+            "duration_seconds": 3,
+        }
+    )
     await gone_down(prom, "k_stopped")
     d = await run(stack, alert("k_stopped", "PipelineDown", "connectivity"), prom)
     assert (d.cause, d.handler) == ("process_stopped", "check_infrastructure")
     assert seen(d, "pipeline_up") == 0
     assert seen(d, "pipeline_last_heartbeat_timestamp_seconds") > 1  # the timeout
     assert seen(d, "pipeline_memory_usage_bytes") == pytest.approx(0.2)
-    assert "no heartbeat" in d.summary
+    assert "no heartbeat" in d.summary and "its last run succeeded" in d.summary
+    assert seen(d, "pipeline_last_run_end_timestamp_seconds") >= 1
     row = cause(d.cause)
     assert row is not None and row.category == "resources" and row.strategy == "retry_with_backoff"
 
