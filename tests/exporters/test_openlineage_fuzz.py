@@ -17,6 +17,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from json_paths import json_paths
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporters.errors import CardinalityError, InvalidEventError
@@ -86,22 +87,11 @@ values = st.recursive(
 )
 
 
-def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix]
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
 @st.composite
 def mutated(draw: st.DrawFn) -> Any:
     """The valid event with one field replaced, removed or given a sibling."""
     doc = copy.deepcopy(VALID)
-    paths = _paths(doc)[1:]
+    paths = json_paths(doc)
     path = draw(st.sampled_from(paths))
     parent: Any = doc
     for part in path[:-1]:
