@@ -1,10 +1,12 @@
-"""``pipemedic receiver --listen HOST:PORT [--config receiver.yml]``.
+"""``pipemedic receiver --listen HOST:PORT [--config receiver.yml] [--spec PATH]``.
 
 Runs the webhook receiver until SIGINT/SIGTERM; on either, it stops accepting,
 answers every request already sent (``pipemedic.serve``), and the workers
-drain before the store closes. Without
-``--config`` the embedded defaults apply (SQLite in the working folder, no
-auth, Prometheus at 127.0.0.1:9090); ``--listen`` overrides the file's ``listen``.
+drain before the store closes. Without ``--config`` the embedded defaults
+apply (SQLite in the working folder, no auth, Prometheus at 127.0.0.1:9090);
+``--listen`` overrides the file's ``listen`` and ``--spec`` its ``spec:``. With
+neither, ``rules/pipelines.yml`` in the working folder is loaded when present;
+the start-up log says which spec was loaded, or that there is none.
 """
 
 from __future__ import annotations
@@ -13,17 +15,36 @@ import argparse
 import gc
 import logging
 import sys
+from dataclasses import replace
 from typing import Any
 
 from pipemedic.address import listen_address, split_host_port
 from pipemedic.serve import serve
-from receiver.config import DEFAULT_LISTEN, load_config
+from receiver.config import DEFAULT_LISTEN, DEFAULT_SPEC, load_config, resolve_spec_path
 from receiver.errors import ConfigError, StoreError
+from receiver.keys import SPEC
 from rules.errors import RulesError
+from rules.spec import Spec
 
 __all__ = ["register", "run"]
 
 log = logging.getLogger(__name__)
+
+
+def _say_spec(spec: Spec, path: str | None) -> None:
+    """Log which spec the receiver runs with, or what running without one means."""
+    if path is None:
+        log.warning(
+            "no spec: neither --spec nor the config's spec: is set and %s does not exist; "
+            "every pipeline gets the built-in defaults (no teams or roles, no recovery "
+            "actions: incidents escalate)",
+            DEFAULT_SPEC,
+        )
+        return
+    log.info(
+        "spec loaded",
+        extra={"spec": path, "pipelines": len(spec.pipelines), "teams": len(spec.teams)},
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,10 +53,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config)
+        config = replace(config, spec_path=resolve_spec_path(args.spec, config.spec_path))
         app = create_app(config, drain_seconds=args.drain_seconds)
     except (ConfigError, RulesError) as exc:
         print(f"pipemedic receiver: {exc}", file=sys.stderr)
         return 2
+    _say_spec(app[SPEC], config.spec_path)
     host, port = args.listen or split_host_port(config.listen or DEFAULT_LISTEN)
     # The store's writer thread needs the GIL briefly per commit; the default 5 ms
     # switch interval makes every commit wait behind request parsing (a convoy).
@@ -76,7 +99,18 @@ def register(sub: Any) -> None:
         metavar="HOST:PORT",
         help=f"address to listen on (default: the config's listen, else {DEFAULT_LISTEN})",
     )
-    parser.add_argument("--config", default=None, metavar="receiver.yml")
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="receiver.yml",
+        help="receiver configuration (default: the embedded defaults)",
+    )
+    parser.add_argument(
+        "--spec",
+        default=None,
+        metavar="PATH",
+        help=f"pipelines spec (default: the config's spec:, else ./{DEFAULT_SPEC} if present)",
+    )
     parser.add_argument(
         "--drain-seconds",
         type=float,

@@ -44,15 +44,30 @@ from rules.durations import parse_duration
 
 __all__ = [
     "DEFAULT_LISTEN",
+    "DEFAULT_SPEC",
     "AuthConfig",
     "NotifyConfig",
     "ReceiverConfig",
     "load_config",
     "parse_config",
+    "resolve_spec_path",
 ]
 
 DEFAULT_LISTEN = "127.0.0.1:9099"
 DEFAULT_STORE = "sqlite:///pipemedic-receiver.db"
+# The spec used when neither --spec nor the config's spec: names one (if it exists).
+DEFAULT_SPEC = "rules/pipelines.yml"
+
+
+def resolve_spec_path(flag: str | None, configured: str | None) -> str | None:
+    """Return the spec to load: the flag, else the config's ``spec:``, else ``DEFAULT_SPEC``.
+
+    ``DEFAULT_SPEC`` (relative to the working folder) counts only when it exists;
+    ``None`` means no spec: every pipeline gets the built-in defaults.
+    """
+    if flag or configured:
+        return flag or configured
+    return DEFAULT_SPEC if Path(DEFAULT_SPEC).is_file() else None
 
 _TOP_FIELDS = frozenset(
     {

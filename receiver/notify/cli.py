@@ -15,9 +15,9 @@ import argparse
 import asyncio
 import sys
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
+from receiver.config import resolve_spec_path
 from receiver.errors import ConfigError
 from receiver.models import Incident, utcnow
 from receiver.notify.messages import render
@@ -27,7 +27,6 @@ from rules.spec import Spec, load_spec
 
 __all__ = ["register", "run_test"]
 
-_DEFAULT_SPEC = "rules/pipelines.yml"
 
 
 def _test_incident(spec: Spec, team: str) -> Incident:
@@ -73,7 +72,7 @@ async def _send_all(spec: Spec, team: str) -> list[tuple[str, str, str]]:
 
 def run_test(args: argparse.Namespace) -> int:
     """Send the test messages and report per destination."""
-    spec_path = args.spec or (_DEFAULT_SPEC if Path(_DEFAULT_SPEC).exists() else None)
+    spec_path = resolve_spec_path(args.spec, None)
     try:
         spec = load_spec(spec_path)
         team = spec.team(args.team)
