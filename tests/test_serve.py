@@ -43,6 +43,8 @@ async def test_sigterm_answers_every_request_already_sent(tmp_path: Path) -> Non
             str(config),
             "--listen",
             f"127.0.0.1:{port}",
+            "--drain-seconds",
+            "5",
         ],
         stderr=subprocess.PIPE,
         cwd=Path(__file__).resolve().parent.parent,
