@@ -30,7 +30,7 @@ from receiver.store import open_store
 from receiver.store.base import Store
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], deadline: float = 30.0) -> None:
+async def wait_for(check: Callable[[], Awaitable[bool]], deadline: float = 90.0) -> None:
     """Poll ``check`` until true; fail with a clear message after ``deadline`` seconds."""
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline
