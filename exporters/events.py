@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import msgspec
 
-from exporters import changes
 from exporters.changes import Change
 from exporters.errors import FieldProblem, InvalidEventError
-from exporters.events_fast import decode_fast
+from exporters.events_fast import EVENT_KINDS, decode_fast, to_event
 from pipemedic.vocabulary import REASON_CAUSE
-from pipemedic.vocabulary.metrics import LABEL_VALUE_PATTERN, RESOURCE_FIELDS
+from pipemedic.vocabulary.metrics import LABEL_VALUE_PATTERN
 
 __all__ = [
     "EVENT_KINDS",
@@ -40,15 +40,6 @@ __all__ = [
     "to_changes",
 ]
 
-EVENT_KINDS = (
-    "run_started",
-    "run_finished",
-    "heartbeat",
-    "down",
-    "data_updated",
-    "error",
-    "checkpoint",
-)
 MAX_PROBLEMS = 20
 SCHEMA_PATH = Path(__file__).with_name("schema") / "events.schema.json"
 _EXTRA = re.compile(r"'([^']*)'")
@@ -230,42 +221,15 @@ def parse_changes(body: bytes, now: float) -> list[Change]:
 
 
 def to_changes(events: list[tuple[str, Mapping[str, Any]]], now: float) -> list[Change]:
-    """Translate validated events into registry changes; times in the future become now."""
+    """Translate validated events into registry changes; times in the future become now.
+
+    Each event is converted into its Struct (``events_fast.EVENT_TYPES``, the
+    one table of event kinds), whose ``change`` is the one the fast path uses.
+    """
     out: list[Change] = []
-    for path, e in events:
-        name = e["pipeline"]
-        kind = e["event"]
-        at = min(float(e.get("timestamp", now)), now)
-        if kind == "heartbeat":
-            res = {f: float(e[f]) for f in RESOURCE_FIELDS if f in e}
-            out.append(changes.heartbeat(name, at, res, path))
-        elif kind == "run_finished":
-            duration = e.get("duration_seconds")
-            out.append(
-                changes.run_finished(
-                    name,
-                    at,
-                    success=e["status"] == "success",
-                    duration=None if duration is None else float(duration),
-                    processed=int(e.get("records_processed", 0)),
-                    failed=int(e.get("records_failed", 0)),
-                    category=e.get("category"),
-                    reason=e.get("reason"),
-                    path=path,
-                )
-            )
-        elif kind == "run_started":
-            out.append(changes.run_started(name, at, path))
-        elif kind == "down":
-            out.append(changes.down(name, at, path))
-        elif kind == "data_updated":
-            out.append(changes.data_updated(name, at, path))
-        elif kind == "checkpoint":
-            out.append(changes.checkpoint(name, at, path))
-        elif kind == "error":
-            out.append(
-                changes.error(name, e["category"], e["reason"], int(e.get("count", 1)), path)
-            )
-        else:  # pragma: no cover - the schema's enum keeps this out
-            raise InvalidEventError([FieldProblem(f"{path}.event", f"unknown event {kind!r}")])
+    for path, event in events:
+        try:
+            out.append(to_event(event).change(now, path))
+        except msgspec.ValidationError as exc:  # not schema-valid: parse_events refuses it
+            raise InvalidEventError([FieldProblem(path, str(exc))]) from None
     return out

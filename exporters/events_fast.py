@@ -1,14 +1,19 @@
-"""``events.schema.json`` as msgspec types: decode and validate a body in one C pass.
+"""``events.schema.json`` as msgspec types: one Struct per event kind, the one event model.
 
-One ``msgspec.json.Decoder`` reads the raw bytes straight into one Struct per
-event kind (a tagged union on ``event``; each Struct holds exactly the
-fields the schema allows for that kind, so a field the kind forbids, a typo
-or a wrong type is a refusal). It is never more permissive than the schema
+:data:`EVENT_TYPES` is the dispatch table: each Struct's tag is its ``event``
+value and its ``change`` builds the registry change, so adding an event kind
+is one Struct here (plus its schema branch and its ``changes`` function).
+
+One ``msgspec.json.Decoder`` reads the raw bytes straight into these Structs
+(a tagged union on ``event``; each Struct holds exactly the fields the schema
+allows for that kind, so a field the kind forbids, a typo or a wrong type is
+a refusal). It is never more permissive than the schema
 (``tests/exporters/test_events_fast.py`` checks both agree on valid, hostile
 and randomly mutated bodies): a result means the schema accepts the body
 too. ``None`` only means "take the slow path" (``events.parse_events``:
 strict UTF-8 ``json.loads`` + jsonschema), which names the bad field in the
-400, so error bodies and reject reasons are the slow path's.
+400, so error bodies and reject reasons are the slow path's; the events it
+accepts are converted into the same Structs (``to_event``).
 
 Stricter than the schema where that is cheaper, never looser: integers must
 be JSON integers (``5.0`` goes the slow way), byte counts above 2**62 go the
@@ -16,14 +21,17 @@ slow way (msgspec turns a JSON integer into the nearest float before the
 bound check, which could round 2**63 + 1 down onto the schema's bound), and
 any refusal by msgspec (``NaN``, a lone ``\\ud800`` escape, duplicate
 ``event`` keys that disagree, nesting) or by the checks msgspec cannot
-express (``category`` and ``reason`` given together, a known reason in its
-own category) sends the body the slow way. Duplicate keys: every
-occurrence is validated and the last one is kept, as ``json.loads`` does.
+express (``fast_ok``: ``category`` and ``reason`` given together, a known
+reason in its own category, the byte bound) sends the body the slow way.
+Duplicate keys: every occurrence is validated and the last one is kept, as
+``json.loads`` does.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import functools
+import operator
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -32,14 +40,16 @@ from exporters import changes
 from exporters.changes import Change
 from pipemedic.vocabulary import REASON_CAUSE
 
-__all__ = ["EVENT_TYPES", "FastEvent", "decode_fast"]
+__all__ = ["EVENT_KINDS", "EVENT_TYPES", "FastEvent", "decode_fast", "to_event"]
 
 # Mirrors of events.schema.json's $defs (tests compare them with the schema).
 Pipeline = Annotated[str, Meta(pattern="^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")]
 Seconds = Annotated[float, Meta(ge=0, le=100000000000.0)]
 Count = Annotated[int, Meta(ge=0, le=9007199254740992)]
 ErrorCount = Annotated[int, Meta(ge=1, le=9007199254740992)]
-Bytes = Annotated[float, Meta(ge=0, le=2**62)]  # schema: 2**63; see the module docstring
+Bytes = Annotated[float, Meta(ge=0, le=2**63)]
+# the fast path's own bound: a JSON integer above it may have been rounded down onto 2**63
+_FAST_MAX_BYTES = 2**62
 Ratio = Annotated[float, Meta(ge=0, le=1)]
 Message = Annotated[str, Meta(max_length=1000)]
 Reason = Annotated[str, Meta(pattern="^[a-z][a-z0-9_]{0,63}$")]
@@ -61,6 +71,10 @@ class FastEvent(Struct, tag_field="event", forbid_unknown_fields=True, kw_only=T
     def change(self, now: float, path: str) -> Change:  # pragma: no cover - abstract
         """Return the registry change this event makes."""
         raise NotImplementedError
+
+    def fast_ok(self) -> bool:
+        """Check what msgspec cannot (the schema's cross-field rules); False: the slow way."""
+        return True
 
 
 class RunStarted(FastEvent, tag="run_started", kw_only=True, gc=False):
@@ -96,6 +110,9 @@ class RunFinished(FastEvent, tag="run_finished", kw_only=True, gc=False):
             path=path,
         )
 
+    def fast_ok(self) -> bool:
+        return _reason_fits(self.category, self.reason)
+
 
 class Heartbeat(FastEvent, tag="heartbeat", kw_only=True, gc=False):
     """The pipeline is alive, optionally with its resource usage."""
@@ -117,6 +134,14 @@ class Heartbeat(FastEvent, tag="heartbeat", kw_only=True, gc=False):
             if value is not UNSET
         }
         return changes.heartbeat(self.pipeline, self.at(now), resources, path)
+
+    def fast_ok(self) -> bool:
+        used, limit, free = self.memory_bytes, self.memory_limit_bytes, self.disk_free_bytes
+        return (
+            (used is UNSET or used <= _FAST_MAX_BYTES)
+            and (limit is UNSET or limit <= _FAST_MAX_BYTES)
+            and (free is UNSET or free <= _FAST_MAX_BYTES)
+        )
 
 
 class Down(FastEvent, tag="down", kw_only=True, gc=False):
@@ -153,6 +178,9 @@ class Error(FastEvent, tag="error", kw_only=True, gc=False):
     def change(self, now: float, path: str) -> Change:
         return changes.error(self.pipeline, self.category, self.reason, self.count, path)
 
+    def fast_ok(self) -> bool:
+        return _reason_fits(self.category, self.reason)
+
 
 EVENT_TYPES: tuple[type[FastEvent], ...] = (
     RunStarted,
@@ -163,23 +191,31 @@ EVENT_TYPES: tuple[type[FastEvent], ...] = (
     Checkpoint,
     Error,
 )
-AnyEvent = RunStarted | RunFinished | Heartbeat | Down | DataUpdated | Checkpoint | Error
-Batch = Annotated[list[AnyEvent], Meta(min_length=1, max_length=1000)]
+EVENT_KINDS: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in EVENT_TYPES)
+# RunStarted | RunFinished | ...: msgspec picks the Struct by the ``event`` tag
+_ANY_EVENT: Any = functools.reduce(operator.or_, EVENT_TYPES)
+_Batch = Annotated[list[_ANY_EVENT], Meta(min_length=1, max_length=1000)]
 
-_decode = msgspec.json.Decoder(AnyEvent | Batch).decode
+_decode = msgspec.json.Decoder(_ANY_EVENT | _Batch).decode
 _DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError, MemoryError)
 
 
-def _consistent(event: FastEvent) -> bool:
-    """Check what msgspec cannot: category and reason together, a known reason's category."""
-    category = getattr(event, "category", UNSET)
-    reason = getattr(event, "reason", UNSET)
-    if category is UNSET and reason is UNSET:
-        return True
+def _reason_fits(category: str | UnsetType, reason: str | UnsetType) -> bool:
+    """Both or neither of category and reason; a known reason in its own category."""
     if category is UNSET or reason is UNSET:
-        return False
+        return category is reason
     known = REASON_CAUSE.get(reason)
     return known is None or known[0] == category
+
+
+def to_event(event: Any) -> FastEvent:
+    """Convert one schema-valid event object (a dict) into its Struct.
+
+    Lax mode takes what the schema admits and the fast decoder does not
+    (``5.0`` records); ``msgspec.ValidationError`` for anything else.
+    """
+    converted: FastEvent = msgspec.convert(event, _ANY_EVENT, strict=False)
+    return converted
 
 
 def decode_fast(body: bytes) -> list[tuple[str, FastEvent]] | None:
@@ -198,6 +234,6 @@ def decode_fast(body: bytes) -> list[tuple[str, FastEvent]] | None:
     else:
         items = [("$", decoded)]
     for _, event in items:
-        if not _consistent(event):
+        if not event.fast_ok():
             return None
     return items

@@ -7,6 +7,8 @@ valid. A refusal is a ``PayloadError`` naming the field path (``alerts[3].starts
 ``parse_body`` first tries ``webhook_fast.decode_fast`` (the schema as msgspec
 types, one C pass over the raw bytes); whatever that refuses takes the slow
 path, ``decode_body`` + jsonschema, which accepts it or says where it is wrong.
+A body the schema accepts is converted into the same msgspec types, so
+``to_notification`` builds every ``Notification`` whichever path decoded it.
 """
 
 from __future__ import annotations
@@ -14,32 +16,26 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import replace
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import msgspec
 
 from receiver.errors import PayloadError
-from receiver.intake.webhook_fast import (
-    UNSET,
-    FastAlert,
-    FastNotification,
-    alert_time,
-    decode_fast,
-    fast_time,
-)
-from receiver.models import Alert, Notification, parse_time
+from receiver.intake.webhook_fast import UNSET, FastNotification, alert_time, decode_fast
+from receiver.models import Alert, Notification
 
 __all__ = [
     "SCHEMA_PATH",
     "decode_body",
-    "fast_time",
     "parse_body",
     "parse_notification",
     "schema_validator",
+    "to_notification",
 ]
 
 SCHEMA_PATH = Path(__file__).with_name("webhook.schema.json")
@@ -88,66 +84,54 @@ def decode_body(body: bytes) -> Any:
     return doc
 
 
-def _fallback_fingerprint(alert: Alert) -> str:
+def _fallback_fingerprint(labels: Mapping[str, str]) -> str:
     """Hash the sorted labels when a sender left ``fingerprint`` out."""
-    text = json.dumps(sorted(alert.labels.items()), ensure_ascii=False)
+    text = json.dumps(sorted(labels.items()), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
+_MISS = datetime.min
+# Go's zero time, Alertmanager's endsAt of every firing alert: no time at all
+_ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-def _alert(doc: dict[str, Any]) -> Alert:
-    """Build an ``Alert`` from a schema-valid alert object (as ``Alert.from_json``)."""
-    return Alert(
-        doc["status"],
-        doc.get("labels") or {},
-        doc.get("annotations") or {},
-        fast_time(doc.get("startsAt")) or _EPOCH,
-        fast_time(doc.get("endsAt")),
-        doc.get("fingerprint") or "",
-        doc.get("generatorURL") or "",
-    )
+def to_notification(n: FastNotification) -> Notification:
+    """Build the ``Notification`` of a decoded body: the one constructor of both paths.
 
-
-def _notification(doc: dict[str, Any]) -> Notification:
-    """Build the ``Notification`` of a schema-valid body (as ``Notification.from_json``).
-
-    The decoded dicts are fresh and owned by this request, so they are used
-    as they are instead of being copied.
+    Each distinct time string of the body is checked and parsed once
+    (``alert_time``; ``ValueError`` for one the schema refuses or an
+    impossible one): the alerts of a group share their ``startsAt``. An
+    alert without a ``fingerprint`` gets the hash of its labels. The decoded
+    dicts are fresh and owned by this request, so they are used as they are.
     """
-    return Notification(
-        doc.get("receiver", ""),
-        doc["status"],
-        tuple(_alert(a) for a in doc.get("alerts") or ()),
-        doc.get("groupLabels") or {},
-        doc.get("commonLabels") or {},
-        doc.get("commonAnnotations") or {},
-        doc.get("externalURL", ""),
-        doc.get("groupKey", ""),
-        int(doc.get("truncatedAlerts") or 0),
-    )
-
-
-def _fast_alert(a: FastAlert) -> Alert:
-    ends = a.ends_at
-    return Alert(
-        a.status,
-        a.labels,
-        a.annotations,
-        alert_time(a.starts_at) or _EPOCH,
-        None if ends is UNSET else alert_time(ends),
-        a.fingerprint,
-        a.generator_url,
-    )
-
-
-def _fast_notification(n: FastNotification) -> Notification:
-    """Build the ``Notification`` of a decoded body (the same one the slow path builds)."""
+    times: dict[str, datetime | None] = {_ZERO_TIME: None}
+    alerts = []
+    for a in n.alerts:
+        starts = times.get(a.starts_at, _MISS)
+        if starts is _MISS:
+            starts = times[a.starts_at] = alert_time(a.starts_at)
+        if a.ends_at is UNSET:
+            ends = None
+        else:
+            ends = times.get(a.ends_at, _MISS)
+            if ends is _MISS:
+                ends = times[a.ends_at] = alert_time(a.ends_at)
+        alerts.append(
+            Alert(
+                a.status,
+                a.labels,
+                a.annotations,
+                starts or _EPOCH,
+                ends,
+                a.fingerprint or _fallback_fingerprint(a.labels),
+                a.generator_url,
+            )
+        )
     return Notification(
         n.receiver,
         n.status,
-        tuple(map(_fast_alert, n.alerts)),
+        tuple(alerts),
         n.group_labels,
         n.common_labels,
         n.common_annotations,
@@ -162,23 +146,10 @@ def parse_body(body: bytes) -> Notification:
     fast = decode_fast(body)
     if fast is not None:
         try:
-            notification = _fast_notification(fast)
+            return to_notification(fast)
         except (ValueError, OverflowError):
             pass  # a time the schema refuses, or an impossible one: the slow path names it
-        else:
-            return _with_fingerprints(notification)
     return parse_notification(decode_body(body))
-
-
-def _with_fingerprints(notification: Notification) -> Notification:
-    """Give every alert without a ``fingerprint`` the hash of its labels (usually none)."""
-    if all(a.fingerprint for a in notification.alerts):
-        return notification
-    alerts = tuple(
-        a if a.fingerprint else replace(a, fingerprint=_fallback_fingerprint(a))
-        for a in notification.alerts
-    )
-    return replace(notification, alerts=alerts)
 
 
 def parse_notification(doc: Any) -> Notification:
@@ -191,14 +162,14 @@ def parse_notification(doc: Any) -> Notification:
             message = message[:300] + "..."
         raise PayloadError(message, _dotted(best.absolute_path))
     try:
-        notification = _notification(doc)
-    except (ValueError, OverflowError) as exc:
+        return to_notification(msgspec.convert(doc, FastNotification, strict=False))
+    except (ValueError, OverflowError, msgspec.ValidationError) as exc:
         # the pattern admits e.g. month 13; say which alert's time is impossible
         for i, alert in enumerate(doc["alerts"]):
             for key in ("startsAt", "endsAt"):
                 try:
-                    parse_time(alert.get(key))
+                    if key in alert:
+                        alert_time(alert[key])
                 except (ValueError, OverflowError):
                     raise PayloadError(f"impossible time: {exc}", f"alerts[{i}].{key}") from None
         raise PayloadError(f"invalid payload: {exc}", "$") from None
-    return _with_fingerprints(notification)

@@ -1,19 +1,21 @@
-"""``webhook.schema.json`` compiled to msgspec types: decode and validate in one C pass.
+"""``webhook.schema.json`` compiled to msgspec types: the one model of a webhook body.
 
 jsonschema takes milliseconds for a 20-alert notification; ``decode_fast``
-reads the raw body straight into typed structs in microseconds. It is never
-more permissive than the schema (``tests/receiver/test_webhook_fast.py``
+reads the raw body straight into these Structs in microseconds. It is never
+more permissive than the schema (``tests/receiver/intake/test_webhook_fast.py``
 checks both agree on valid and hostile samples): a result means the schema
 accepts the body too. ``None`` only means "take the slow path"
 (``webhook.decode_body`` + jsonschema), which then names the offending path
-in the 400, so error bodies are the slow path's.
+in the 400, so error bodies are the slow path's; a body it accepts is
+converted into the same Structs (``msgspec.convert``), so both paths build
+the ``Notification`` with one constructor (``webhook.to_notification``).
 
 Times are the one rule checked outside msgspec: a ``Meta(pattern=...)``
-runs the regex for every time of every alert, while ``alert_time`` checks
-and parses each *distinct* string once (memoised: the alerts of a group and
-the repeats of a notification share their ``startsAt``, and every firing
-alert's ``endsAt`` is Go's zero time) and raises ``ValueError`` for a time
-the schema refuses, which also sends the body the slow way.
+would run the regex for every time of every alert, while the constructor
+checks each *distinct* string of a notification once (``alert_time``: the
+alerts of a group share their ``startsAt``, and every firing alert's
+``endsAt`` is Go's zero time) and raises ``ValueError`` for a time the
+schema refuses, which also sends the body the slow way.
 
 Stricter than the schema where that is cheaper, never looser: integers must
 be JSON integers (``1.0`` goes the slow way), times must end the string
@@ -28,7 +30,7 @@ kept, as ``json.loads`` does.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -36,7 +38,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from receiver.models import parse_time
 
-__all__ = ["UNSET", "FastAlert", "FastNotification", "alert_time", "decode_fast", "fast_time"]
+__all__ = ["UNSET", "FastAlert", "FastNotification", "alert_time", "decode_fast"]
 
 Status = Literal["firing", "resolved"]
 _Name = Annotated[str, Meta(min_length=1, max_length=1024)]
@@ -83,39 +85,15 @@ class FastNotification(Struct, gc=False):
 _decode = msgspec.json.Decoder(FastNotification).decode
 
 
-def fast_time(text: str | None) -> datetime | None:
-    """Parse like ``models.parse_time``, without its rewriting for the common forms."""
-    if not text or text.startswith("0001-01-01"):
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)  # 3.11+: "Z" and any fraction length
-    except ValueError:
-        return parse_time(text)
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
-
-
-_TIMES: dict[str, datetime | None] = {}
-_TIMES_MAX = 4096
-_MISS = datetime.min
-
-
 def alert_time(text: str) -> datetime | None:
-    """Return ``fast_time(text)`` of a time the schema admits; ``ValueError`` otherwise.
+    """Return the time of a string the schema's pattern admits (anchored); else ``ValueError``.
 
-    Memoised per distinct string (bounded; emptied when full). The zero time is ``None``.
+    ``models.parse_time`` parses it (also ``ValueError`` for an impossible
+    one, month 13); the zero time is ``None``.
     """
-    value = _TIMES.get(text, _MISS)
-    if value is not _MISS:
-        return value
     if _TIME.fullmatch(text) is None:
         raise ValueError(f"not an RFC 3339 time: {text[:40]!r}")
-    value = fast_time(text)  # ValueError for an impossible one (month 13)
-    if len(_TIMES) >= _TIMES_MAX:
-        _TIMES.clear()
-    _TIMES[text] = value
-    return value
+    return parse_time(text)
 
 
 def decode_fast(body: bytes) -> FastNotification | None:

@@ -66,22 +66,6 @@ def iso(value: datetime | None) -> str | None:
     return format_time(value)
 
 
-_ISOS: dict[datetime, str] = {}
-
-
-def _iso(value: datetime | None) -> str | None:
-    """Return ``iso(value)``, memoised: the alerts of a group share their times."""
-    if value is None:
-        return None
-    text = _ISOS.get(value)
-    if text is None:
-        text = iso(value) or ""
-        if len(_ISOS) >= 4096:
-            _ISOS.clear()
-        _ISOS[value] = text
-    return text
-
-
 def starts_key(alert: Alert) -> str:
     """Return the ``starts_at`` column of an alert: its idempotency key part."""
     return iso(alert.starts_at) or ""
@@ -122,14 +106,21 @@ def event_rows(notification: Notification, received_at: float) -> EventRows:
     cycle is only the INSERT and the fsync.
     """
     group_key, receiver = notification.group_key, notification.receiver
+    # iso() once per distinct time: the alerts of a group share their times
+    texts: dict[datetime | None, str | None] = {None: None}
+    for a in notification.alerts:
+        if a.starts_at not in texts:
+            texts[a.starts_at] = iso(a.starts_at)
+        if a.ends_at not in texts:
+            texts[a.ends_at] = iso(a.ends_at)
     rows = [
         (
             _StoredAlert(
                 a.status,
                 a.labels,
                 a.annotations,
-                _iso(a.starts_at),
-                _iso(a.ends_at),
+                texts[a.starts_at],
+                texts[a.ends_at],
                 a.fingerprint,
                 a.generator_url,
             ),

@@ -18,7 +18,8 @@ from core_helpers import alert_doc, notification_doc, real_world_notification
 from json_paths import json_paths
 
 from receiver.errors import PayloadError
-from receiver.intake.webhook import _fast_notification, decode_body, parse_body, parse_notification
+from receiver.intake.webhook import decode_body, parse_body, parse_notification
+from receiver.intake.webhook import to_notification as _fast_notification
 from receiver.intake.webhook_fast import alert_time, decode_fast
 from receiver.models import Notification
 
