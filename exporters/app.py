@@ -177,6 +177,8 @@ def create_app(
     config = config or ExporterConfig()
     if registry is None:
         registry = PipelineRegistry(spec, max_pipelines=config.max_pipelines)
+    if config.expect_listed:
+        registry.expect_listed()
     health = HealthMetrics()
     reader = DirectoryReader(config.multiprocess_dir) if config.multiprocess_dir else None
     guard = PostGuard(config.bearer_token)

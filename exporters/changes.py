@@ -36,14 +36,17 @@ class Change(NamedTuple):
 
     ``error_keys`` lists the (category, reason) series it may create, so the
     bound is checked before anything is applied; ``path`` names the event in
-    error messages (``$[3]``). A NamedTuple: immutable, and built per posted
-    event at half the cost of a frozen dataclass.
+    error messages (``$[3]``); ``reports``: it comes from the pipeline (not
+    from the exporter's own probes), so the pipeline is no longer awaiting
+    its first report. A NamedTuple: immutable, and built per posted event at
+    half the cost of a frozen dataclass.
     """
 
     pipeline: str
     apply: Callable[[PipelineState], None]
     error_keys: tuple[tuple[str, str], ...] = ()
     path: str = "$"
+    reports: bool = True
 
 
 class Recorder(Protocol):

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from exporters.app import create_app
 from exporters.config import DEFAULT_LISTEN, ExporterConfig
+from exporters.errors import CardinalityError
 from exporters.openlineage import DEFAULT_MAX_DATASETS, DEFAULT_MAX_OPEN_RUNS
 from exporters.registry import DEFAULT_MAX_PIPELINES
 from pipemedic.address import listen_address
@@ -63,11 +64,16 @@ def _run(args: argparse.Namespace) -> int:
         max_datasets=args.max_datasets,
         max_open_runs=args.max_open_runs,
         bearer_token=token,
+        expect_listed=args.spec is not None,
     )
     host, port = args.listen
     _log.info("exporter listening", extra={"listen": f"{host}:{port}", "spec": spec.source})
     # no access log: at thousands of events a second it would cost more than the events
-    app = create_app(spec=spec, config=config)
+    try:
+        app = create_app(spec=spec, config=config)
+    except CardinalityError as exc:
+        print(f"pipemedic exporter: {spec.source}: {exc}")
+        return 2
     web.run_app(app, host=host, port=port, print=None, access_log=None)
     return 0
 
@@ -87,7 +93,12 @@ def register(sub: Any) -> None:
         metavar="HOST:PORT",
         help=f"address to serve on (default {DEFAULT_LISTEN})",
     )
-    parser.add_argument("--spec", type=Path, help="rules/pipelines.yml: timeouts, dependencies")
+    parser.add_argument(
+        "--spec",
+        type=Path,
+        help="rules/pipelines.yml: timeouts, dependencies; its pipelines are exported from "
+        "start-up as awaiting their first report",
+    )
     parser.add_argument(
         "--max-pipelines",
         type=_positive,

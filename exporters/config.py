@@ -23,12 +23,15 @@ class ExporterConfig:
     ``probe_dependencies`` starts the spec's dependency probes with the app;
     ``max_datasets`` and ``max_open_runs`` bound what ``POST /api/v1/lineage``
     remembers; ``bearer_token``, when set, is required on both POST endpoints.
+    ``expect_listed`` exports the spec's pipelines from start-up as awaiting
+    their first report (``pipemedic exporter --spec`` sets it).
     """
 
     max_pipelines: int = DEFAULT_MAX_PIPELINES
     max_body_bytes: int = 1024 * 1024
     multiprocess_dir: Path | None = None
     probe_dependencies: bool = True
+    expect_listed: bool = False
     gzip_level: int = 3
     max_datasets: int = DEFAULT_MAX_DATASETS
     max_open_runs: int = DEFAULT_MAX_OPEN_RUNS

@@ -92,7 +92,7 @@ def _record(pipeline: str, name: str, up: bool, seconds: float, at: float) -> Ch
     def apply(s: PipelineState) -> None:
         s.dependencies[name] = DependencyResult(up, seconds, at)
 
-    return Change(pipeline, apply)
+    return Change(pipeline, apply, reports=False)
 
 
 class ProbeScheduler:

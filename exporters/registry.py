@@ -99,6 +99,23 @@ class PipelineRegistry:
         check_pipeline_name(name)
         self.apply([Change(name, _noop)])
 
+    def expect_listed(self) -> None:
+        """Export every pipeline the spec lists from now on, as awaiting its first report.
+
+        ``pipeline_awaiting_first_report_timestamp_seconds`` holds this time
+        until the pipeline's first report (any event, run, heartbeat or
+        handle; the exporter's own dependency probes do not count), so a
+        pipeline that never starts raises PipelineNeverReported.
+        CardinalityError when the spec lists more than ``max_pipelines``.
+        """
+        now = self.clock()
+
+        def awaiting(state: PipelineState) -> None:
+            if state.version == 0:  # new: nothing has reported it yet
+                state.awaiting_since = now
+
+        self.apply([Change(name, awaiting, reports=False) for name in self.spec.pipelines])
+
     def add_listener(self, listener: Callable[[PipelineRegistry, bool], None]) -> None:
         """Call ``listener(registry, final)`` after every applied change (outside the lock).
 
@@ -126,6 +143,8 @@ class PipelineRegistry:
                 if state is None:
                     state = PipelineState(change.pipeline, self.heartbeat_timeout(change.pipeline))
                     self._states[change.pipeline] = state
+                if change.reports:
+                    state.awaiting_since = None
                 change.apply(state)
                 state.version += 1
         for listener in self._listeners:

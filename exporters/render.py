@@ -132,6 +132,7 @@ def render_state(s: PipelineState) -> tuple[str, ...]:
             f" {format_value(r.duration_seconds)}\n"
             for d, r in deps
         ),
+        _gauge("pipeline_awaiting_first_report_timestamp_seconds", p, s.awaiting_since),
     )
 
 

@@ -64,6 +64,8 @@ class PipelineState:
     # heartbeat timeout); ``idle_since`` the end of the last run, when none is open
     open_until: float | None = None
     idle_since: float | None = None
+    # listed in the spec and waiting for its first report since then (None: it reported)
+    awaiting_since: float | None = None
     # bumped on every change; the renderer caches text per version
     version: int = 0
 
@@ -161,6 +163,7 @@ class PipelineState:
             "resources_at": self.resources_at,
             "open_until": self.open_until,
             "idle_since": self.idle_since,
+            "awaiting_since": self.awaiting_since,
         }
 
     @classmethod
@@ -193,6 +196,7 @@ class PipelineState:
             resources_at=d["resources_at"],
             open_until=d.get("open_until"),
             idle_since=d.get("idle_since"),
+            awaiting_since=d.get("awaiting_since"),
         )
 
     def merge(self, other: PipelineState) -> None:
@@ -232,5 +236,8 @@ class PipelineState:
             self.resources.update(other.resources)
             self.resources_at = other.resources_at
         self.dependencies.update(other.dependencies)
+        # still waiting only if neither process has heard from it
+        if other.awaiting_since is None:
+            self.awaiting_since = None
         self.heartbeat_timeout = max(self.heartbeat_timeout, other.heartbeat_timeout)
         self.version += 1

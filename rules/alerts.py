@@ -1,24 +1,36 @@
-"""The generated alerts: the vocabulary's alert kinds with their annotations.
+"""The generated alerts: the vocabulary's alert kinds with their rule modules.
 
-Each kind's name, category, degradation, threshold and timing are a row of
-:mod:`pipemedic.vocabulary.alerts`; this module adds what only the rules
-need, the ``summary`` and ``description`` templates (rendered again by the
-generated promtool tests). :func:`params_for` turns a pipeline's spec into
-the per-pipeline data the shared rules join on: threshold, ``team``,
-``sev``, ``severity``, ``runbook_url``.
+Each kind's name, category, degradation, thresholds and timing are a row of
+:mod:`pipemedic.vocabulary.alerts`; its module under :mod:`rules.kinds`
+adds the signal, annotations and test cases. :func:`params_for` turns a
+pipeline's spec into the per-pipeline data the shared rules join on:
+thresholds, ``team``, ``sev``, ``severity``, ``runbook_url``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
-from pipemedic.vocabulary import alerts as vocabulary
+from pipemedic import vocabulary
 from rules.durations import parse_duration
+from rules.kinds import KindRules, rules_of
 from rules.severity import sev_for, severity_label
-from rules.spec import PipelineSpec
-from rules.templates import Label, Template, Value
+from rules.spec import PipelineSpec, Spec
+from rules.templates import Template
 
-__all__ = ["JOIN_LABELS", "KINDS", "AlertKind", "Params", "kind", "params_for"]
+__all__ = [
+    "JOIN_LABELS",
+    "AlertKind",
+    "Params",
+    "for_seconds",
+    "highest_threshold",
+    "keep_firing_for",
+    "kind",
+    "kinds",
+    "lowest_threshold",
+    "params_for",
+]
 
 # Labels every per-pipeline alert takes from the joined spec series.
 JOIN_LABELS: tuple[str, ...] = ("team", "sev", "severity", "runbook_url")
@@ -26,11 +38,10 @@ JOIN_LABELS: tuple[str, ...] = ("team", "sev", "severity", "runbook_url")
 
 @dataclass(frozen=True)
 class AlertKind:
-    """One generated alert: its vocabulary row and its annotations."""
+    """One generated alert: its vocabulary row and its rule module's ``RULES``."""
 
     row: vocabulary.AlertKind
-    summary: Template
-    description: Template
+    rules: KindRules
 
     @property
     def kind(self) -> str:
@@ -49,117 +60,45 @@ class AlertKind:
         return self.row.degradation
 
     @property
-    def keep_firing_for(self) -> str | None:
-        return self.row.keep_firing_for
+    def params(self) -> tuple[str, ...]:
+        """Name its thresholds: the info labels and ``pipemedic:<param>:value`` series."""
+        return self.row.thresholds
 
     @property
-    def param(self) -> str:
-        """Name its threshold: the info label and ``pipemedic:<param>:value`` series."""
-        return self.row.threshold or f"{self.row.kind}_alert_labels"
+    def summary(self) -> Template:
+        return self.rules.summary
+
+    @property
+    def description(self) -> Template:
+        return self.rules.description
 
 
-def _t(*parts: str | Label | Value) -> Template:
-    return Template(tuple(parts))
-
-
-_P = Label("pipeline")
-
-# kind -> (summary, description)
-ANNOTATIONS: dict[str, tuple[Template, Template]] = {
-    "down": (
-        _t("Pipeline ", _P, " is down"),
-        _t(
-            "pipeline_up of ",
-            _P,
-            " has been ",
-            Value(),
-            " (no fresh heartbeat, or the pipeline reported itself down).",
-        ),
-    ),
-    "exporter_down": (
-        _t("Pipeline exporter ", Label("job"), " is down"),
-        _t(
-            "Prometheus cannot scrape ",
-            Label("job"),
-            " ",
-            Label("instance"),
-            " (or has no target for it): pipeline metrics are not being collected.",
-        ),
-    ),
-    "error_rate": (
-        _t("Pipeline ", _P, " error rate is high"),
-        _t(
-            _P,
-            ": ",
-            Value("humanizePercentage"),
-            " of records (or runs) failed over the last 5m, above its max_error_rate.",
-        ),
-    ),
-    "sla": (
-        _t("Pipeline ", _P, " run exceeded its SLA"),
-        _t(_P, ": the last run took ", Value("humanizeDuration"), ", longer than its sla."),
-    ),
-    "staleness": (
-        _t("Pipeline ", _P, " data is stale"),
-        _t(
-            _P,
-            ": output data was last refreshed ",
-            Value("humanizeDuration"),
-            " ago, longer than its max_staleness.",
-        ),
-    ),
-    "dependency": (
-        _t("Dependency ", Label("dependency"), " of pipeline ", _P, " is down"),
-        _t(
-            _P,
-            ": the probe of its dependency ",
-            Label("dependency"),
-            " has been failing (pipeline_dependency_up = ",
-            Value(),
-            ").",
-        ),
-    ),
-    "burn_page": (
-        _t("Pipeline ", _P, " is burning its error budget fast"),
-        _t(
-            _P,
-            ": the error budget is burning ",
-            Value(),
-            "x faster than its SLO allows (1h and 5m, or 6h and 30m windows): page.",
-        ),
-    ),
-    "burn_ticket": (
-        _t("Pipeline ", _P, " is burning its error budget"),
-        _t(
-            _P,
-            ": the error budget is burning ",
-            Value(),
-            "x faster than its SLO allows (1d and 2h, or 3d and 6h windows): ticket.",
-        ),
-    ),
-}
-
-KINDS: tuple[AlertKind, ...] = tuple(
-    AlertKind(row, *ANNOTATIONS[row.kind]) for row in vocabulary.ALERT_KINDS
-)
-
-_BY_KIND = {k.kind: k for k in KINDS}
-
-
+@cache
 def kind(name: str) -> AlertKind:
     """Return the alert kind named in the spec (``down``, ``error_rate``...)."""
-    return _BY_KIND[name]
+    row = vocabulary.alert_kind(name)
+    return AlertKind(row, rules_of(row))
+
+
+def kinds() -> tuple[AlertKind, ...]:
+    """Return every alert kind, in the vocabulary's order."""
+    return tuple(kind(row.kind) for row in vocabulary.ALERT_KINDS)
 
 
 @dataclass(frozen=True)
 class Params:
-    """What one pipeline's alert of one kind joins: threshold and labels."""
+    """What one pipeline's alert of one kind joins: thresholds and labels."""
 
-    value: float
+    values: tuple[float, ...]
     team: str
     sev: str
     severity: str
     runbook_url: str
+
+    @property
+    def value(self) -> float:
+        """Return the first threshold (1 for a label-only kind: a multiplier of 1)."""
+        return self.values[0] if self.values else 1.0
 
     def labels(self) -> dict[str, str]:
         """Return the joined labels, in JOIN_LABELS order."""
@@ -171,25 +110,47 @@ class Params:
         }
 
 
-def _threshold(p: PipelineSpec, kind_name: str) -> float:
-    field = _BY_KIND[kind_name].row.threshold
-    if field is None:
-        return 1.0  # label-only kinds: the joined series is a multiplier of 1
+def _threshold(p: PipelineSpec, field: str) -> float:
     value = getattr(p, field)
     assert isinstance(value, float | int), f"PipelineSpec.{field} is not a number"
     return float(value)
 
 
 def params_for(p: PipelineSpec, kind_name: str) -> Params:
-    """Return the threshold and labels of ``p`` for one alert kind."""
-    sev = sev_for(_BY_KIND[kind_name].degradation, p.impact)
+    """Return the thresholds and labels of ``p`` for one alert kind."""
+    row = vocabulary.alert_kind(kind_name)
+    sev = sev_for(row.degradation, p.impact)
     return Params(
-        value=_threshold(p, kind_name),
+        values=tuple(_threshold(p, f) for f in row.thresholds),
         team=p.team,
         sev=sev,
         severity=p.severity.get(kind_name, severity_label(sev)),
         runbook_url=p.runbook_url,
     )
+
+
+def _all(spec: Spec) -> tuple[PipelineSpec, ...]:
+    return (spec.defaults, *spec.pipelines.values())
+
+
+def lowest_threshold(spec: Spec, kind_name: str, index: int = 0) -> float:
+    """Return the lowest threshold of one kind over the defaults and every listed pipeline."""
+    return min(
+        params_for(p, kind_name).values[index] for p in (spec.defaults, *spec.pipelines.values())
+    )
+
+
+def highest_threshold(spec: Spec, kind_name: str, index: int = 0) -> float:
+    """Return the highest threshold of one kind over the defaults and every listed pipeline."""
+    return max(
+        params_for(p, kind_name).values[index] for p in (spec.defaults, *spec.pipelines.values())
+    )
+
+
+def keep_firing_for(spec: Spec, kind_name: str) -> str | None:
+    """Return the ``keep_firing_for`` of a kind's alerts (``None`` for ``0s``: none)."""
+    value = spec.defaults.keep_firing_for.get(kind_name, "0s")
+    return value if parse_duration(value) > 0 else None
 
 
 def for_seconds(p: PipelineSpec, kind_name: str) -> float:

@@ -13,16 +13,17 @@ alert sees this cycle's constants and signals):
    per rule, so there is one rule per differing pipeline, not one per
    pipeline and kind. A constant is a bare number, which Prometheus records
    as one series with the rule's labels (cheaper than ``vector(number)``).
-2. ``pipeline:error_ratio:rate5m`` (failed / processed records, DESIGN.md's
-   error ratio), the only full-size signal recorded, and
-   ``pipeline:run_error_ratio:rate5m`` (failed / all runs, only for the
-   pipelines with failed runs, from ``pipeline:runs_failed:rate5m``). Every
+2. The recordings some kinds' signals read (their module's ``records``):
+   ``pipeline:error_ratio:rate5m`` (failed / processed records, DESIGN.md's
+   error ratio) and ``pipeline:run_error_ratio:rate5m`` (failed / all runs,
+   only for the pipelines with failed runs, from
+   ``pipeline:runs_failed:rate5m``), the output volume's median. Every
    series costs Prometheus work per pipeline per cycle, so nothing else is
-   recorded per pipeline: the gauges are read raw by their candidates, and
-   the larger of the two ratios is taken only for the error-rate candidates.
-3. Per kind, ``pipeline:<kind>_alert:candidates``: the signal where it is
-   down (``== 0``) or above the lowest threshold any pipeline has, so every
-   pipeline that may fire and usually only those (:func:`candidates`); then
+   recorded per pipeline: the gauges are read raw by their candidates.
+3. Per kind (one module under :mod:`rules.kinds` each, named by its row in
+   :mod:`pipemedic.vocabulary.alerts`), ``pipeline:<kind>_alert:candidates``:
+   the signal where it is down (``== 0``) or past the loosest threshold any
+   pipeline has, so every pipeline that may fire and usually only those; then
    ``pipeline:<kind>_alert:matched``: the candidates of listed pipelines
    joined with their info series, threshold value and SEV
    (:func:`rules.specdata.joined`), ``or on(pipeline)`` the others' against
@@ -36,10 +37,11 @@ alert sees this cycle's constants and signals):
 Burn-rate alerts for pipelines with an ``slo`` live in ``pipemedic-slo``
 (:mod:`rules.slo`).
 
-What the spec holds (thresholds, ``for``, heartbeat timeouts) is data; what
-it does not (the error-ratio rate window, ``keep_firing_for``) is the
-generator's :class:`Timing`, production values by default. ``pipemedic demo``
-and its end-to-end test pass a seconds-long ``Timing`` (and a spec copy with
+Everything is the spec's data: thresholds, ``for``, heartbeat timeouts,
+and under ``defaults`` the error-ratio ``rate_window`` and each kind's
+``keep_firing_for`` (production values by default; see rules/pipelines.yml
+for the trade-offs). ``pipemedic demo`` and its end-to-end test pass a
+seconds-long :class:`Timing` that overrides those two (and a spec copy with
 short ``for`` values) so that one generator serves both; the recording rules
 keep their production names (``...:rate5m``) so that everything reading them
 (alerts, SLO rules, dashboards) stays the same.
@@ -55,36 +57,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rules.alerts import AlertKind, for_seconds, kind, params_for
-from rules.durations import format_duration, parse_duration
-from rules.promql import Expr, agg, binop, call, matrix, number, selector
-from rules.rulefile import (
-    RuleFile,
-    alert_rule,
-    for_overrides,
-    labelled_alert_rules,
-    record,
-    series_labels,
-)
+from rules.alerts import kinds
+from rules.durations import parse_duration
+from rules.promql import selector
+from rules.rulefile import RuleFile, for_overrides, labelled_alert_rules, record, series_labels
 from rules.slo import slo_file
 from rules.spec import Spec
 from rules.specdata import joined, spec_data
 
 __all__ = [
-    "ERROR_RATIO",
     "EXPORTER_JOB",
     "EXPORTER_LABEL",
     "EXPORTER_TARGET",
-    "PIPELINE_KINDS",
     "PRODUCTION",
     "PUSHGATEWAY_JOB",
-    "RUN_ERROR_RATIO",
     "Timing",
-    "candidates",
     "candidates_metric",
-    "error_ratio_rules",
     "generate",
     "matched_metric",
+    "pipeline_kinds",
 ]
 
 # Scrape job names of the exporters in prometheus.yml.
@@ -95,178 +86,44 @@ PUSHGATEWAY_JOB = "pipemedic-pushgateway"
 #   relabel_configs: [{target_label: pipemedic_target, replacement: exporter}]
 EXPORTER_LABEL = "pipemedic_target"
 EXPORTER_TARGET = "exporter"
-PIPELINE_KINDS: tuple[str, ...] = ("down", "error_rate", "sla", "staleness", "dependency")
-_BY = ("pipeline",)
-_FAILED = {"status": "failure"}
 
 
 @dataclass(frozen=True)
 class Timing:
-    """How quickly the generated rules react, beyond the spec's ``for`` values.
+    """Overrides of the spec's timing, for demos and tests that have seconds, not minutes.
 
-    ``rate_window``: the window of the error-ratio rates (production ``5m``).
-    ``keep_firing_for``: ``None`` keeps each alert kind's own; a duration
-    replaces it on every alert (``0s`` drops it). Only demos and tests
-    shorten these; ``pipemedic rules generate`` always writes production timing.
+    ``rate_window``: the window of the error-ratio rates; ``keep_firing_for``:
+    a duration that replaces every alert's (``0s`` drops it). ``None`` keeps
+    the spec's (``defaults.rate_window``, ``defaults.keep_firing_for``);
+    ``pipemedic rules generate`` always writes the spec's.
     """
 
-    rate_window: str = "5m"
+    rate_window: str | None = None
     keep_firing_for: str | None = None
 
     def __post_init__(self) -> None:
-        if parse_duration(self.rate_window) <= 0:  # ValueError names a bad duration
+        if self.rate_window is not None and parse_duration(self.rate_window) <= 0:
             raise ValueError(f"Timing.rate_window must be positive, got {self.rate_window!r}")
         if self.keep_firing_for is not None:
-            parse_duration(self.keep_firing_for)
+            parse_duration(self.keep_firing_for)  # ValueError names a bad duration
 
 
 PRODUCTION = Timing()
 
 
-def candidates_metric(k: AlertKind) -> str:
+def candidates_metric(kind_name: str) -> str:
     """Return the recorded candidates of a kind: the pipelines whose alert may fire."""
-    return f"pipeline:{k.kind}_alert:candidates"
+    return f"pipeline:{kind_name}_alert:candidates"
 
 
-def matched_metric(k: AlertKind) -> str:
+def matched_metric(kind_name: str) -> str:
     """Return the recorded, labelled series of a kind: the pipelines its alert fires for."""
-    return f"pipeline:{k.kind}_alert:matched"
+    return f"pipeline:{kind_name}_alert:matched"
 
 
-def lowest_threshold(spec: Spec, kind_name: str) -> float:
-    """Return the lowest threshold of one kind over the defaults and every listed pipeline."""
-    values = [params_for(p, kind_name).value for p in spec.pipelines.values()]
-    return min([params_for(spec.defaults, kind_name).value, *values])
-
-
-def _rate(metric: str, window: str, matchers: dict[str, str] | None = None) -> Expr:
-    return agg("sum", call("rate", matrix(selector(metric, matchers), window)), _BY)
-
-
-ERROR_RATIO = "pipeline:error_ratio:rate5m"
-RUN_ERROR_RATIO = "pipeline:run_error_ratio:rate5m"
-RUNS_FAILED = "pipeline:runs_failed:rate5m"
-
-
-def error_ratio_rules(window: str = PRODUCTION.rate_window) -> list[dict[str, Any]]:
-    """Return the error-ratio records: records (every active pipeline) and runs (failing ones).
-
-    ``pipeline:error_ratio:rate5m`` is DESIGN.md's error ratio, failed /
-    processed records, for every pipeline that processed records in the
-    window; a pipeline with none has no series (never NaN, so nothing fires
-    on a quiet pipeline). ``pipeline:run_error_ratio:rate5m`` is failed / all
-    runs, so that runs failing before reading a record still count; it
-    exists only for pipelines with failed runs in the window (a ratio of 0
-    exceeds no threshold, and 10,000 recorded zeros a cycle were measured to
-    cost more than the ratio's arithmetic). Their failure rate is recorded
-    first (``pipeline:runs_failed:rate5m``, a handful of series), so the
-    ratio reads each runs series once: failed / (failed + the other runs),
-    or 1 where a pipeline exports only failed runs.
-    PipelineHighErrorRate takes the larger of the two ratios, but only for
-    the few pipelines above a threshold (:func:`candidates`): combining them
-    here would cost an ``or`` and a ``max`` over every pipeline's series
-    each cycle. ``window`` is the rate window (:class:`Timing`); the names
-    keep ``rate5m``.
-    """
-    records = binop(
-        _rate("pipeline_records_failed_total", window),
-        "/",
-        binop(_rate("pipeline_records_processed_total", window), ">", number(0)),
-    )
-    failing = binop(
-        call("rate", matrix(selector("pipeline_runs_total", _FAILED), window)), ">", number(0)
-    )
-    failed = selector(RUNS_FAILED)
-    others = _rate("pipeline_runs_total", window, {"status": "!=failure"})
-    runs = binop(failed, "/", binop(binop(failed, "+", others), "or", failed))
-    return [
-        record(ERROR_RATIO, records),
-        record(RUNS_FAILED, agg("sum", failing, _BY)),
-        record(RUN_ERROR_RATIO, runs),
-    ]
-
-
-def _max_by(metric: str, *by: str) -> Expr:
-    return agg("max", selector(metric), by or _BY)
-
-
-def candidates(spec: Spec) -> dict[str, tuple[Expr, str]]:
-    """Return kind -> (its candidates, operator that compares them with the kind's threshold).
-
-    The candidates of a kind are its per-pipeline signal where it is down
-    (``== 0``) or above the lowest threshold any pipeline has (above its own
-    implies above the lowest, so no result changes): every pipeline that may
-    fire and usually only those. The gauges are read raw; only these few
-    series are recorded, never the full per-pipeline signal. Where the
-    condition allows, the filter comes before the aggregation, which then
-    groups a handful of series instead of every pipeline's.
-    """
-    zero = number(0)
-
-    def low(name: str) -> Expr:
-        return number(lowest_threshold(spec, name))
-
-    newest_update = _max_by("pipeline_last_update_timestamp_seconds")
-    return {
-        "down": (binop(_max_by("pipeline_up"), "==", zero), "*"),
-        # the larger of the two ratios is above x iff one of them is; the runs
-        # ratio gets a label of its own so that ``or`` keeps both for ``max``
-        "error_rate": (
-            agg(
-                "max",
-                binop(
-                    binop(selector(ERROR_RATIO), ">", low("error_rate")),
-                    "or",
-                    call(
-                        "label_replace",
-                        binop(selector(RUN_ERROR_RATIO), ">", low("error_rate")),
-                        "ratio",
-                        "runs",
-                        "",
-                        "",
-                    ),
-                ),
-                _BY,
-            ),
-            ">",
-        ),
-        # the largest of a pipeline's series is above x iff one of them is
-        "sla": (
-            agg("max", binop(selector("pipeline_last_run_duration_seconds"), ">", low("sla")), _BY),
-            ">",
-        ),
-        # stale for longer than x iff the newest update is older than time() - x
-        "staleness": (
-            binop(
-                call("time"),
-                "-",
-                binop(newest_update, "<", binop(call("time"), "-", low("staleness"))),
-            ),
-            ">",
-        ),
-        "dependency": (
-            binop(_max_by("pipeline_dependency_up", "pipeline", "dependency"), "==", zero),
-            "*",
-        ),
-    }
-
-
-def exporter_down_rule(spec: Spec) -> dict[str, Any]:
-    """Return PipelineExporterDown: an exporter target down, or no exporter target at all.
-
-    Exporter targets are those labelled ``pipemedic_target="exporter"``
-    (:data:`EXPORTER_LABEL`), whatever their job is called. It has no
-    pipeline of its own; ``pipeline`` is the scrape job, so the receiver opens
-    one incident for the exporter, not one per pipeline (``pipemedic-exporter``
-    when there is no exporter target at all).
-    """
-    k = kind("exporter_down")
-    targets = selector("up", {EXPORTER_LABEL: EXPORTER_TARGET})
-    down = binop(targets, "==", number(0))
-    missing = call("label_replace", call("absent", targets), "job", EXPORTER_JOB, "", "")
-    expr = call("label_replace", binop(down, "or", missing), "pipeline", "$1", "job", "(.+)")
-    for_ = format_duration(for_seconds(spec.defaults, "exporter_down"))
-    return alert_rule(k, expr, for_, params_for(spec.defaults, "exporter_down").labels())
+def pipeline_kinds() -> tuple[str, ...]:
+    """Return the kinds with a per-pipeline signal, in the vocabulary's order."""
+    return tuple(k.kind for k in kinds() if k.rules.signal is not None)
 
 
 def _apply_keep_firing(files: list[RuleFile], keep_firing_for: str) -> None:
@@ -279,23 +136,29 @@ def _apply_keep_firing(files: list[RuleFile], keep_firing_for: str) -> None:
 
 def generate(spec: Spec, timing: Timing = PRODUCTION) -> list[RuleFile]:
     """Return the rule files for a spec, deterministically (same spec, same rules)."""
-    overrides = for_overrides(spec, PIPELINE_KINDS)
-    data = spec_data(spec, PIPELINE_KINDS, overrides)
-    alerts: list[dict[str, Any]] = []
+    window = timing.rate_window or spec.defaults.rate_window
+    names = pipeline_kinds()
+    overrides = for_overrides(spec, names)
+    data = spec_data(spec, names, overrides)
+    records: list[dict[str, Any]] = []
     matched: list[dict[str, Any]] = []
-    for name, (signal, op) in candidates(spec).items():
-        k = kind(name)
-        matched.append(record(candidates_metric(k), signal))
-        expr = joined(selector(candidates_metric(k)), op, k, data)
-        matched.append(record(matched_metric(k), expr, series_labels(k)))
-        alerts += labelled_alert_rules(k, matched_metric(k), spec, overrides[name])
-    alerts.append(exporter_down_rule(spec))
-    group = {
-        "name": "pipemedic-pipelines",
-        "rules": [*data.rules, *error_ratio_rules(timing.rate_window), *matched, *alerts],
-    }
+    alerts: list[dict[str, Any]] = []
+    own: list[dict[str, Any]] = []  # kinds writing their own alert (the exporter's), last
+    for k in kinds():
+        if k.rules.records is not None:
+            records += k.rules.records(spec, window)
+        if k.rules.signal is not None:
+            signal = k.rules.signal(spec, window)
+            matched.append(record(candidates_metric(k.kind), signal.candidates))
+            expr = joined(selector(candidates_metric(k.kind)), signal.ops, k, data)
+            matched.append(record(matched_metric(k.kind), expr, series_labels(k)))
+            alerts += labelled_alert_rules(k, matched_metric(k.kind), spec, overrides[k.kind])
+        elif k.rules.alerts is not None:
+            own += k.rules.alerts(spec)
+    rules = [*data.rules, *records, *matched, *alerts, *own]
+    group = {"name": "pipemedic-pipelines", "rules": rules}
     files = [RuleFile("pipemedic-pipelines", [group])]
-    slo = slo_file(spec, timing.rate_window)
+    slo = slo_file(spec, window)
     if slo is not None:
         files.append(slo)
     if timing.keep_firing_for is not None:

@@ -59,9 +59,11 @@ KNOWN_METRICS: dict[str, frozenset[str]] = family_names()
 _ANY_LABELS = frozenset({"ALERTS", "ALERTS_FOR_STATE"})
 # target labels every scraped series has (EXPORTER_LABEL: set on exporter targets)
 _ALWAYS = frozenset({"job", "instance", "__name__", "pipemedic_target"})
-# label -> the only values it takes, for metrics with that label
-_VOCABULARY: dict[str, frozenset[str]] = {
-    label: frozenset(values) for m in METRICS for label, values in m.values.items()
+# series name -> label -> the only values that label takes on it
+_VOCABULARY: dict[str, dict[str, frozenset[str]]] = {
+    series: {label: frozenset(values) for label, values in m.values.items()}
+    for m in METRICS
+    for series in m.series_names()
 }
 _STATIC_VALUES: dict[str, tuple[str, ...]] = {
     "severity": ("critical", "warning", "info"),
@@ -233,8 +235,8 @@ def _selector_problems(
                         "unknown-metric",
                     )
                 )
-            elif m.name in _VOCABULARY and m.value not in _VOCABULARY[m.name]:
-                allowed = ", ".join(sorted(_VOCABULARY[m.name]))
+            elif m.value not in _VOCABULARY[name].get(m.name, frozenset({m.value})):
+                allowed = ", ".join(sorted(_VOCABULARY[name][m.name]))
                 out.append(
                     doc.problem(
                         path,

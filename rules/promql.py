@@ -34,11 +34,13 @@ __all__ = [
     "check",
     "matrix",
     "number",
+    "offset",
     "parenthesized",
     "parse",
     "quote",
     "selector",
     "selectors_in",
+    "subquery",
 ]
 
 # Binary operator precedence, lowest first (Prometheus' parser/lex.go).
@@ -135,6 +137,16 @@ def selector(metric: str, matchers: Mapping[str, str] | None = None, **equal: st
 def matrix(vector: Expr, window: str) -> Expr:
     """Return a range selector over ``window`` (a Prometheus duration)."""
     return Expr(f"{vector.text}[{window}]")
+
+
+def offset(vector: Expr, window: str) -> Expr:
+    """Return an instant selector shifted ``window`` into the past."""
+    return Expr(f"{vector.text} offset {window}")
+
+
+def subquery(expr: Expr, window: str, step: str) -> Expr:
+    """Return ``(expr)[window:step]``: ``expr`` evaluated every ``step`` over ``window``."""
+    return Expr(f"{_wrap(expr, _ATOM)}[{window}:{step}]")
 
 
 def number(value: float) -> Expr:

@@ -19,7 +19,7 @@ from typing import Any
 
 import promql_parser
 
-from rules.alerts import AlertKind, for_seconds
+from rules.alerts import AlertKind, for_seconds, keep_firing_for
 from rules.durations import format_duration, parse_duration
 from rules.promql import Expr, binop, check, number, parse, selector
 from rules.spec import PipelineSpec, Spec
@@ -135,11 +135,14 @@ def alert_rule(
     k: AlertKind,
     expr: Expr,
     for_: str,
+    spec: Spec,
     static: dict[str, str] | None = None,
     *,
     category_from_series: bool = False,
 ) -> dict[str, Any]:
     """Return one alerting rule of a kind with its category, annotations and ``for``.
+
+    ``keep_firing_for`` is the spec's (``defaults.keep_firing_for.<kind>``).
 
     ``category_from_series``: the selected series already carry the kind's
     ``category`` (:func:`series_labels` on their record), so the rule does
@@ -147,8 +150,9 @@ def alert_rule(
     template for every active alert every cycle, static text included.
     """
     rule: dict[str, Any] = {"alert": k.alert, "expr": check(expr).text, "for": for_}
-    if k.keep_firing_for:
-        rule["keep_firing_for"] = k.keep_firing_for
+    keep = keep_firing_for(spec, k.kind)
+    if keep is not None:
+        rule["keep_firing_for"] = keep
     labels = {**({} if category_from_series else {"category": k.category}), **(static or {})}
     if labels:
         rule["labels"] = labels
@@ -183,12 +187,13 @@ def labelled_alert_rules(
     """
     default_for = format_duration(for_seconds(spec.defaults, k.kind))
     if not overrides:
-        return [alert_rule(k, selector(metric), default_for, category_from_series=True)]
+        return [alert_rule(k, selector(metric), default_for, spec, category_from_series=True)]
     default = selector(metric, {FOR_LABEL: ""})
-    rules = [alert_rule(k, default, default_for, category_from_series=True)]
+    rules = [alert_rule(k, default, default_for, spec, category_from_series=True)]
     for value in _distinct_for(overrides):
         only = selector(metric, {FOR_LABEL: value})
-        rules.append(alert_rule(k, only, value, {FOR_LABEL: value}, category_from_series=True))
+        static = {FOR_LABEL: value}
+        rules.append(alert_rule(k, only, value, spec, static, category_from_series=True))
     return rules
 
 
@@ -198,11 +203,12 @@ def alert_rules(
     """Return the kind's alert: one rule, plus one per distinct overridden ``for``."""
     default_for = format_duration(for_seconds(spec.defaults, k.kind))
     if not for_overrides:
-        return [alert_rule(k, expr, default_for)]
+        return [alert_rule(k, expr, default_for, spec)]
     marker = selector(FOR_MARKER, kind=k.kind)
-    rules = [alert_rule(k, binop(expr, "unless", marker, on=_BY), default_for)]
+    rules = [alert_rule(k, binop(expr, "unless", marker, on=_BY), default_for, spec)]
     for value in _distinct_for(for_overrides):
         only = selector(FOR_MARKER, {"for": value}, kind=k.kind)
         # a label of its own: promtool rejects same-name rules with identical labels
-        rules.append(alert_rule(k, binop(expr, "and", only, on=_BY), value, {FOR_LABEL: value}))
+        only_expr = binop(expr, "and", only, on=_BY)
+        rules.append(alert_rule(k, only_expr, value, spec, {FOR_LABEL: value}))
     return rules

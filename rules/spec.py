@@ -62,6 +62,11 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "team": "data-platform",
     "runbook_url": "https://runbooks.pipemedic.dev/pipelines",
     "for": {k.kind: k.for_ for k in ALERT_KINDS},
+    "keep_firing_for": {k.kind: k.keep_firing_for or "0s" for k in ALERT_KINDS},
+    "rate_window": "5m",
+    "volume_min_ratio": 0.5,
+    "volume_max_ratio": 2.0,
+    "volume_window": "1d",
     "max_attempts": 3,
     "cooldown": "5m",
     "dry_run": False,
@@ -165,6 +170,11 @@ class PipelineSpec:
     runbook_url: str
     for_: Mapping[str, str]
     severity: Mapping[str, str] = field(default_factory=dict)
+    keep_firing_for: Mapping[str, str] = field(default_factory=dict)
+    rate_window: str = "5m"
+    volume_min_ratio: float = 0.5
+    volume_max_ratio: float = 2.0
+    volume_window: str = "1d"
     slo: Slo | None = None
     dependencies: tuple[Dependency, ...] = ()
     recovery: Mapping[str, str] = field(default_factory=dict)
@@ -184,6 +194,10 @@ class PipelineSpec:
     @property
     def max_staleness_seconds(self) -> float:
         return parse_duration(self.max_staleness)
+
+    @property
+    def rate_window_seconds(self) -> float:
+        return parse_duration(self.rate_window)
 
     @property
     def slo_error_budget(self) -> float:
@@ -356,6 +370,20 @@ def spec_from(doc: Loaded) -> Spec:
     return _build(raw, source)
 
 
+# Fields of the rules every pipeline shares (one recording, one alert per kind).
+_DEFAULTS_ONLY = ("rate_window", "keep_firing_for", "volume_window")
+
+
+def _effective(raw: Mapping[str, Any], entry: Mapping[str, Any], key: str) -> Any:
+    """Return a field as the entry resolves it: its own, else the defaults', else built in."""
+    defaults = raw.get("defaults")
+    if key in entry:
+        return entry[key]
+    if isinstance(defaults, Mapping) and key in defaults:
+        return defaults[key]
+    return BUILTIN_DEFAULTS.get(key)
+
+
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
@@ -382,6 +410,32 @@ def _semantic_problems(
                     _line_of(index, where),
                     _dotted(where),
                     f"team {team!r} is not defined under teams: ({', '.join(sorted(teams))})",
+                )
+            )
+        if path != ("defaults",):
+            for key in _DEFAULTS_ONLY:
+                if key in entry:
+                    where = (*path, key)
+                    problems.append(
+                        Problem(
+                            source,
+                            _line_of(index, where),
+                            _dotted(where),
+                            f"{key} is shared by every pipeline's rules: set it under defaults",
+                        )
+                    )
+        low, high = (
+            _effective(raw, entry, key) for key in ("volume_min_ratio", "volume_max_ratio")
+        )
+        own = "volume_min_ratio" in entry or "volume_max_ratio" in entry
+        if own and isinstance(low, int | float) and isinstance(high, int | float) and low >= high:
+            where = (*path, "volume_min_ratio")
+            problems.append(
+                Problem(
+                    source,
+                    _line_of(index, where),
+                    _dotted(where),
+                    f"volume_min_ratio {low:g} must be below volume_max_ratio {high:g}",
                 )
             )
         rate = entry.get("max_error_rate")
@@ -500,9 +554,14 @@ def _team(name: str, raw: Mapping[str, Any]) -> Team:
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in over.items():
-        if key in ("for", "severity", "recovery", "actions", "diagnosis") and isinstance(
-            value, Mapping
-        ):
+        if key in (
+            "for",
+            "keep_firing_for",
+            "severity",
+            "recovery",
+            "actions",
+            "diagnosis",
+        ) and isinstance(value, Mapping):
             merged[key] = {**(base.get(key) or {}), **value}
         else:
             merged[key] = value
@@ -532,6 +591,11 @@ def _resolve(name: str, d: Mapping[str, Any], overrides: frozenset[str]) -> Pipe
         runbook_url=d["runbook_url"],
         for_=dict(d["for"]),
         severity=dict(d.get("severity") or {}),
+        keep_firing_for=dict(d["keep_firing_for"]),
+        rate_window=d["rate_window"],
+        volume_min_ratio=float(d["volume_min_ratio"]),
+        volume_max_ratio=float(d["volume_max_ratio"]),
+        volume_window=d["volume_window"],
         slo=Slo(**slo_raw) if slo_raw else None,
         dependencies=deps,
         recovery=dict(d.get("recovery") or {}),

@@ -23,8 +23,8 @@ handful of series) and reads the info series once per kind.
 
 Example::
 
-    data = spec_data(spec, PIPELINE_KINDS, for_overrides(spec, PIPELINE_KINDS))
-    joined(selector("pipeline:sla_alert:candidates"), ">", kind("sla"), data)
+    data = spec_data(spec, pipeline_kinds(), for_overrides(spec, pipeline_kinds()))
+    joined(selector("pipeline:sla_alert:candidates"), (">",), kind("sla"), data)
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipemedic.vocabulary import ALERT_KINDS
 from rules.alerts import AlertKind, kind, params_for
 from rules.promql import Expr, agg, binop, call, number, selector
 from rules.rulefile import FOR_LABEL, constant
@@ -45,7 +44,6 @@ __all__ = [
     "DEFAULT_METRIC",
     "INFO_METRIC",
     "SEV_MAP_METRIC",
-    "THRESHOLD_KINDS",
     "SpecData",
     "for_label",
     "joined",
@@ -57,16 +55,14 @@ __all__ = [
 INFO_METRIC = "pipeline:alert_spec:info"
 DEFAULT_METRIC = "pipemedic:alert_spec:default"
 SEV_MAP_METRIC = "pipemedic:alert_sev:map"
-# Kinds compared with a threshold; the others (down, dependency) only take labels.
-THRESHOLD_KINDS: tuple[str, ...] = tuple(k.kind for k in ALERT_KINDS if k.threshold is not None)
 # How the names of constant series end (``:spec``: the SLO group's per-pipeline data).
 CONSTANT_SUFFIXES: tuple[str, ...] = (":info", ":value", ":map", ":default", ":spec")
 _BY = ("pipeline",)
 
 
-def value_metric(k: AlertKind) -> str:
-    """Return the threshold-value series of a kind, one per distinct threshold."""
-    return f"pipemedic:{k.param}:value"
+def value_metric(param: str) -> str:
+    """Return the series of one threshold parameter, one per distinct value."""
+    return f"pipemedic:{param}:value"
 
 
 def for_label(kind_name: str) -> str:
@@ -90,10 +86,6 @@ class SpecData:
     own_severity: set[str] = field(default_factory=set)
 
 
-def _threshold(p: PipelineSpec, kind_name: str) -> str:
-    return number(params_for(p, kind_name).value).text
-
-
 def _differs(spec: Spec, p: PipelineSpec, kinds: Iterable[str], own_for: bool) -> bool:
     return own_for or any(params_for(p, n) != params_for(spec.defaults, n) for n in kinds)
 
@@ -102,8 +94,8 @@ def _spec_labels(p: PipelineSpec, kinds: tuple[str, ...]) -> dict[str, str]:
     """Return what every kind's join reads of ``p``: team, runbook, impact, thresholds, severity."""
     labels = {"team": p.team, "runbook_url": p.runbook_url, "impact": p.impact}
     for n in kinds:
-        if n in THRESHOLD_KINDS:
-            labels[kind(n).param] = _threshold(p, n)
+        for param, value in zip(kind(n).params, params_for(p, n).values, strict=True):
+            labels[param] = number(value).text
     for n in kinds:
         if n in p.severity:
             labels[severity_label_of(n)] = p.severity[n]
@@ -134,7 +126,15 @@ def spec_data(spec: Spec, kinds: Iterable[str], fors: dict[str, dict[str, str]])
     data.own_severity.update(n for n in names if severity_label_of(n) in defaults)
     data.rules.append(constant(DEFAULT_METRIC, 1, defaults))
     info: list[dict[str, Any]] = []
-    values = {n: {params_for(spec.defaults, n).value} for n in names if n in THRESHOLD_KINDS}
+    # threshold parameter -> every value it takes
+    values: dict[str, set[float]] = {}
+
+    def add_values(p: PipelineSpec) -> None:
+        for n in names:
+            for param, value in zip(kind(n).params, params_for(p, n).values, strict=True):
+                values.setdefault(param, set()).add(value)
+
+    add_values(spec.defaults)
     for name, p in spec.pipelines.items():
         own_for = {n: fors[n][name] for n in names if name in fors.get(n, {})}
         if not _differs(spec, p, names, bool(own_for)):
@@ -145,31 +145,28 @@ def spec_data(spec: Spec, kinds: Iterable[str], fors: dict[str, dict[str, str]])
         data.own_for.update(own_for)
         data.own_severity.update(n for n in names if severity_label_of(n) in labels)
         info.append(constant(INFO_METRIC, 1, labels))
-        for n in values:
-            values[n].add(params_for(p, n).value)
-    for n, seen in values.items():
-        k = kind(n)
+        add_values(p)
+    for param, seen in values.items():
         data.rules += [
-            constant(value_metric(k), v, {k.param: number(v).text}) for v in sorted(seen)
+            constant(value_metric(param), v, {param: number(v).text}) for v in sorted(seen)
         ]
     data.rules += _sev_table(names)
     data.rules += info
     return data
 
 
-def joined(signal: Expr, op: str, k: AlertKind, data: SpecData) -> Expr:
+def joined(signal: Expr, ops: tuple[str, ...], k: AlertKind, data: SpecData) -> Expr:
     """Give ``signal`` its alert labels: a listed pipeline's own settings, else the defaults'.
 
     The settings come as helper labels (``impact``, the threshold's, the
     kind's ``for_<kind>``/``severity_<kind>``), from the pipeline's info
-    series or, ``or on(pipeline)``, the defaults' series; then the threshold
-    filters by its value, the SEV table gives ``sev``/``severity``, a
+    series or, ``or on(pipeline)``, the defaults' series; then each threshold
+    filters by its value with its operator of ``ops`` (several: any of them,
+    a band), the SEV table gives ``sev``/``severity``, a
     pipeline's own ``for``/``severity`` become ``for_override``/``severity``,
     and the helpers are dropped.
     """
-    helpers = ["impact"]
-    if k.kind in THRESHOLD_KINDS:
-        helpers.append(k.param)
+    helpers = ["impact", *k.params]
     if k.kind in data.own_severity:
         helpers.append(severity_label_of(k.kind))
     expr = binop(
@@ -181,8 +178,14 @@ def joined(signal: Expr, op: str, k: AlertKind, data: SpecData) -> Expr:
         info = selector(INFO_METRIC)
         own = binop(signal, "*", info, on=_BY, group_left=("team", "runbook_url", *helpers))
         expr = binop(own, "or", expr, on=_BY, newline=True)
-    if k.kind in THRESHOLD_KINDS:
-        expr = binop(expr, op, selector(value_metric(k)), on=(k.param,), group_left=())
+    if k.params:
+        compared = [
+            binop(expr, op, selector(value_metric(param)), on=(param,), group_left=())
+            for param, op in zip(k.params, ops, strict=True)
+        ]
+        expr = compared[0]
+        for other in compared[1:]:
+            expr = binop(expr, "or", other)
     sev_map = selector(SEV_MAP_METRIC, degradation=k.degradation)
     expr = binop(expr, "*", sev_map, on=("impact",), group_left=("sev", "severity"))
     if k.kind in data.own_severity:

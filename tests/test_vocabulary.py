@@ -21,7 +21,8 @@ from receiver.models import Diagnosis, Incident
 from receiver.recovery.strategies import STRATEGIES
 from receiver.recovery.verify import SIGNALS, symptoms
 from receiver.report.followups import lessons_learned
-from rules.alerts import ANNOTATIONS, KINDS
+from rules import testcases
+from rules.alerts import kinds
 from rules.lint import KNOWN_METRICS
 from rules.severity import DEGRADATIONS
 from rules.spec import BUILTIN_DEFAULTS, load_spec
@@ -76,7 +77,10 @@ def test_alert_kinds_are_unique_and_complete() -> None:
         == len({k.alert for k in ALERT_KINDS})
         == len(ALERT_KINDS)
     )
-    assert set(ANNOTATIONS) == {k.kind for k in ALERT_KINDS} == {k.kind for k in KINDS}
+    assert [k.row for k in kinds()] == list(ALERT_KINDS)  # each row's module has its RULES
+    assert all(
+        isinstance(testcases.tests_of(row), testcases.KindTests) for row in ALERT_KINDS
+    )  # and its TESTS
     assert set(BUILTIN_DEFAULTS["for"]) == {k.kind for k in ALERT_KINDS}
     for k in ALERT_KINDS:
         assert k.degradation in DEGRADATIONS

@@ -25,6 +25,7 @@ from typing import Any, Final
 import yaml
 from yarl import URL
 
+from pipemedic.vocabulary import ALERT_KINDS
 from rules.generate import Timing, generate
 from rules.output import render_all, write_files
 from rules.spec import Spec
@@ -43,16 +44,11 @@ __all__ = [
 # on which the simulator's control routes are mounted.
 DEFAULT_CONTROL_ADDRESS: Final = "127.0.0.1:9108"
 
-# Every alert kind's ``for`` in the demo (production: minutes, see rules/pipelines.yml).
+# Every alert kind's ``for`` in the demo (production: minutes, see rules/pipelines.yml):
+# 5s, 10s for the slower signals, 0s where production fires at once.
+_SLOWER: Final = {"exporter_down": "10s", "staleness": "10s", "burn_ticket": "10s"}
 DEMO_FOR: Final[dict[str, str]] = {
-    "down": "5s",
-    "exporter_down": "10s",
-    "error_rate": "5s",
-    "sla": "0s",
-    "staleness": "10s",
-    "dependency": "5s",
-    "burn_page": "5s",
-    "burn_ticket": "10s",
+    k.kind: "0s" if k.for_ == "0s" else _SLOWER.get(k.kind, "5s") for k in ALERT_KINDS
 }
 DEMO_HEARTBEAT_TIMEOUT: Final = "10s"
 # Error ratios over 15s (15 scrapes at 1s); no keep_firing_for,

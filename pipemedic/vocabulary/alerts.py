@@ -1,12 +1,13 @@
 """The alert kinds pipemedic generates, one row each.
 
-A kind ties the spec's vocabulary (``for.<kind>``, ``severity.<kind>``) to
-the alert name fixed in DESIGN.md, the incident category diagnosis starts
-from, the service degradation that with the pipeline's ``impact`` gives the
-SEV (the receiver's table and the rules' ``pipemedic:alert_sev:map`` alike),
-the spec field its threshold comes from, its production ``for`` and
-``keep_firing_for``, and the rule module that writes its rules and promtool
-tests. Adding a kind is one :class:`AlertKind` row plus that module.
+A kind ties the spec's vocabulary (``for.<kind>``, ``severity.<kind>``,
+``keep_firing_for.<kind>``) to the alert name fixed in DESIGN.md, the
+incident category diagnosis starts from, the service degradation that with
+the pipeline's ``impact`` gives the SEV (the receiver's table and the rules'
+``pipemedic:alert_sev:map`` alike), the spec fields its thresholds come
+from, its production ``for`` and ``keep_firing_for``, and the rule module
+that writes its signal, annotations and promtool cases. Adding a kind is one
+:class:`AlertKind` row plus that module.
 """
 
 from __future__ import annotations
@@ -25,78 +26,119 @@ __all__ = ["ALERT_KINDS", "AlertKind", "alert_kind", "by_alert"]
 class AlertKind:
     """One generated alert.
 
-    ``threshold``: the spec field compared with (``None``: the alert fires on
-    a condition alone, e.g. ``pipeline_up == 0``); ``for_``: the production
+    ``thresholds``: the spec fields the signal is compared with, in the
+    order of the rule module's operators (none: the alert fires on a
+    condition alone, e.g. ``pipeline_up == 0``); ``for_``: the production
     ``for`` (the spec's ``for.<kind>`` overrides it); ``keep_firing_for``:
-    how long it keeps firing after the condition clears (``None``: not at all).
+    how long it keeps firing after the condition clears (``None``: not at
+    all; the spec's ``keep_firing_for.<kind>`` overrides it); ``rule_module``:
+    the module under ``rules/kinds/`` with its ``RULES``.
     """
 
     kind: str
     alert: str
     category: Category
     degradation: str
-    threshold: str | None
+    thresholds: tuple[str, ...]
     for_: str
-    keep_firing_for: str | None = None
+    keep_firing_for: str | None
+    rule_module: str
 
+
+def _row(
+    kind: str,
+    alert: str,
+    category: Category,
+    degradation: str,
+    thresholds: tuple[str, ...] = (),
+    *,
+    for_: str,
+    keep_firing_for: str | None = None,
+) -> AlertKind:
+    return AlertKind(
+        kind, alert, category, degradation, thresholds, for_, keep_firing_for, f"rules.kinds.{kind}"
+    )
+
+
+_C = Category
 
 ALERT_KINDS: Final[tuple[AlertKind, ...]] = (
-    AlertKind("down", "PipelineDown", Category.CONNECTIVITY, "unavailable", None, "1m", "2m"),
-    AlertKind(
+    _row("down", "PipelineDown", _C.CONNECTIVITY, "unavailable", for_="1m", keep_firing_for="2m"),
+    _row(
         "exporter_down",
         "PipelineExporterDown",
-        Category.CONNECTIVITY,
+        _C.CONNECTIVITY,
         "significant",
-        None,
-        "2m",
-        "2m",
+        for_="2m",
+        keep_firing_for="2m",
     ),
-    AlertKind(
+    _row(
         "error_rate",
         "PipelineHighErrorRate",
-        Category.DATA,
+        _C.DATA,
         "significant",
-        "max_error_rate",
-        "5m",
-        "5m",
+        ("max_error_rate",),
+        for_="5m",
+        keep_firing_for="5m",
     ),
-    AlertKind(
-        "sla", "PipelineSLAViolation", Category.RESOURCES, "performance", "sla_seconds", "0s"
-    ),
-    AlertKind(
+    _row("sla", "PipelineSLAViolation", _C.RESOURCES, "performance", ("sla_seconds",), for_="0s"),
+    _row(
         "staleness",
         "PipelineDataStale",
-        Category.DATA,
+        _C.DATA,
         "performance",
-        "max_staleness_seconds",
-        "5m",
+        ("max_staleness_seconds",),
+        for_="5m",
     ),
-    AlertKind(
+    _row(
         "dependency",
         "PipelineDependencyDown",
-        Category.CONNECTIVITY,
+        _C.CONNECTIVITY,
         "significant",
-        None,
-        "2m",
-        "2m",
+        for_="2m",
+        keep_firing_for="2m",
     ),
-    AlertKind(
+    _row(
+        "never_reported",
+        "PipelineNeverReported",
+        _C.CONNECTIVITY,
+        "unavailable",
+        ("heartbeat_timeout_seconds",),
+        for_="1m",
+    ),
+    _row("schema_change", "PipelineSchemaChange", _C.DATA, "significant", for_="0s"),
+    _row(
+        "volume_anomaly",
+        "PipelineVolumeAnomaly",
+        _C.DATA,
+        "performance",
+        ("volume_min_ratio", "volume_max_ratio"),
+        for_="5m",
+    ),
+    _row(
+        "circular_dependency",
+        "PipelineCircularDependency",
+        _C.LOGIC,
+        "significant",
+        for_="5m",
+    ),
+    _row(
         "burn_page",
         "PipelineErrorBudgetBurn",
-        Category.DATA,
+        _C.DATA,
         "significant",
-        "slo_error_budget",
-        "2m",
-        "5m",
+        ("slo_error_budget",),
+        for_="2m",
+        keep_firing_for="5m",
     ),
-    AlertKind(
+    _row(
         "burn_ticket",
         "PipelineErrorBudgetBurnSlow",
-        Category.DATA,
+        _C.DATA,
         "performance",
-        "slo_error_budget",
-        "15m",
-        "15m",
+        ("slo_error_budget",),
+        for_="15m",
+        keep_firing_for="15m",
     ),
 )
 

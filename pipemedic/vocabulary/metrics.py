@@ -184,6 +184,13 @@ METRICS: Final[tuple[Metric, ...]] = (
         (*_P, "dependency"),
         "Duration of the last dependency probe.",
     ),
+    Metric(
+        "pipeline_awaiting_first_report_timestamp_seconds",
+        "gauge",
+        _P,
+        "Since when the exporter has waited for a first report from a pipeline its spec "
+        "lists (absent once the pipeline reported).",
+    ),
     # the lineage graph and the OpenLineage mapping (exporters/openlineage/)
     Metric(
         "pipeline_upstream_info",

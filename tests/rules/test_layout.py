@@ -7,6 +7,7 @@ full-size series written per pipeline is ``pipeline:error_ratio:rate5m``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -55,6 +56,11 @@ def test_each_raw_metric_is_read_by_one_rule() -> None:
         "pipeline_runs_total": 2,
         "pipeline_records_failed_total": 1,
         "pipeline_records_processed_total": 1,
+        "pipeline_awaiting_first_report_timestamp_seconds": 1,
+        "pipeline_errors_total": 1,  # schema changes
+        "pipeline_last_run_output_records": 1,
+        "pipeline_dependency_cycle": 1,
+        "pipeline_upstream_info": 1,
     }
 
 
@@ -63,7 +69,7 @@ def test_a_kind_split_by_for_reads_its_signal_once(tmp_path: Path) -> None:
     rules = rules_of(text)
     down = [r for r in rules if r.get("alert") == "PipelineDown"]
     assert len(down) == 3  # default for, 2m, 5m
-    readers = [r for r in rules if "pipeline_up" in str(r.get("expr"))]
+    readers = [r for r in rules if re.search(r"\bpipeline_up\b", str(r.get("expr")))]
     assert [r.get("record") for r in readers] == ["pipeline:down_alert:candidates"]
     # the join with the spec is recorded once; each ``for`` rule selects its pipelines
     # from that record by the ``for_override`` label (from their info series)
@@ -92,6 +98,8 @@ def test_only_the_error_ratio_is_recorded_for_every_pipeline() -> None:
             "pipeline:error_ratio:rate5m",
             "pipeline:run_error_ratio:rate5m",
             "pipeline:runs_failed:rate5m",
+            # only pipelines with row counts: their median (a subquery) once, not twice
+            "pipeline:output_records:median_ratio",
         }
         # ... but the runs records only for pipelines whose failure rate is above 0
         exprs = {str(r.get("record")): str(r["expr"]) for r in rules_of(text)}

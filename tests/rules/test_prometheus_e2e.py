@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from exporters.app import create_app
+from exporters.config import ExporterConfig
 from rules.generate import EXPORTER_LABEL, EXPORTER_TARGET, generate
 from rules.output import render_all, write_files
 from rules.spec import parse_spec
@@ -148,3 +149,73 @@ async def test_exporter_down_watches_targets_by_the_label_prometheus_yml_sets(
     # the live exporter is up: at most the absent() of the first cycle, before any scrape,
     # still kept firing (keep_firing_for), never its target down
     assert alerts.get("pipemedic-exporter", {}).get("instance") is None, alerts
+
+
+NEVER_SPEC = """\
+defaults:
+  heartbeat_timeout: 2s
+  for: {never_reported: 0s}
+pipelines:
+  nightly_export:
+    team: commerce
+    impact: many
+  orders_sync:
+    team: commerce
+teams:
+  commerce: {}
+  data-platform: {}
+"""
+
+
+async def _wait_for(
+    session: aiohttp.ClientSession, url: str, name: str, done: Callable[[set[str]], bool]
+) -> dict[str, dict[str, str]]:
+    """Poll Prometheus' firing alerts of ``name`` until ``done(pipelines)`` (at most a minute)."""
+    deadline = time.monotonic() + 60
+    alerts: dict[str, dict[str, str]] = {}
+    while time.monotonic() < deadline:
+        alerts = await firing(session, url, name)
+        if done(set(alerts)):
+            break
+        await asyncio.sleep(0.5)
+    return alerts
+
+
+async def test_a_listed_pipeline_that_never_reports_fires_until_it_does(
+    aiohttp_server: Any, prometheus_server: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The exporter started with the spec exports its pipelines as awaiting a first report."""
+    spec = parse_spec(NEVER_SPEC, "never.yml")
+    config = ExporterConfig(probe_dependencies=False, expect_listed=True)
+    exporter = await aiohttp_server(create_app(spec=spec, config=config), host="127.0.0.1")
+    rules_dir = tmp_path / "rules"
+    write_files(rules_dir, render_all(generate(spec), spec.source))
+    prom_config = (
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: ['{rules_dir}/*.rules.yml']\n"
+        "scrape_configs:\n"
+        "  - job_name: pipemedic-exporter\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{exporter.port}']}}]\n"
+    )
+    prom = await asyncio.to_thread(prometheus_server, prom_config)
+    events = exporter.make_url("/events")
+
+    async with aiohttp.ClientSession() as session:
+        async with session.post(events, json=[{"pipeline": "orders_sync", "event": "heartbeat"}]):
+            pass
+        name = "PipelineNeverReported"
+        alerts = await _wait_for(session, prom.url, name, lambda p: "nightly_export" in p)
+        assert set(alerts) == {"nightly_export"}, alerts  # orders_sync reported
+        labels = alerts["nightly_export"]
+        assert (labels["team"], labels["category"], labels["sev"]) == (
+            "commerce",
+            "connectivity",
+            "SEV2",
+        )
+
+        # its first report ends the wait: the series goes, the alert resolves
+        body = [{"pipeline": "nightly_export", "event": "heartbeat"}]
+        async with session.post(events, json=body) as resp:
+            assert resp.status < 300, await resp.text()
+        alerts = await _wait_for(session, prom.url, name, lambda p: not p)
+        assert alerts == {}

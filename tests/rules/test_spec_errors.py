@@ -64,6 +64,27 @@ def test_bad_duration_names_file_line_and_path(
             "defaults:\n  actions:\n    scale_resource:\n      command: {argv: ['true']}\n",
             ":3: defaults.actions.scale_resource: unknown strategy 'scale_resource'",
         ),
+        # timing every pipeline's rules share belongs under defaults
+        (
+            "pipelines:\n  a:\n    rate_window: 1m\n",
+            ":3: pipelines.a.rate_window: rate_window is shared by every pipeline's rules: "
+            "set it under defaults",
+        ),
+        (
+            "pipelines:\n  a:\n    keep_firing_for: {down: 1m}\n",
+            ":3: pipelines.a.keep_firing_for: keep_firing_for is shared",
+        ),
+        ("defaults:\n  keep_firing_for:\n    upp: 1m\n", ":3: defaults.keep_firing_for.upp:"),
+        # a volume band that is empty
+        (
+            "pipelines:\n  a:\n    volume_min_ratio: 2\n    volume_max_ratio: 1.5\n",
+            ":3: pipelines.a.volume_min_ratio: volume_min_ratio 2 must be below "
+            "volume_max_ratio 1.5",
+        ),
+        (  # against the defaults' maximum
+            "pipelines:\n  a:\n    volume_min_ratio: 3\n",
+            ":3: pipelines.a.volume_min_ratio: volume_min_ratio 3 must be below volume_max_ratio 2",
+        ),
         # invalid YAML
         ("defaults: [unclosed\n", "invalid YAML"),
         # not a mapping

@@ -143,3 +143,46 @@ def test_spec_data_joins_give_each_pipeline_its_own_labels_thresholds_and_for(
     assert info == listed
     result = promtool_test([tmp_path / "pipemedic.test.yml"])
     assert result.ok, result.output
+
+
+NEW_KINDS = (
+    "pipelines:\n"
+    "  wide:\n    volume_min_ratio: 0.1\n    volume_max_ratio: 5\n    impact: most\n"
+    "  narrow:\n    volume_min_ratio: 0.8\n    volume_max_ratio: 1.2\n"
+    "  patient:\n    heartbeat_timeout: 20m\n    for: {never_reported: 3m, schema_change: 2m}\n"
+    "  hasty:\n    heartbeat_timeout: 1m\n    severity: {circular_dependency: critical}\n"
+)
+
+
+def test_new_kinds_with_overrides_pass_and_catch_rules_of_another_spec(tmp_path: Path) -> None:
+    """Volume bands, heartbeat timeouts and ``for`` of the lineage and never-reported kinds."""
+    spec = parse_spec(NEW_KINDS)
+    write_rules_and_tests(tmp_path, spec)
+    result = promtool_test([tmp_path / "pipemedic.test.yml"])
+    assert result.ok, result.output
+    doc = yaml.safe_load((tmp_path / "pipemedic.test.yml").read_text())
+    fired = {
+        t["name"].split(":")[0]: {
+            a["exp_labels"]["pipeline"] for a in t["alert_rule_test"][-1]["exp_alerts"]
+        }
+        for t in doc["tests"]
+    }
+    # narrow fires between its band and the default's, wide does not; hasty's
+    # 1m timeout fires where the default 5m would not, patient's 20m does not
+    assert {"narrow", "pipemedic_unlisted", "pipemedic_unlisted_low"} <= fired[
+        "PipelineVolumeAnomaly"
+    ]
+    assert "wide" not in fired["PipelineVolumeAnomaly"]
+    assert "hasty" in fired["PipelineNeverReported"]
+    assert "patient" not in fired["PipelineNeverReported"]
+    assert {"pipemedic_cycle_a", "pipemedic_cycle_b", "hasty"} <= fired[
+        "PipelineCircularDependency"
+    ]
+    assert not any(p.startswith("pipemedic_chain") for p in fired["PipelineCircularDependency"])
+    assert "pipemedic_new_series" in fired["PipelineSchemaChange"]
+
+    other = parse_spec(NEW_KINDS.replace("volume_max_ratio: 1.2", "volume_max_ratio: 3"))
+    write_files(tmp_path, render_all(generate(other), "x"))
+    result = promtool_test([tmp_path / "pipemedic.test.yml"])
+    assert not result.ok
+    assert "PipelineVolumeAnomaly" in result.output
