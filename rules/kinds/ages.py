@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 
 from rules.alerts import lowest_threshold
-from rules.kinds import Signal
+from rules.kinds import KindRules, Signal
 from rules.promql import agg, binop, call, number, selector
 from rules.spec import Spec
-from rules.testcases import STEP, Builder, Case, num, series
+from rules.templates import Template
+from rules.testcases import STEP, Builder, Case, KindTests, num, series, threshold_cases
 
-__all__ = ["age_case", "age_signal"]
+__all__ = ["age_case", "age_kind", "age_signal"]
 
 
 def age_signal(spec: Spec, kind_name: str, metric: str) -> Signal:
@@ -30,3 +31,21 @@ def age_case(b: Builder, metric: str, pipeline: str, age: float, fires: bool, st
     age = float(math.floor(age))
     found = [series(metric, b.labels(pipeline), f"{num(-age)}+{STEP}x{steps}")]
     return b.case(pipeline, found, age if fires else None)
+
+
+def age_kind(
+    kind_name: str, metric: str, summary: Template, description: Template
+) -> tuple[KindRules, KindTests]:
+    """Return the ``RULES`` and ``TESTS`` of a kind firing when ``metric`` is older than its
+    threshold (the age is the alert's value)."""
+
+    def signal(spec: Spec, window: str) -> Signal:
+        return age_signal(spec, kind_name, metric)
+
+    def case(b: Builder, pipeline: str, age: float, fires: bool, steps: int) -> Case:
+        return age_case(b, metric, pipeline, age, fires, steps)
+
+    def cases(b: Builder, steps: int) -> list[Case]:
+        return threshold_cases(b, steps, case, lambda t: 2 * t)
+
+    return KindRules(summary, description, signal=signal), KindTests(cases=cases)

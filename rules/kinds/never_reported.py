@@ -10,28 +10,13 @@ life"). A pipeline that reports once and then stops is PipelineDown's.
 
 from __future__ import annotations
 
-from rules.kinds import PIPELINE, KindRules, Signal, template
-from rules.kinds.ages import age_case, age_signal
-from rules.spec import Spec
+from rules.kinds import PIPELINE, template
+from rules.kinds.ages import age_kind
 from rules.templates import Value
-from rules.testcases import Builder, Case, KindTests, threshold_cases
 
-METRIC = "pipeline_awaiting_first_report_timestamp_seconds"
-
-
-def _signal(spec: Spec, window: str) -> Signal:
-    return age_signal(spec, "never_reported", METRIC)
-
-
-def _case(b: Builder, pipeline: str, age: float, fires: bool, steps: int) -> Case:
-    return age_case(b, METRIC, pipeline, age, fires, steps)
-
-
-def _cases(b: Builder, steps: int) -> list[Case]:
-    return threshold_cases(b, steps, _case, lambda t: 2 * t)
-
-
-RULES = KindRules(
+RULES, TESTS = age_kind(
+    "never_reported",
+    "pipeline_awaiting_first_report_timestamp_seconds",
     summary=template("Pipeline ", PIPELINE, " has never reported"),
     description=template(
         PIPELINE,
@@ -39,6 +24,4 @@ RULES = KindRules(
         Value("humanizeDuration"),
         " since the exporter started, longer than its heartbeat_timeout.",
     ),
-    signal=_signal,
 )
-TESTS = KindTests(cases=_cases)

@@ -14,7 +14,7 @@ from exporters.app import create_app
 from exporters.config import ExporterConfig
 from rules.generate import EXPORTER_LABEL, EXPORTER_TARGET, generate
 from rules.output import render_all, write_files
-from rules.spec import parse_spec
+from rules.spec import Spec, parse_spec
 
 SPEC = """\
 defaults:
@@ -28,6 +28,21 @@ teams:
   commerce: {}
   data-platform: {}
 """
+
+
+def scraping(spec: Spec, port: int, folder: Path) -> str:
+    """Write the spec's rules into ``folder``; return a Prometheus config scraping the exporter."""
+    rules_dir = folder / "rules"
+    write_files(rules_dir, render_all(generate(spec), spec.source))
+    return (
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: ['{rules_dir}/*.rules.yml']\n"
+        "scrape_configs:\n"
+        "  - job_name: pipemedic-exporter\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+        f"    relabel_configs: [{{target_label: {EXPORTER_LABEL}, "
+        f"replacement: {EXPORTER_TARGET}}}]\n"
+    )
 
 
 async def firing(session: aiohttp.ClientSession, url: str, name: str) -> dict[str, dict[str, str]]:
@@ -45,19 +60,8 @@ async def test_pipeline_down_fires_with_labels_from_the_spec(
 ) -> None:
     spec = parse_spec(SPEC, "e2e.yml")
     exporter = await aiohttp_server(create_app(spec=spec), host="127.0.0.1")
-    rules_dir = tmp_path / "rules"
-    write_files(rules_dir, render_all(generate(spec), spec.source))
-    config = (
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        f"rule_files: ['{rules_dir}/*.rules.yml']\n"
-        "scrape_configs:\n"
-        "  - job_name: pipemedic-exporter\n"
-        f"    static_configs: [{{targets: ['127.0.0.1:{exporter.port}']}}]\n"
-        f"    relabel_configs: [{{target_label: {EXPORTER_LABEL}, "
-        f"replacement: {EXPORTER_TARGET}}}]\n"
-    )
     # start Prometheus off the loop: the exporter shares this loop and must keep serving
-    prom = await asyncio.to_thread(prometheus_server, config)
+    prom = await asyncio.to_thread(prometheus_server, scraping(spec, exporter.port, tmp_path))
 
     async with aiohttp.ClientSession() as session:
         events = [
@@ -188,16 +192,7 @@ async def test_a_listed_pipeline_that_never_reports_fires_until_it_does(
     spec = parse_spec(NEVER_SPEC, "never.yml")
     config = ExporterConfig(probe_dependencies=False, expect_listed=True)
     exporter = await aiohttp_server(create_app(spec=spec, config=config), host="127.0.0.1")
-    rules_dir = tmp_path / "rules"
-    write_files(rules_dir, render_all(generate(spec), spec.source))
-    prom_config = (
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        f"rule_files: ['{rules_dir}/*.rules.yml']\n"
-        "scrape_configs:\n"
-        "  - job_name: pipemedic-exporter\n"
-        f"    static_configs: [{{targets: ['127.0.0.1:{exporter.port}']}}]\n"
-    )
-    prom = await asyncio.to_thread(prometheus_server, prom_config)
+    prom = await asyncio.to_thread(prometheus_server, scraping(spec, exporter.port, tmp_path))
     events = exporter.make_url("/events")
 
     async with aiohttp.ClientSession() as session:
