@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 from exporters.render import FAMILIES
 from pipemedic.vocabulary import (
@@ -16,6 +17,7 @@ from pipemedic.vocabulary import (
     Source,
     by_alert,
 )
+from pipemedic.vocabulary.docs import render_markdown
 from receiver.diagnosis import ALERT_HANDLERS, HANDLERS
 from receiver.models import Diagnosis, Incident
 from receiver.recovery.strategies import STRATEGIES
@@ -96,3 +98,10 @@ def test_metric_table_feeds_the_renderer_and_the_linter() -> None:
     for m in METRICS:
         for series in m.series_names():
             assert KNOWN_METRICS[series] >= frozenset(m.labels)
+
+
+def test_docs_vocabulary_is_generated_from_the_tables() -> None:
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "vocabulary.md").read_text()
+    assert committed == render_markdown(), (
+        "docs/vocabulary.md is stale: python -m pipemedic.vocabulary.docs > docs/vocabulary.md"
+    )

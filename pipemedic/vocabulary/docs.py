@@ -1,0 +1,95 @@
+"""Write docs/vocabulary.md from the vocabulary's tables, so the docs cannot drift from them.
+
+``python -m pipemedic.vocabulary.docs > docs/vocabulary.md``; a test fails
+while the committed file differs from what this renders.
+"""
+
+from __future__ import annotations
+
+from pipemedic.vocabulary.alerts import ALERT_KINDS
+from pipemedic.vocabulary.causes import CAUSES
+from pipemedic.vocabulary.metrics import METRICS
+
+__all__ = ["render_markdown"]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _causes() -> list[str]:
+    lines = [
+        "## Error reason -> cause -> recovery",
+        "",
+        "Diagnosis turns the `reason` of `pipeline_errors_total` (or the evidence of an",
+        "alert kind) into a cause; recovery runs the cause's default strategy (the spec's",
+        "`recovery:` may override it per pipeline) or escalates to people, saying why; a",
+        "recovery counts as verified once new errors of the cause's reasons and its",
+        "symptoms are gone.",
+        "",
+        "| cause | category | reasons | recovery | verified when clear | prevent |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for c in CAUSES:
+        reasons = ", ".join(f"`{r}`" for r in c.reasons) or "-"
+        recovery = f"`{c.strategy}`" if c.strategy else f"escalate: {_cell(c.escalation)}"
+        symptoms = "; ".join(f"{s.note} (`{s.signal}` {s.op} its limit)" for s in c.symptoms)
+        lines.append(
+            f"| `{c.name}` | {c.category or '-'} | {reasons} | {recovery} | {symptoms or '-'} | "
+            f"{_cell(c.prevent) or '-'} |"
+        )
+    return lines
+
+
+def _alerts() -> list[str]:
+    lines = [
+        "## Alert kinds",
+        "",
+        "The spec names a kind in `for.<kind>`, `severity.<kind>` and",
+        "`defaults.keep_firing_for.<kind>`; the SEV is the degradation x the pipeline's",
+        "`impact`.",
+        "",
+        "| kind | alert | category | degradation | thresholds (spec) | for | keep_firing_for |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for k in ALERT_KINDS:
+        thresholds = ", ".join(f"`{t}`" for t in k.thresholds) or "-"
+        lines.append(
+            f"| `{k.kind}` | `{k.alert}` | {k.category} | {k.degradation} | {thresholds} | "
+            f"{k.for_} | {k.keep_firing_for or '-'} |"
+        )
+    return lines
+
+
+def _metrics() -> list[str]:
+    lines = [
+        "## Metrics",
+        "",
+        "| metric | type | labels | written by | help |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for m in METRICS:
+        labels = ", ".join(f"`{label}`" for label in m.labels) or "-"
+        lines.append(f"| `{m.name}` | {m.type} | {labels} | {m.source} | {_cell(m.help)} |")
+    return lines
+
+
+def render_markdown() -> str:
+    """Return docs/vocabulary.md."""
+    parts = [
+        "# The vocabulary: causes, alert kinds, metrics",
+        "",
+        "Generated from `pipemedic/vocabulary/` by",
+        "`python -m pipemedic.vocabulary.docs > docs/vocabulary.md`; do not edit by hand.",
+        "",
+        *_causes(),
+        "",
+        *_alerts(),
+        "",
+        *_metrics(),
+    ]
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")
