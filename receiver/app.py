@@ -46,6 +46,9 @@ from receiver.notify.metrics import NotifyMetrics
 from receiver.notify.mobilize import PAGE_DESTINATION, Mobilizer
 from receiver.notify.paging import AlertmanagerPager
 from receiver.notify.send import AppriseSender, Sender
+from receiver.people.access import ACCESS, Access, access_middleware
+from receiver.people.actions import HumanActions
+from receiver.people.routes import HUMAN, add_people_routes
 from receiver.plugins import Tables, check_spec, load_plugins
 from receiver.recovery import Recoverer
 from receiver.recovery.metrics import RecoveryMetrics
@@ -155,9 +158,10 @@ def create_app(
     are loaded now (``PluginError`` for a broken one). ``store_opener`` opens
     ``config.store_url`` (the benchmarks' ceiling passes a store that keeps nothing).
     """
-    app = web.Application(client_max_size=config.body_limit_bytes)
+    app = web.Application(client_max_size=config.body_limit_bytes, middlewares=[access_middleware])
     metrics = ReceiverMetrics()
     app[CONFIG] = config
+    app[ACCESS] = Access(config.people)
     app[METRICS] = metrics
     app[SPEC] = spec if spec is not None else load_spec(config.spec_path)
     tables = plugins if plugins is not None else load_plugins()
@@ -251,6 +255,7 @@ def create_app(
             worker_id=worker,
         )
         app[WORKER] = pool
+        app[HUMAN] = HumanActions(lifecycle)  # people act through the same lifecycle
         if config.worker_concurrency == 0:  # intake-only replica
             yield
             return
@@ -265,6 +270,7 @@ def create_app(
     app.router.add_get("/-/healthy", _healthy, name="healthy")
     app.router.add_get("/-/ready", _ready, name="ready")
     add_routes(app)
+    add_people_routes(app)
     return app
 
 

@@ -24,6 +24,7 @@ Example ``receiver.yml``::
       concurrency: 4            # sends at once (0: this replica delivers nothing)
       max_age: 24h              # a message undelivered this long is given up
       paging: {alertmanager_url: http://127.0.0.1:9093}   # PipelineIncident pages
+    people: {users: [...], proxy: {...}}   # who may act on incidents (receiver.people.config)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import yaml
 
 from pipemedic.address import split_host_port
 from receiver.errors import ConfigError
+from receiver.people.config import PeopleConfig, parse_people
 from receiver.recovery.config import RecoveryConfig
 from rules.durations import parse_duration
 
@@ -83,6 +85,7 @@ _TOP_FIELDS = frozenset(
         "recovery",
         "external_url",
         "notify",
+        "people",
     }
 )
 
@@ -130,6 +133,7 @@ class ReceiverConfig:
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     external_url: str | None = None
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    people: PeopleConfig = field(default_factory=PeopleConfig)  # who may read and act
     source: str = "<defaults>"
 
 
@@ -338,6 +342,7 @@ def parse_config(raw: Any, source: str = "<string>") -> ReceiverConfig:
             else None
         ),
         notify=_notify(doc.get("notify"), reader),
+        people=parse_people(doc.get("people"), reader),
         source=source,
     )
 

@@ -113,7 +113,7 @@ class ReceiverMetrics:
         )
         self.time_to_acknowledge = Histogram(
             "pipemedic_incident_time_to_acknowledge_seconds",
-            "From the first alert's startsAt to the receiver acknowledging it.",
+            "From the first alert's startsAt to a person acknowledging the incident.",
             ["sev"],
             buckets=_SLOW,
             registry=r,

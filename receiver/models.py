@@ -176,20 +176,28 @@ class IngestResult:
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    """One step of an incident: ``{"at": ISO-8601, "event": ..., "detail": ...}``."""
+    """One step of an incident: ``{"at": ISO-8601, "event": ..., "detail": ...}``.
+
+    ``by`` names the person behind a human action (``{..., "by": "alice"}``);
+    automation's entries have none and carry no ``by`` key.
+    """
 
     at: datetime
     event: str
     detail: Any = None
+    by: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"at": format_time(self.at), "event": self.event, "detail": self.detail}
+        doc = {"at": format_time(self.at), "event": self.event, "detail": self.detail}
+        if self.by is not None:
+            doc["by"] = self.by
+        return doc
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> TimelineEntry:
         at = parse_time(doc["at"])
         assert at is not None
-        return cls(at=at, event=doc["event"], detail=doc.get("detail"))
+        return cls(at=at, event=doc["event"], detail=doc.get("detail"), by=doc.get("by"))
 
 
 @dataclass(frozen=True)
@@ -292,6 +300,12 @@ class Incident:
     another cause adds one); ``diagnosis`` is the one that decides: the one
     behind the latest recovery, else the first. The timeline is kept in the
     order entries were written; readers see it in time order (``sorted_timeline``).
+
+    People's fields: ``acknowledged_at``/``acknowledged_by`` (a person took it),
+    ``pending_approval`` (a recovery step waiting for approve/reject, with
+    ``decision`` once someone decided), ``review`` (written when closing).
+    ``version`` counts saves, so the lifecycle can tell a concurrent write
+    by a person from its own (``Lifecycle.save``).
     """
 
     id: int
@@ -312,6 +326,11 @@ class Incident:
     postmortem: str | None = None
     # notifications caused by entries not saved yet; the store writes them with the entries
     outbox: list[OutboxMessage] = field(default_factory=list, repr=False, compare=False)
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    pending_approval: dict[str, Any] | None = None
+    review: dict[str, Any] | None = None
+    version: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -331,6 +350,11 @@ class Incident:
             "actions": [a.to_json() for a in self.actions],
             "timeline": [t.to_json() for t in self.sorted_timeline()],
             "has_postmortem": self.postmortem is not None,
+            "acknowledged_at": format_time(self.acknowledged_at),
+            "acknowledged_by": self.acknowledged_by,
+            "pending_approval": self.pending_approval,
+            "review": self.review,
+            "version": self.version,
         }
 
     def sorted_timeline(self) -> list[TimelineEntry]:

@@ -186,6 +186,7 @@ class PipelineSpec:
     overrides: frozenset[str] = frozenset()
     diagnosis: DiagnosisThresholds = DiagnosisThresholds()
     upstream: tuple[str, ...] = ()
+    approval: str = "none"  # "required": every step waits for a person (per strategy: actions)
 
     @property
     def sla_seconds(self) -> float:
@@ -211,6 +212,11 @@ class PipelineSpec:
     @property
     def cooldown_seconds(self) -> float:
         return parse_duration(self.cooldown)
+
+    def needs_approval(self, strategy: str) -> bool:
+        """Whether a step of ``strategy`` waits for a person's approval before it runs."""
+        action = self.actions.get(strategy) or {}
+        return (action.get("approval") or self.approval) == "required"
 
     def strategy_for(self, cause: str) -> str | None:
         """Return the recovery strategy for a diagnosed cause, or None to escalate.
@@ -607,6 +613,7 @@ def _resolve(name: str, d: Mapping[str, Any], overrides: frozenset[str]) -> Pipe
         overrides=overrides,
         diagnosis=DiagnosisThresholds(**(d.get("diagnosis") or {})),
         upstream=tuple(d.get("upstream") or ()),
+        approval=d.get("approval", "none"),
     )
 
 

@@ -62,7 +62,7 @@ def build_action(
     path when the kind is missing, ambiguous or its settings are unusable.
     """
     known = [*ACTION_KINDS, PLUGIN_KEY]
-    kinds = [k for k in config if k != "dry_run"]
+    kinds = [k for k in config if k not in ("dry_run", "approval")]
     unknown = [k for k in kinds if k not in known]
     if unknown:
         raise ActionConfigError(

@@ -37,7 +37,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pipemedic.vocabulary import IncidentState, by_alert, cause
 from receiver.errors import IllegalTransition
@@ -60,6 +60,7 @@ from rules.spec import Spec
 
 __all__ = [
     "ACTIVE_STATES",
+    "ENDED_STATES",
     "OPEN_STATES",
     "TRANSITIONS",
     "WORK_STATES",
@@ -85,6 +86,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 ACTIVE_STATES: frozenset[str] = frozenset({S.OPEN, S.DIAGNOSING, S.RECOVERING})
 # states in which a new firing alert is diagnosed (and may act, through the guard)
 WORK_STATES: frozenset[str] = ACTIVE_STATES | {S.RECOVERED}
+# states automation never leaves by itself while working: people may reach them
+# concurrently (reject escalates, resolve, close), and automation's saves keep them
+ENDED_STATES: frozenset[str] = frozenset({S.ESCALATED, S.RESOLVED, S.CLOSED})
+_T = TypeVar("_T")
 # states counted as open incidents in the metrics
 OPEN_STATES: tuple[str, ...] = (S.OPEN, S.DIAGNOSING, S.RECOVERING, S.RECOVERED, S.ESCALATED)
 # states whose arrival ends automation: the post-mortem draft is written with them
@@ -166,14 +171,21 @@ class Lifecycle:
 
     # timeline, state and SEV --------------------------------------------------
     def note(
-        self, incident: Incident, event: str, detail: Any = None, at: datetime | None = None
+        self,
+        incident: Incident,
+        event: str,
+        detail: Any = None,
+        at: datetime | None = None,
+        by: str | None = None,
     ) -> None:
-        """Append a timeline entry (``at`` defaults to now) and the notifications it causes.
+        """Append a timeline entry (``at`` defaults to now; ``by``: the person acting)
+        and the notifications it causes.
 
         The notifications ride on ``incident.outbox`` and are written by the
         same store call that writes the entry.
         """
-        self._append(incident, TimelineEntry(at=at or self.clock(), event=event, detail=detail))
+        entry = TimelineEntry(at=at or self.clock(), event=event, detail=detail, by=by)
+        self._append(incident, entry)
 
     def _append(self, incident: Incident, entry: TimelineEntry) -> None:
         """Append one entry, with the notifications it causes (written in the same save)."""
@@ -188,6 +200,7 @@ class Lifecycle:
         detail: Any = None,
         at: datetime | None = None,
         event: str | None = None,
+        by: str | None = None,
     ) -> None:
         """Move to ``state`` if the lifecycle allows it, with a timeline entry."""
         if state == incident.state:
@@ -197,7 +210,7 @@ class Lifecycle:
                 f"incident {incident.id}: {incident.state} -> {state} is not allowed"
             )
         before, incident.state = incident.state, state
-        self.note(incident, event or state, detail, at)
+        self.note(incident, event or state, detail, at, by)
         log.log(
             logging.WARNING if state == "escalated" else logging.INFO,
             "incident %d %s: %s -> %s (%s)",
@@ -297,7 +310,8 @@ class Lifecycle:
             {"alert": alert.name, "fingerprint": alert.fingerprint},
             at=alert.starts_at,
         )
-        self.note(incident, "acknowledged", {"group_key": event.group_key}, at=event.received_at)
+        # receipt of the webhook; a person's acknowledgement is ``acknowledged``
+        self.note(incident, "received", {"group_key": event.group_key}, at=event.received_at)
         impact = self.spec.pipeline(alert.pipeline).impact  # users affected, as declared
         self.note(
             incident, "sev_set", {"sev": sev, "why": why, "impact": impact}, at=event.received_at
@@ -324,9 +338,6 @@ class Lifecycle:
             },
         )
         self._track(incident)
-        if self.metrics is not None:
-            lag = (event.received_at - alert.starts_at).total_seconds()
-            self.metrics.time_to_acknowledge.labels(sev=sev).observe(max(lag, 0.0))
         return incident
 
     async def _resolve(self, event: AlertEvent) -> StageResult:
@@ -447,6 +458,17 @@ class Lifecycle:
             "escalated", {**(detail or {}), "reason": reason, "roles": incident.roles}
         )
 
+    def request_approval(self, incident: Incident, request: Mapping[str, Any]) -> bool:
+        """Record that a step waits for a person (``approval_needed``); False if it already does."""
+        pending = incident.pending_approval
+        same = pending is not None and pending.get("strategy") == request.get("strategy")
+        if same and pending is not None and pending.get("decision") is None:
+            return False
+        incident.pending_approval = dict(request)
+        shown = {k: v for k, v in request.items() if k != "alert"}
+        self.note(incident, "approval_needed", {**shown, "roles": incident.roles})
+        return True
+
     async def escalate(
         self, incident: Incident, reason: str, detail: Mapping[str, Any] | None = None
     ) -> None:
@@ -495,9 +517,38 @@ class Lifecycle:
         await self._save(incident)
 
     async def _save(self, incident: Incident) -> None:
-        """The one write of an incident; the open-incidents gauge follows it."""
-        await self.store.save_incident(incident)
+        """The one write of an incident, keeping what people wrote meanwhile.
+
+        Automation holds its copy for a whole recovery (under the pipeline lock)
+        while people act on the stored one (under the short incident lock, see
+        ``act``). When the stored version moved on since this copy was read, a
+        person wrote: their fields, their timeline entries, a state they ended the
+        incident in, a SEV they set and an approval decision win over this copy.
+        The open-incidents gauge follows the save.
+        """
+        async with self.store.incident_lock(incident.id):
+            stored = await self.store.get_incident(incident.id)
+            if stored is not None and stored.version != incident.version:
+                _keep_concurrent(incident, stored)
+            incident.version = (stored.version if stored is not None else incident.version) + 1
+            await self.store.save_incident(incident)
         self._track(incident)
+
+    async def act(self, incident_id: int, apply: Callable[[Incident], _T]) -> tuple[Incident, _T]:
+        """Apply a person's change to the stored incident and save it, atomically.
+
+        ``apply`` raises to refuse (nothing is saved); ``LookupError`` for an
+        unknown id. Never waits for a recovery (no pipeline lock).
+        """
+        async with self.store.incident_lock(incident_id):
+            incident = await self.store.get_incident(incident_id)
+            if incident is None:
+                raise LookupError(incident_id)
+            result = apply(incident)
+            incident.version += 1
+            await self.store.save_incident(incident)
+        self._track(incident)
+        return incident, result
 
     def _track(self, incident: Incident) -> None:
         """Keep ``pipemedic_incidents_open`` in step with one saved incident (no recount)."""
@@ -527,3 +578,24 @@ class Lifecycle:
         self._open_sevs = found
         self._sev_counts = Counter(found.values())
         self.metrics.set_open_incidents(count_by_sev(found.values()))
+
+
+def _keep_concurrent(held: Incident, stored: Incident) -> None:
+    """Bring what people wrote to ``stored`` into automation's ``held`` copy (``_save``)."""
+    held.timeline = merge_timelines(held.timeline, stored.timeline)
+    held.acknowledged_at, held.acknowledged_by = stored.acknowledged_at, stored.acknowledged_by
+    held.roles, held.review = stored.roles, stored.review
+    if stored.state in ENDED_STATES and stored.state != held.state:
+        held.state, held.resolved_at, held.closed_at = (
+            stored.state,
+            stored.resolved_at,
+            stored.closed_at,
+        )
+        held.postmortem, held.pending_approval = stored.postmortem, stored.pending_approval
+    mine, theirs = held.pending_approval, stored.pending_approval
+    if mine is not None and theirs is not None and mine.get("step") == theirs.get("step"):
+        held.pending_approval = theirs  # a decision taken meanwhile
+    sevs = [t for t in held.timeline if t.event in ("sev_set", "sev_changed")]
+    for entry in sorted(sevs, key=lambda t: t.at)[-1:]:  # the latest SEV decision wins
+        if isinstance(entry.detail, Mapping):
+            held.sev = str(entry.detail.get("to") or entry.detail.get("sev") or held.sev)

@@ -37,6 +37,7 @@ class RecoveryConfig:
     silence_during_recovery: bool = False  # silence the pipeline's alerts while acting
     alertmanager_url: str | None = None  # for silences (API v2)
     silence_max_seconds: float = 3600.0  # a silence's end if expiring it fails
+    approval_timeout_seconds: float = 1800.0  # a step nobody approved escalates after this
 
     def __post_init__(self) -> None:
         if self.silence_during_recovery and not self.alertmanager_url:

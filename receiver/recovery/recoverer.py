@@ -173,6 +173,8 @@ class Recoverer:
         except ActionConfigError as exc:
             return run.escalate(f"action configuration unusable: {exc}")
         plan = strategy.plan(d, spec)
+        if spec.needs_approval(run.strategy) and not _approved(run.incident, run.strategy):
+            return self._ask_approval(run, action)
         dry = [
             why
             for why, on in (
@@ -198,6 +200,24 @@ class Recoverer:
             run, self.silences, clock=self.clock, max_seconds=self.config.silence_max_seconds
         ):
             return await self._attempts(run, action, plan)
+
+    def _ask_approval(self, run: Run, action: Action) -> RecoveryResult:
+        """End the call with the step a person must approve (the worker records the request)."""
+        assert run.strategy is not None
+        now = self.clock()
+        timeout = now + timedelta(seconds=self.config.approval_timeout_seconds)
+        request = {
+            "step": run.strategy,
+            "strategy": run.strategy,
+            "cause": run.diagnosis.cause,
+            "action": action.summary,
+            "requested_at": now.isoformat(),
+            "timeout_at": timeout.isoformat(),
+        }
+        why = f"{run.strategy} waits for a person's approval (until {timeout.isoformat()})"
+        return RecoveryResult(
+            "approval_needed", run.strategy, run.actions, why, tuple(run.entries), approval=request
+        )
 
     async def _attempts(self, run: Run, action: Action, plan: StepPlan) -> RecoveryResult:
         """Run attempts until one clears the condition, a guardrail stops, or the alert ends."""
@@ -263,3 +283,10 @@ class Recoverer:
             incident.opened_at - timedelta(seconds=1), pipeline=incident.pipeline
         )
         return incident_attempts(records, incident.id)
+
+
+def _approved(incident: Incident, strategy: str) -> bool:
+    """Whether a person approved ``strategy``'s step on this incident (and it is not used up)."""
+    pending = incident.pending_approval or {}
+    decision = pending.get("decision") or {}
+    return pending.get("strategy") == strategy and decision.get("decision") == "approved"

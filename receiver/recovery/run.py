@@ -26,7 +26,8 @@ MANUAL = "requires manual intervention"
 
 @dataclass(frozen=True)
 class RecoveryResult:
-    """How a recovery ended: ``recovered``, ``escalated``, ``dry_run`` or ``skipped``.
+    """How a recovery ended: ``recovered``, ``escalated``, ``dry_run``, ``skipped``,
+    or ``approval_needed`` (``approval`` says which step waits for a person).
 
     ``entries``: the timeline entries of what it did, in order. ``busy_until``:
     skipped because a step is leased to another worker until then (see recoverer.py).
@@ -39,6 +40,7 @@ class RecoveryResult:
     entries: tuple[TimelineEntry, ...] = ()
     busy_until: datetime | None = None
     attempts: int = 0  # recovered: the attempt whose verification saw the condition clear
+    approval: dict[str, Any] | None = None
 
 
 @dataclass

@@ -76,6 +76,7 @@ font-weight:600;background:#e3e6eb}
 .st-resolved,.st-closed{background:#cdebd0}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f3f4f7;padding:.7rem;
 border-radius:4px;font-size:.85rem}
+.banner{background:#fff3cd;border:1px solid #e0c36a;padding:.5rem .8rem;border-radius:4px}
 form{margin:0 0 1rem}form *{font:inherit;margin-right:.4rem}
 .muted{color:#5c6675}nav a{margin-right:1rem}
 """
@@ -105,8 +106,12 @@ def render_page(
     now: datetime,
     query: PageQuery,
     has_more: bool = False,
+    banner: str | None = None,
 ) -> str:
-    """Return the whole HTML page for ``incidents`` (newest first, as the store gives them)."""
+    """Return the whole HTML page for ``incidents`` (newest first, as the store gives them).
+
+    ``banner``: a notice shown above everything (e.g. that no users are configured).
+    """
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -114,6 +119,8 @@ def render_page(
         "<title>pipemedic incidents</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>pipemedic — incidents</h1>",
+        f'<p class="banner">{_e(banner)}</p>' if banner else "",
+        '<p><a href="/status">status page</a> · <a href="/action-items">action items</a></p>',
         _filter_form(query),
         _summary_table(incidents, now),
         *(_incident_section(i, postmortems.get(i.id, ""), now) for i in incidents),
@@ -173,7 +180,8 @@ def _incident_section(incident: Incident, postmortem: str, now: datetime) -> str
     )
     return (
         f'<section class="incident" id="incident-{i.id}">'
-        f"<h2>#{i.id} {_e(i.pipeline)} {_badge(i.state, _state_class(i.state))} "
+        f'<h2><a href="/incidents/{i.id}">#{i.id}</a> {_e(i.pipeline)} '
+        f"{_badge(i.state, _state_class(i.state))} "
         f"{_badge(i.sev, _sev_class(i.sev))}</h2>"
         f'<p class="muted">team {_e(i.team or "-")}'
         f"{' · ' + roles if roles else ''} · {_e(_lasted(i, now))}</p>"
@@ -182,7 +190,7 @@ def _incident_section(incident: Incident, postmortem: str, now: datetime) -> str
         f"{_timeline(i.sorted_timeline())}"
         "<details><summary>Post-mortem draft</summary>"
         f"<pre>{html.escape(postmortem, quote=True)}</pre></details>"
-        f'<p class="muted"><a href="/incidents/{i.id}">JSON</a> · '
+        f'<p class="muted"><a href="/incidents/{i.id}">incident page</a> · '
         f'<a href="/incidents/{i.id}/postmortem">Markdown</a></p>'
         "</section>"
     )

@@ -3,7 +3,8 @@
 Routes (all read-only, all read ``app[STORE]``)::
 
     GET /incidents?state=&pipeline=&sev=&limit=&offset=   {"incidents": [...], ...}
-    GET /incidents/{id}                                   one incident, 404 JSON if none
+    GET /incidents/{id}                                   one incident (a browser gets its
+                                                          page: receiver.people), 404 if none
     GET /incidents/{id}/postmortem                        text/markdown draft
     GET /?state=&pipeline=&sev=&limit=&offset=            the HTML page
 
@@ -29,6 +30,8 @@ from aiohttp import web
 
 from receiver.keys import SPEC, STORE
 from receiver.models import INCIDENT_STATES, Incident, utcnow
+from receiver.people.access import wants_html
+from receiver.people.routes import PAGE_HEADERS, incident_page, no_users_banner
 from receiver.report.page import PageQuery, render_page
 from receiver.report.postmortem import render_postmortem
 from receiver.store.base import StoreUnavailable
@@ -37,7 +40,6 @@ from rules.severity import SEVS
 __all__ = ["MAX_LIMIT", "add_routes", "parse_query"]
 
 MAX_LIMIT = 200
-_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'"
 
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -149,7 +151,10 @@ async def _find(request: web.Request) -> Incident:
 
 
 async def _show(request: web.Request) -> web.Response:
-    return web.json_response((await _find(request)).to_json())
+    incident = await _find(request)
+    if wants_html(request):  # a browser: the incident's own page
+        return await incident_page(request, incident)
+    return web.json_response(incident.to_json())
 
 
 async def _postmortem(request: web.Request) -> web.Response:
@@ -164,13 +169,16 @@ async def _page(request: web.Request) -> web.Response:
     query, incidents, more = await _window(request)
     spec = request.app.get(SPEC)
 
+    banner = no_users_banner(request)
+
     def render() -> str:
         postmortems = {i.id: i.postmortem or render_postmortem(i, spec) for i in incidents}
-        return render_page(incidents, postmortems, now=utcnow(), query=query, has_more=more)
+        return render_page(
+            incidents, postmortems, now=utcnow(), query=query, has_more=more, banner=banner
+        )
 
     # tens of milliseconds for a full page: keep the event loop (and POST /alerts) free
     body = await asyncio.to_thread(render)
     response = web.Response(text=body, content_type="text/html", charset="utf-8")
-    response.headers["Content-Security-Policy"] = _CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers.update(PAGE_HEADERS)
     return response

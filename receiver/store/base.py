@@ -147,6 +147,15 @@ class Store(ActionLedger, Outbox, Protocol):
         """Serialise work on one pipeline's incident (across replicas where shared)."""
         ...
 
+    def incident_lock(self, incident_id: int) -> AbstractAsyncContextManager[None]:
+        """Serialise the read-modify-write of one incident (short; across replicas).
+
+        Unlike ``pipeline_lock``, which automation holds for a whole recovery,
+        this is held only around one read and one save, so a person's action
+        never waits for a recovery to finish (``receiver.incidents.Lifecycle``).
+        """
+        ...
+
     async def open_incident(self, pipeline: str) -> Incident | None:
         """Return the pipeline's incident that is not closed, if any."""
         ...

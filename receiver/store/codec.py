@@ -79,6 +79,11 @@ def incident_from_doc(doc: Mapping[str, Any], actions: Sequence[ActionRecord] = 
         resolved_at=_time(doc.get("resolved_at")),
         closed_at=_time(doc.get("closed_at")),
         postmortem=doc.get("postmortem"),
+        acknowledged_at=_time(doc.get("acknowledged_at")),
+        acknowledged_by=doc.get("acknowledged_by"),
+        pending_approval=doc.get("pending_approval"),
+        review=doc.get("review"),
+        version=int(doc.get("version") or 0),
     )
 
 

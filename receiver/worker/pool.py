@@ -52,12 +52,13 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from receiver.incidents.lifecycle import WORK_STATES, Lifecycle
 from receiver.metrics import ReceiverMetrics
-from receiver.models import Alert, AlertEvent, TimelineEntry, utcnow
+from receiver.models import Alert, AlertEvent, Incident, TimelineEntry, parse_time, utcnow
 from receiver.store.base import Store
 from receiver.worker.fairqueue import FairQueue
 from receiver.worker.stages import (
@@ -122,6 +123,7 @@ class WorkerPool:
         max_claimed: int = 256,
         action_concurrency: int = 16,
         sweep_seconds: float = 30.0,
+        approval_poll_seconds: float = 2.0,
     ) -> None:
         self.store = store
         self.lifecycle = lifecycle
@@ -150,6 +152,10 @@ class WorkerPool:
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._last_sweep = 0.0
+        # approval waits: how often to look for decided or timed-out ones, and those running
+        self.approval_poll_seconds = approval_poll_seconds
+        self._last_approval_check = 0.0
+        self._approvals: dict[int, asyncio.Task[None]] = {}
         # the stages every event goes through, in order
         self.stages: tuple[Stage, ...] = (
             self.lifecycle.correlate,
@@ -170,6 +176,11 @@ class WorkerPool:
         """Tell the dispatcher new events were committed (no need to wait a poll)."""
         self._wake.set()
 
+    def wake_approvals(self) -> None:
+        """Look for decided approval waits at once (a person just approved on this replica)."""
+        self._last_approval_check = 0.0
+        self._wake.set()
+
     async def stop(self, drain_seconds: float = 30.0) -> None:
         """Stop claiming, hand back unstarted events, let running ones finish (drain)."""
         self._stopping = True
@@ -182,6 +193,13 @@ class WorkerPool:
             log.info("draining %d in-flight events", len(pending))
             _done, still = await asyncio.wait(pending, timeout=drain_seconds)
             for task in still:  # left leased: taken again after restart
+                task.cancel()
+            if still:
+                await asyncio.wait(still)
+        approvals = list(self._approvals.values())
+        if approvals:  # an approved step running now: drain it like an event
+            _done, still = await asyncio.wait(approvals, timeout=drain_seconds)
+            for task in still:  # the wait stays stored: taken up again after restart
                 task.cancel()
             if still:
                 await asyncio.wait(still)
@@ -218,6 +236,7 @@ class WorkerPool:
                 self._queue.add(event)  # (held already: our own lease ran out mid-work)
             self._start_ready()
             await self._sweep()
+            await self._check_approvals()
             if claimed and len(claimed) == limit and not self._queue.has_ready:
                 continue
             with contextlib.suppress(TimeoutError):
@@ -284,6 +303,76 @@ class WorkerPool:
             await self.lifecycle.refresh_open_metrics()
         except Exception:
             log.exception("incident sweep failed")
+
+    # approval waits ----------------------------------------------------------
+    async def _check_approvals(self) -> None:
+        """Start the work of approval waits that were decided or timed out (any replica's)."""
+        now = time.monotonic()
+        if now - self._last_approval_check < self.approval_poll_seconds or self._stopping:
+            return
+        self._last_approval_check = now
+        try:
+            waiting = await self.store.approvals_waiting()
+        except Exception as exc:  # store down: the next round tries again, say so
+            log.warning("cannot look for decided approvals: %s", exc)
+            return
+        for incident_id, pipeline, pending in waiting:
+            if incident_id in self._approvals:
+                continue
+            if pending.get("decision") is None and not _timed_out(pending, self.clock()):
+                continue
+            task = asyncio.create_task(self._after_approval(incident_id, pipeline))
+            self._approvals[incident_id] = task
+            task.add_done_callback(functools.partial(self._approval_done, incident_id))
+
+    def _approval_done(self, incident_id: int, _task: asyncio.Task[None]) -> None:
+        self._approvals.pop(incident_id, None)
+
+    async def _after_approval(self, incident_id: int, pipeline: str) -> None:
+        """Run an approved step, or escalate a wait that timed out; once, across replicas.
+
+        Under the pipeline's lock the incident is read again: another replica
+        that got here first has cleared the wait, and the ledger claims the
+        step exactly once should a crash leave the wait in place.
+        """
+        try:
+            async with self.store.pipeline_lock(pipeline):
+                incident = await self.store.get_incident(incident_id)
+                pending = incident.pending_approval if incident is not None else None
+                if incident is None or pending is None or incident.state != "recovering":
+                    return
+                decision = (pending.get("decision") or {}).get("decision")
+                if decision == "approved" and incident.diagnosis is not None:
+                    await self._run_approved(incident, Alert.from_json(pending["alert"]))
+                elif _timed_out(pending, self.clock()):
+                    incident.pending_approval = None
+                    step, until = pending.get("step"), pending.get("timeout_at")
+                    entry = TimelineEntry(
+                        self.clock(), "approval_timed_out", {"step": step, "at": until}
+                    )
+                    why = f"requires manual intervention: nobody approved {step} before {until}"
+                    strategy = {"strategy": pending.get("strategy")}
+                    moved = self.lifecycle.escalation(incident, why, strategy)
+                    result = StageResult(entries=(entry,), transitions=(moved,))
+                    await self.lifecycle.apply(incident, result)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("approval of incident %d: work failed; tried again later", incident_id)
+
+    async def _run_approved(self, incident: Incident, alert: Alert) -> None:
+        """The recover and verify stages for an approved step (its diagnosis is the incident's)."""
+        event = AlertEvent(id=0, alert=alert, received_at=self.clock())
+        ctx = StageContext(event, self.lifecycle.spec.pipeline(incident.pipeline), incident)
+        ctx.work, ctx.diagnosis = True, incident.diagnosis
+        ctx.diagnosis_number = len(incident.diagnoses) or None
+        for stage in (self.recover_stage, self.verify_stage):
+            result = await stage(ctx)
+            await self.lifecycle.apply(incident, result)
+            if result.recovery is not None:
+                ctx.recovery = result.recovery
+            if result.stop:
+                break
 
     # one event -------------------------------------------------------------
     async def _process(self, event: AlertEvent) -> None:
@@ -397,7 +486,7 @@ class WorkerPool:
             why = "requires manual intervention: automatic recovery is not configured"
             return StageResult(transitions=(self.lifecycle.escalation(incident, why),), stop=True)
         started = self.clock()
-        firing = _StillFiring(self.firing, ctx.alert)
+        firing = _StillFiring(self.firing, ctx.alert, self.store, incident.id)
         request = RecoveryRequest(
             incident, ctx.alert, diagnosis, ctx.spec, firing, number, after_recovery=after
         )
@@ -413,9 +502,19 @@ class WorkerPool:
                     break
                 result = await self.recover(request)
                 entries += result.entries
+        moves: list[Transition] = []
+        if result.outcome == "approval_needed" and result.approval is not None:
+            # the step waits for a person: the request is written with this result
+            self.lifecycle.request_approval(
+                incident, {**result.approval, "alert": ctx.alert.to_json()}
+            )
+            cause = {"cause": diagnosis.cause, "strategy": result.strategy, "diagnosis": number}
+            moves.append(Transition("recovering", cause, at=started))
+            return StageResult(entries=tuple(entries), transitions=tuple(moves), stop=True)
+        if (incident.pending_approval or {}).get("decision"):
+            incident.pending_approval = None  # the approved step ran (or was overtaken)
         detail = {"outcome": result.outcome, "strategy": result.strategy, "reason": result.reason}
         entries.append(TimelineEntry(self.clock(), "recovery_finished", detail))
-        moves: list[Transition] = []
         if not (after and result.outcome == "skipped"):  # a skipped round leaves it recovered
             cause = {"cause": diagnosis.cause, "strategy": result.strategy, "diagnosis": number}
             moves.append(Transition("recovering", cause, at=started))
@@ -480,11 +579,27 @@ class WorkerPool:
 
 
 class _StillFiring:
-    """Whether the alert still fires (unknown counts as firing: keep trying)."""
+    """Whether the alert still fires (unknown counts as firing: keep trying).
 
-    def __init__(self, firing: FiringCheck, alert: Alert) -> None:
+    A person who resolved (or closed) the incident meanwhile stops further steps.
+    """
+
+    def __init__(self, firing: FiringCheck, alert: Alert, store: Store, incident_id: int) -> None:
         self.firing = firing
         self.alert = alert
+        self.store = store
+        self.incident_id = incident_id
 
     async def __call__(self) -> bool:
+        stored = await self.store.get_incident(self.incident_id)
+        if stored is not None and stored.state in ("resolved", "closed"):
+            return False
         return await self.firing(self.alert) is not False
+
+
+def _timed_out(pending: Mapping[str, Any], now: datetime) -> bool:
+    """Whether an approval wait without a decision is past its ``timeout_at``."""
+    if pending.get("decision") is not None:
+        return False
+    until = parse_time(str(pending.get("timeout_at") or ""))
+    return until is not None and until <= now

@@ -75,7 +75,7 @@ class RecoveryOutcome(Protocol):
     """What a recovery did (``receiver.recovery.RecoveryResult`` has this shape)."""
 
     @property
-    def outcome(self) -> str: ...  # recovered | escalated | dry_run | skipped
+    def outcome(self) -> str: ...  # recovered | escalated | dry_run | skipped | approval_needed
 
     @property
     def strategy(self) -> str | None: ...
@@ -94,6 +94,9 @@ class RecoveryOutcome(Protocol):
 
     @property
     def attempts(self) -> int: ...  # recovered: the attempt that cleared the condition
+
+    @property
+    def approval(self) -> dict[str, Any] | None: ...  # approval_needed: the waiting step
 
 
 class Recover(Protocol):

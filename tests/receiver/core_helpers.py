@@ -113,6 +113,7 @@ class FakeResult:
     entries: tuple[TimelineEntry, ...] = ()
     busy_until: datetime | None = None
     attempts: int = 1
+    approval: dict[str, Any] | None = None
 
 
 @dataclass

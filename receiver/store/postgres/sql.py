@@ -9,6 +9,7 @@ from __future__ import annotations
 
 # Advisory lock namespace of pipeline locks ("pm" << 16); migrations use 0x706D.
 PIPELINE_LOCK_NS = 0x706D0000
+INCIDENT_LOCK_NS = 0x706D0001  # one incident's read-modify-write (Store.incident_lock)
 
 HEARTBEAT = """
 INSERT INTO store_heartbeat (id, at) VALUES (1, clock_timestamp())
@@ -92,7 +93,7 @@ ORDER BY id DESC
 LIMIT $4 OFFSET $5
 """
 TIMELINES = """
-SELECT incident_id, at, event, detail FROM incident_timeline
+SELECT incident_id, at, event, detail, by_person FROM incident_timeline
 WHERE incident_id = ANY($1::bigint[]) ORDER BY at, id
 """
 ACTIONS_OF = """
@@ -100,21 +101,24 @@ SELECT * FROM actions WHERE incident_id = ANY($1::bigint[]) ORDER BY started_at,
 """
 CREATE_INCIDENT = """
 INSERT INTO incidents (pipeline, state, sev, category, team, roles, alerts, diagnosis,
-                       opened_at, resolved_at, closed_at, postmortem, diagnoses)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                       opened_at, resolved_at, closed_at, postmortem, diagnoses,
+                       acknowledged_at, acknowledged_by, pending_approval, review, version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 RETURNING id
 """
 SAVE_INCIDENT = """
 UPDATE incidents
 SET pipeline = $2, state = $3, sev = $4, category = $5, team = $6, roles = $7, alerts = $8,
     diagnosis = $9, opened_at = $10, resolved_at = $11, closed_at = $12, postmortem = $13,
-    diagnoses = $14
+    diagnoses = $14, acknowledged_at = $15, acknowledged_by = $16, pending_approval = $17,
+    review = $18, version = $19
 WHERE id = $1
 RETURNING id
 """
 TIMELINE_OF = "SELECT at, event, detail FROM incident_timeline WHERE incident_id = $1"
 APPEND_TIMELINE = """
-INSERT INTO incident_timeline (incident_id, at, event, detail) VALUES ($1, $2, $3, $4)
+INSERT INTO incident_timeline (incident_id, at, event, detail, by_person)
+VALUES ($1, $2, $3, $4, $5)
 """
 # A ledger event for an incident's timeline; nothing if the incident does not exist.
 NOTE_TIMELINE = """

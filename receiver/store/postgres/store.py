@@ -94,7 +94,7 @@ async def _init_connection(conn: Any) -> None:
 
 
 def _incident_values(incident: Incident) -> tuple[Any, ...]:
-    """Return parameters of CREATE_INCIDENT ($1..$13; SAVE_INCIDENT's $2..$14)."""
+    """Return parameters of CREATE_INCIDENT ($1..$18; SAVE_INCIDENT's $2..$19)."""
     return (
         incident.pipeline,
         incident.state,
@@ -109,6 +109,11 @@ def _incident_values(incident: Incident) -> tuple[Any, ...]:
         incident.closed_at,
         incident.postmortem,
         [d.to_json() for d in incident.diagnoses],
+        incident.acknowledged_at,
+        incident.acknowledged_by,
+        incident.pending_approval,
+        incident.review,
+        incident.version,
     )
 
 
@@ -131,6 +136,11 @@ def _incident(row: Any, timeline: list[TimelineEntry], actions: list[ActionRecor
         resolved_at=row["resolved_at"],
         closed_at=row["closed_at"],
         postmortem=row["postmortem"],
+        acknowledged_at=row["acknowledged_at"],
+        acknowledged_by=row["acknowledged_by"],
+        pending_approval=row["pending_approval"],
+        review=row["review"],
+        version=int(row["version"]),
     )
 
 
@@ -164,7 +174,7 @@ class PostgresStore:
         self._dsn = dsn
         self._pool = pool
         self._lock_pool = lock_pool
-        self._local_locks: dict[str, asyncio.Lock] = {}
+        self._local_locks: dict[tuple[int, str], asyncio.Lock] = {}
         self._ingests: Batcher[Notification, IngestResult] = Batcher(self._flush_ingests)
 
     @classmethod
@@ -283,20 +293,23 @@ class PostgresStore:
 
     # incidents -------------------------------------------------------------
     def pipeline_lock(self, pipeline: str) -> AbstractAsyncContextManager[None]:
-        return self._pipeline_lock(pipeline)
+        return self._advisory_lock(sql.PIPELINE_LOCK_NS, pipeline, "pipeline")
+
+    def incident_lock(self, incident_id: int) -> AbstractAsyncContextManager[None]:
+        return self._advisory_lock(sql.INCIDENT_LOCK_NS, str(incident_id), "incident")
 
     @asynccontextmanager
-    async def _pipeline_lock(self, pipeline: str) -> AsyncIterator[None]:
-        # In-process first, so a replica waits with at most one session per pipeline.
-        local = self._local_locks.setdefault(pipeline, asyncio.Lock())
+    async def _advisory_lock(self, namespace: int, key: str, what: str) -> AsyncIterator[None]:
+        # In-process first, so a replica waits with at most one session per key.
+        local = self._local_locks.setdefault((namespace, key), asyncio.Lock())
         async with local:
-            where = f"PostgreSQL at {redact_dsn(self._dsn)}: cannot lock pipeline"
+            where = f"PostgreSQL at {redact_dsn(self._dsn)}: cannot lock {what}"
             try:
                 conn = await self._lock_pool.acquire()
             except _UNAVAILABLE as exc:
                 raise StoreUnavailable(f"{where}: {exc}") from exc
             try:
-                await conn.execute(sql.LOCK_PIPELINE, sql.PIPELINE_LOCK_NS, pipeline)
+                await conn.execute(sql.LOCK_PIPELINE, namespace, key)
             except BaseException as exc:
                 # Failed or cancelled while waiting: the reset on release drops the lock.
                 await self._lock_pool.release(conn)
@@ -307,7 +320,7 @@ class PostgresStore:
                 yield
             finally:
                 try:
-                    await conn.execute(sql.UNLOCK_PIPELINE, sql.PIPELINE_LOCK_NS, pipeline)
+                    await conn.execute(sql.UNLOCK_PIPELINE, namespace, key)
                 finally:
                     await self._lock_pool.release(conn)
 
@@ -345,7 +358,9 @@ class PostgresStore:
             actions = await conn.fetch(sql.ACTIONS_OF, ids)
         timelines: dict[int, list[TimelineEntry]] = {i: [] for i in ids}
         for e in entries:
-            entry = TimelineEntry(at=e["at"], event=e["event"], detail=json.loads(e["detail"]))
+            entry = TimelineEntry(
+                at=e["at"], event=e["event"], detail=json.loads(e["detail"]), by=e["by_person"]
+            )
             timelines[int(e["incident_id"])].append(entry)
         ledger: dict[int, list[ActionRecord]] = {i: [] for i in ids}
         for a in actions:
@@ -410,13 +425,13 @@ class PostgresStore:
         """
         stored = await conn.fetch(sql.TIMELINE_OF, incident.id)
         have = Counter((r["at"], r["event"], r["detail"]) for r in stored)
-        new: list[tuple[int, datetime, str, str]] = []
+        new: list[tuple[int, datetime, str, str, str | None]] = []
         for entry in incident.timeline:
             key = (entry.at, entry.event, pg_ledger.json_text(entry.detail))
             if have[key] > 0:
                 have[key] -= 1
             else:
-                new.append((incident.id, *key))
+                new.append((incident.id, *key, entry.by))
         if new:
             await conn.executemany(sql.APPEND_TIMELINE, new)
         if incident.actions:

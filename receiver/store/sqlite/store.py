@@ -198,6 +198,7 @@ class SqliteStore:
             on_commit=on_commit,
         )
         self._locks: dict[str, asyncio.Lock] = {}
+        self._incident_locks: dict[int, asyncio.Lock] = {}
         self._pending = 0
 
     @classmethod
@@ -314,6 +315,16 @@ class SqliteStore:
     # incidents -------------------------------------------------------------
     def pipeline_lock(self, pipeline: str) -> AbstractAsyncContextManager[None]:
         lock = self._locks.setdefault(pipeline, asyncio.Lock())
+
+        @asynccontextmanager
+        async def hold() -> AsyncIterator[None]:
+            async with lock:
+                yield
+
+        return hold()
+
+    def incident_lock(self, incident_id: int) -> AbstractAsyncContextManager[None]:
+        lock = self._incident_locks.setdefault(incident_id, asyncio.Lock())
 
         @asynccontextmanager
         async def hold() -> AsyncIterator[None]:

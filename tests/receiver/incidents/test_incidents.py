@@ -127,7 +127,7 @@ async def test_firing_opens_one_incident_with_roles_sev_and_timeline(store: Sqli
         "liaison": "carol",
         "sme": ["dave", "erin"],
     }
-    assert events(inc)[:4] == ["detected", "acknowledged", "sev_set", "roles_assigned"]
+    assert events(inc)[:4] == ["detected", "received", "sev_set", "roles_assigned"]
     assert inc.timeline[0].at == T0  # detected at the alert's startsAt
     for step in (
         "diagnosing",
@@ -279,7 +279,8 @@ async def test_escalation_renders_postmortem_and_counts_open(store: SqliteStore)
     assert joined.state == "escalated" and len(w.recover.calls) == 1  # people own it now
     text = w.metrics.render().decode()
     assert 'pipemedic_incidents_open{sev="SEV1"} 1.0' in text
-    assert 'pipemedic_incident_time_to_acknowledge_seconds_count{sev="SEV1"} 1.0' in text
+    # time to acknowledge counts from a person's acknowledgement (tests/receiver/test_people.py)
+    assert 'pipemedic_incident_time_to_acknowledge_seconds_count{sev="SEV1"}' not in text
     assert 'pipemedic_incident_time_to_diagnose_seconds_count{sev="SEV1"} 1.0' in text
 
 

@@ -148,7 +148,7 @@ async def test_postmortem_of_an_incident_from_real_alertmanager_notifications(
         for line in text.splitlines()
         if line.startswith("| 20")
     ]
-    for expected in ("detected", "acknowledged", "diagnosed", "escalated", "resolved"):
+    for expected in ("detected", "received", "diagnosed", "escalated", "resolved"):
         assert expected in events, events
     assert events.index("detected") < events.index("diagnosed") < events.index("escalated")
     assert events.index("escalated") < events.index("resolved")
