@@ -236,7 +236,7 @@ class Access:
 
 
 ACCESS: web.AppKey[Access] = web.AppKey("people_access", Access)
-PERSON = "pipemedic_person"  # request key: the ``Person`` of an authorized request
+PERSON: web.RequestKey[Person] = web.RequestKey("pipemedic_person", Person)  # who is asking
 
 # route name -> the role it needs (routes not listed are not people's routes)
 ROUTE_ROLES: dict[str, str] = {

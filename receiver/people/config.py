@@ -92,7 +92,7 @@ class PeopleConfig:
 
 
 def parse_people(raw: Any, reader: Reader) -> PeopleConfig:
-    """Parse ``people:`` (without ``prometheus_external_url``, graph links use ``prometheus_url``)."""
+    """Parse ``people:``; without ``prometheus_external_url`` graph links use ``prometheus_url``."""
     section = reader.mapping(
         raw,
         "people",

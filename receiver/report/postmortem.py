@@ -47,12 +47,15 @@ def render_postmortem(incident: Incident, spec: Spec | None = None) -> str:
     sections = [
         _title(incident),
         _facts(incident),
+        _people(incident),
         _timeline(incident),
         _root_cause(incident),
         _impact_resolution(incident),
         _lessons(incident),
         _action_items(incident, spec),
     ]
+    if incident.review is not None:
+        sections.append(_review(incident.review))
     return "\n\n".join(sections) + "\n"
 
 
@@ -93,6 +96,47 @@ def _timeline(incident: Incident) -> str:
     if not rows:
         return "## Timeline\n\nNo timeline recorded."
     return "## Timeline\n\n" + md.table(("Time (UTC)", "Event", "Detail"), rows)
+
+
+def _people(incident: Incident) -> str:
+    """Who held which role, who took the incident, and every human action in order."""
+    lines = ["## People", ""]
+    for role in ("commander", "scribe", "liaison", "sme"):
+        lines.append(f"- **{role}:** {_owner(incident.roles, role)}")
+    if incident.acknowledged_by:
+        lines.append(
+            f"- **Acknowledged by:** {md.text(incident.acknowledged_by)} "
+            f"at {_when(incident.acknowledged_at)}"
+        )
+    else:
+        lines.append("- **Acknowledged by:** nobody")
+    human = sorted((t for t in incident.timeline if t.by), key=lambda t: t.at)
+    if human:
+        rows = [(_when(t.at), md.text(t.by), md.code(t.event), _detail(t.detail)) for t in human]
+        lines += [
+            "",
+            "Human actions:",
+            "",
+            md.table(("Time (UTC)", "Who", "Action", "Detail"), rows),
+        ]
+    return "\n".join(lines)
+
+
+def _review(review: Mapping[str, Any]) -> str:
+    """The closing review: preventive measures and the agreed action items."""
+    lines = ["## Review", ""]
+    if review.get("by"):
+        lines += [f"Closed by {md.text(review['by'])} at {md.text(review.get('at') or '-')}.", ""]
+    lines += ["Preventive measures:", ""]
+    lines += [f"- {md.text(m)}" for m in review.get("preventive_measures") or []] or ["- none"]
+    items = review.get("action_items") or []
+    rows = [
+        (str(i), md.text(it.get("action")), md.text(it.get("owner")), md.text(it.get("due")))
+        for i, it in enumerate(items, 1)
+    ]
+    lines += ["", "Agreed action items:", ""]
+    lines.append(md.table(("#", "Action", "Owner", "Due"), rows) if rows else "None agreed.")
+    return "\n".join(lines)
 
 
 def _root_cause(incident: Incident) -> str:

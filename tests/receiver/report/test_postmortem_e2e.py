@@ -130,6 +130,7 @@ async def test_postmortem_of_an_incident_from_real_alertmanager_notifications(
     titles = [line for line in text.splitlines() if line.startswith("## ")]
     assert titles == [
         "## Facts",
+        "## People",
         "## Timeline",
         "## Root cause",
         "## Impact & resolution",
