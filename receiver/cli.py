@@ -1,4 +1,5 @@
-"""``pipemedic receiver --listen HOST:PORT [--config receiver.yml] [--spec PATH]``.
+"""``pipemedic receiver --listen HOST:PORT [--config receiver.yml] [--spec PATH]`` and
+``pipemedic receiver hash-password`` (a password hash for ``people.users``).
 
 Runs the webhook receiver until SIGINT/SIGTERM; on either, it stops accepting,
 answers every request already sent (``pipemedic.serve``), and the workers
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import getpass
 import logging
 import sys
 from dataclasses import replace
@@ -85,6 +87,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def hash_password_command(args: argparse.Namespace) -> int:
+    """Print the argon2id hash of a password read from the terminal or stdin."""
+    from receiver.people.access import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("pipemedic receiver hash-password: the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("pipemedic receiver hash-password: empty password", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add ``receiver`` to the top-level parser."""
     parser = sub.add_parser(
@@ -111,6 +131,14 @@ def register(sub: Any) -> None:
         metavar="PATH",
         help=f"pipelines spec (default: the config's spec:, else ./{DEFAULT_SPEC} if present)",
     )
+    tools = parser.add_subparsers(dest="receiver_command", metavar="[hash-password]")
+    hashing = tools.add_parser(
+        "hash-password",
+        help="print an argon2 hash for receiver.yml people.users[].password_hash",
+        description="Read a password (prompted twice, or one line on stdin) and print its "
+        "argon2id hash for receiver.yml's people.users[].password_hash.",
+    )
+    hashing.set_defaults(func=hash_password_command)
     parser.add_argument(
         "--drain-seconds",
         type=float,

@@ -1,5 +1,8 @@
 """``pipemedic incidents list | show ID | postmortem ID``: incidents from a terminal.
 
+People's actions (``ack``, ``assign``, ``note``, ... ``action-items``) live in
+``receiver.people.cli`` and always go through the receiver's API.
+
 The incidents come from the receiver's HTTP API (``--url``, the default,
 ``http://127.0.0.1:9099``) or straight from its store (``--store URL``, e.g.
 ``sqlite:///pipemedic-receiver.db`` or ``postgresql://...``) when the
@@ -37,6 +40,14 @@ from receiver.report.facts import (
     incident_duration,
     users_affected,
 )
+from receiver.people.cli import (
+    PEOPLE_COMMANDS,
+    CredentialsError,
+    add_credentials,
+    credentials,
+    register_people,
+    run_people,
+)
 from receiver.report.page import PageQuery
 from receiver.report.postmortem import render_postmortem
 from receiver.store import StoreError, open_store
@@ -71,17 +82,29 @@ def incident_from_json(doc: dict[str, Any]) -> Incident:
 class ApiSource:
     """Read incidents from a running receiver over HTTP."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self, base_url: str, timeout: float = 10.0, authorization: str | None = None
+    ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise SourceError(f"--url {base_url!r}: expected http://HOST:PORT")
         self.base_url = base_url.rstrip("/")
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            headers={"Accept": "application/json"}
+            | ({"Authorization": authorization} if authorization else {}),
+        )
 
     async def _get(self, path: str) -> tuple[int, str]:
+        return await self.request("GET", path)
+
+    async def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, str]:
+        """Send one request to the receiver; ``SourceError`` if it cannot be reached."""
         url = self.base_url + path
         try:
-            async with self._session.get(url) as response:
+            async with self._session.request(method, url, json=body) as response:
                 return response.status, await response.text()
         except (aiohttp.ClientError, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
@@ -256,10 +279,16 @@ def _source(args: argparse.Namespace) -> IncidentSource:
     if args.store:
         spec = load_spec(args.spec) if args.spec else None
         return StoreSource(args.store, spec)
-    return ApiSource(args.url or DEFAULT_URL)
+    return ApiSource(args.url or DEFAULT_URL, authorization=credentials(args))
 
 
 async def _run(args: argparse.Namespace, out: TextIO) -> int:
+    if args.incidents_command in PEOPLE_COMMANDS:
+        if args.store:
+            raise SourceError("people's actions go through the receiver's API: use --url")
+        return await run_people(
+            args, out, ApiSource(args.url or DEFAULT_URL, authorization=credentials(args))
+        )
     source = _source(args)
     try:
         return await _COMMANDS[args.incidents_command](source, args, out)
@@ -309,7 +338,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run one ``incidents`` sub-command; errors reading the source exit 2."""
     try:
         return asyncio.run(_run(args, out or sys.stdout))
-    except SourceError as exc:
+    except (SourceError, CredentialsError) as exc:
         print(f"pipemedic incidents: {exc}", file=sys.stderr)
         return 2
 
@@ -330,7 +359,7 @@ def _positive(text: str) -> int:
 
 
 def register(sub: Any) -> None:
-    """Add ``incidents`` with ``list``, ``show`` and ``postmortem`` to the top-level parser."""
+    """Add ``incidents`` with ``list``, ``show``, ``postmortem`` and people's actions."""
     source = argparse.ArgumentParser(add_help=False)
     where = source.add_mutually_exclusive_group()
     where.add_argument("--url", help=f"the receiver's base URL (default {DEFAULT_URL})")
@@ -338,6 +367,7 @@ def register(sub: Any) -> None:
         "--store", help="read the store directly: sqlite:///file.db or postgresql://"
     )
     source.add_argument("--spec", help="rules/pipelines.yml, for team roles (with --store)")
+    add_credentials(source)
 
     parser = sub.add_parser("incidents", help="list and inspect incidents and post-mortems")
     commands = parser.add_subparsers(dest="incidents_command", metavar="SUBCOMMAND", required=True)
@@ -358,4 +388,5 @@ def register(sub: Any) -> None:
     pm.add_argument("id", type=_positive)
     pm.add_argument("--regenerate", action="store_true", help="render afresh, not the stored one")
 
+    register_people(commands, source)
     parser.set_defaults(func=run)
