@@ -32,14 +32,6 @@ import aiohttp
 
 from receiver.errors import SourceError
 from receiver.models import INCIDENT_STATES, ActionRecord, Incident, format_time, utcnow
-from receiver.report.facts import (
-    alert_summaries,
-    clean_text,
-    format_duration,
-    incident_began,
-    incident_duration,
-    users_affected,
-)
 from receiver.people.cli import (
     PEOPLE_COMMANDS,
     CredentialsError,
@@ -47,6 +39,14 @@ from receiver.people.cli import (
     credentials,
     register_people,
     run_people,
+)
+from receiver.report.facts import (
+    alert_summaries,
+    clean_text,
+    format_duration,
+    incident_began,
+    incident_duration,
+    users_affected,
 )
 from receiver.report.page import PageQuery
 from receiver.report.postmortem import render_postmortem
