@@ -195,7 +195,7 @@ async def _act(request: web.Request) -> web.StreamResponse:
     except NotFound:
         return refuse(404, f"no incident {request.match_info['id'][:20]}")
     if action == "approve" and WORKER in request.app:
-        request.app[WORKER].wake()  # this replica's pool looks for decided approvals now
+        request.app[WORKER].wake_approvals()  # this replica's pool runs it now
     if is_form:
         raise web.HTTPSeeOther(f"/incidents/{incident.id}")
     return web.json_response(incident.to_json())

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from receiver.errors import StoreError, StoreUnavailable
 from receiver.models import (
@@ -173,6 +173,11 @@ class Store(ActionLedger, Outbox, Protocol):
         ...
 
     async def get_incident(self, incident_id: int) -> Incident | None: ...
+
+    async def approvals_waiting(self) -> list[tuple[int, str, dict[str, Any]]]:
+        """Return ``(incident id, pipeline, pending_approval)`` of recovering incidents
+        whose step waits for a person (a cheap query: the worker pool asks often)."""
+        ...
 
     async def list_incidents(
         self,

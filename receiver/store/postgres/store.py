@@ -336,6 +336,11 @@ class PostgresStore:
         found = await self._incidents(sql.GET_INCIDENT, incident_id)
         return found[0] if found else None
 
+    async def approvals_waiting(self) -> list[tuple[int, str, dict[str, Any]]]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(sql.APPROVALS_WAITING)
+        return [(int(r["id"]), r["pipeline"], dict(r["pending_approval"])) for r in rows]
+
     async def list_incidents(
         self,
         *,

@@ -457,6 +457,17 @@ class SqliteStore:
 
         return await self._writer.submit(read)
 
+    async def approvals_waiting(self) -> list[tuple[int, str, dict[str, Any]]]:
+        sql = (
+            "SELECT id, pipeline, json_extract(doc, '$.pending_approval') FROM incidents "
+            "WHERE state = 'recovering' AND json_extract(doc, '$.pending_approval') IS NOT NULL"
+        )
+
+        def read(conn: sqlite3.Connection) -> list[tuple[int, str, dict[str, Any]]]:
+            return [(int(i), str(p), json.loads(d)) for i, p, d in conn.execute(sql).fetchall()]
+
+        return await self._writer.submit(read)
+
     async def _one(self, sql: str, params: Sequence[Any]) -> Incident | None:
         def read(conn: sqlite3.Connection) -> list[Incident]:
             return _with_actions(conn, conn.execute(sql, params).fetchall())

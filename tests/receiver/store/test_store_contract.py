@@ -333,6 +333,49 @@ async def test_pipeline_lock_serialises_work_on_one_pipeline(store: Store) -> No
     assert order.index("other in") < order.index("first out")
 
 
+async def test_people_fields_and_approval_waits_round_trip(store: Store) -> None:
+    new = incident(state="recovering")
+    new.acknowledged_at, new.acknowledged_by = at(5), "alice"
+    new.pending_approval = {"step": "rollback_to_checkpoint", "strategy": "rollback_to_checkpoint"}
+    new.review = {"preventive_measures": ["x"], "action_items": []}
+    new.version = 3
+    new.timeline.append(TimelineEntry(at(5), "acknowledged", {"state": "open"}, by="alice"))
+    created = await store.create_incident(new)
+    got = await store.get_incident(created.id)
+    assert got is not None and got.to_json() == created.to_json()
+    assert got.timeline[-1].by == "alice" and got.timeline[0].by is None
+    assert await store.approvals_waiting() == [(created.id, "etl_orders", new.pending_approval)]
+    got.pending_approval = None
+    await store.save_incident(got)
+    assert await store.approvals_waiting() == []
+
+
+async def test_incident_lock_is_per_incident_and_not_the_pipeline_lock(store: Store) -> None:
+    order: list[str] = []
+    inside = asyncio.Event()
+
+    async def first() -> None:
+        async with store.incident_lock(1):
+            inside.set()
+            order.append("first in")
+            await asyncio.sleep(0.1)
+            order.append("first out")
+
+    async def second() -> None:
+        await inside.wait()
+        async with store.incident_lock(1):
+            order.append("second in")
+
+    async def others() -> None:
+        await inside.wait()
+        async with store.incident_lock(2), store.pipeline_lock("etl_orders"):
+            order.append("others in")
+
+    await asyncio.wait_for(asyncio.gather(first(), second(), others()), timeout=60)
+    assert order.index("second in") > order.index("first out")
+    assert order.index("others in") < order.index("first out")
+
+
 # action ledger -------------------------------------------------------------------
 async def test_a_step_is_claimed_exactly_once(store: Store) -> None:
     inc = await store.create_incident(incident())
