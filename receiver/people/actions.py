@@ -15,7 +15,7 @@ severity            ``sev_changed``     not closed
 handoff             ``handoff``         not closed
 approve / reject    ``approved`` /      a step waits for approval (reject escalates
                     ``rejected``        at once)
-resolve             ``resolved``        open, diagnosing, recovering, escalated
+resolve             ``resolved``        open, diagnosing, recovering, recovered, escalated
 close               ``closed``          resolved, escalated; needs the review
 ==================  ==================  ==========================================
 
@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
-from receiver.incidents.lifecycle import ACTIVE_STATES, Lifecycle
+from receiver.incidents.lifecycle import TRANSITIONS, Lifecycle
 from receiver.models import Incident, format_time
 from rules.severity import SEVS
 
@@ -271,7 +271,7 @@ class HumanActions:
         self._render(incident)
 
     def resolve(self, incident: Incident, body: Mapping[str, Any], by: str) -> None:
-        if incident.state not in (*ACTIVE_STATES, "escalated"):
+        if "resolved" not in TRANSITIONS.get(incident.state, frozenset()):
             raise Conflict(incident, f"incident {incident.id} is {incident.state} already")
         now = self.lifecycle.clock()
         if incident.pending_approval is not None:

@@ -26,7 +26,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from receiver.keys import CONFIG, SPEC, STORE, WORKER
-from receiver.models import Incident, utcnow
+from receiver.models import INCIDENT_STATES, Incident, utcnow
 from receiver.people.access import (
     ACCESS,
     PERSON,
@@ -227,8 +227,9 @@ async def _action_items(request: web.Request) -> web.Response:
 
 async def _status(request: web.Request) -> web.Response:
     found: list[Incident] = []
-    for state in ("open", "diagnosing", "recovering", "escalated", "resolved"):
-        found += await request.app[STORE].list_incidents(state=state, limit=500)
+    for state in INCIDENT_STATES:
+        if state != "closed":
+            found += await request.app[STORE].list_incidents(state=state, limit=500)
     rows = status_rows(found, request.app.get(SPEC))
     if wants_html(request):
         return _html(render_status(rows, utcnow()))

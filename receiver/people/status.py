@@ -2,7 +2,7 @@
 
 One row per pipeline with an incident that is not closed: a plain state
 (``outage`` for SEV1/SEV2, ``degraded`` for SEV3..SEV5 while unresolved,
-``operational`` once resolved), since when, what the pipeline feeds (the
+``operational`` once recovered or resolved), since when, what the pipeline feeds (the
 spec's ``description`` and ``impact``) and the liaison's latest status
 update. Nothing internal: no labels, evidence, actions, people, incident
 ids or links to the receiver's other pages. Built from an allow-list of
@@ -31,7 +31,8 @@ _CSS = (
 
 
 def plain_state(incident: Incident) -> str:
-    if incident.state in ("resolved", "closed"):
+    """operational once recovered (verified) or resolved; else outage or degraded by SEV."""
+    if incident.state in ("recovered", "resolved", "closed"):
         return "operational"
     return "outage" if incident.sev in ("SEV1", "SEV2") else "degraded"
 

@@ -4,19 +4,18 @@ and how people and automation interleave on one incident."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from core_helpers import FakeResult, alert_doc, notification_doc
+from core_helpers import FakeRecover, FakeResult, alert_doc, notification_doc
 from people_helpers import Client, act, open_incident, receiver, wait_until
 
 from receiver.keys import METRICS, STORE, WORKER
-from receiver.models import Alert, Diagnosis, Incident
+from receiver.models import Alert, TimelineEntry, utcnow
 from receiver.people.actions import ACTIONS
-from rules.spec import PipelineSpec
+from receiver.worker.stages import RecoveryRequest
 
 REVIEW = {
     "preventive_measures": ["rate-limit the API client"],
@@ -64,11 +63,11 @@ async def test_a_person_works_an_incident_from_acknowledgement_to_closed_review(
     before = await (await client.get(f"/incidents/{incident_id}")).json()
     # the webhook's receipt is not a person's acknowledgement
     assert ("received", None) in events(before) and before["acknowledged_by"] is None
-    assert before["state"] == "recovering"  # FakeRecover "recovered": waits for the resolution
+    assert before["state"] == "recovered"  # FakeRecover "recovered": waits for the resolution
 
     doc = await act(client, incident_id, "acknowledge")
     assert doc["acknowledged_by"] == "local" and doc["acknowledged_at"]
-    assert doc["state"] == "recovering"  # acknowledging does not stop automation
+    assert doc["state"] == "recovered"  # acknowledging changes no state
     metrics = client.app[METRICS].render().decode()
     assert 'pipemedic_incident_time_to_acknowledge_seconds_count{sev="SEV1"} 1.0' in metrics
 
@@ -169,7 +168,7 @@ async def test_every_action_answers_409_with_the_current_state(
     # nothing waits for approval; a recovering incident cannot be closed
     for action in ("approve", "reject", "close"):
         doc = await act(client, incident_id, action, GOOD[action], status=409)
-        assert doc["state"] == "recovering" and doc["incident"] == incident_id
+        assert doc["state"] == "recovered" and doc["incident"] == incident_id
     await act(client, incident_id, "acknowledge")
     doc = await act(client, incident_id, "acknowledge", status=409)
     assert "acknowledged by local" in doc["error"]
@@ -196,22 +195,15 @@ class SlowRecover:
     started: asyncio.Event = field(default_factory=asyncio.Event)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def __call__(
-        self,
-        incident: Incident,
-        alert: Alert,
-        diagnosis: Diagnosis,
-        spec: PipelineSpec,
-        record: Callable[[str, Any], Awaitable[None]],
-        still_firing: Callable[[], Awaitable[bool]],
-    ) -> FakeResult:
-        while await still_firing():
+    async def __call__(self, request: RecoveryRequest) -> FakeResult:
+        entries = []
+        while await request.still_firing():
             self.attempts += 1
-            await record("recovery_attempt", {"attempt": self.attempts})
+            entries.append(TimelineEntry(utcnow(), "recovery_attempt", {"attempt": self.attempts}))
             self.started.set()
             await asyncio.sleep(0.02)
         self.stopped.set()
-        return FakeResult("skipped", "retry_with_backoff", (), "the alert resolved")
+        return FakeResult("skipped", "retry_with_backoff", (), "the alert resolved", tuple(entries))
 
 
 @dataclass
@@ -274,7 +266,8 @@ async def _reopened(client: Client, incident_id: int) -> bool:
 async def test_status_page_shows_consumers_only_public_fields(
     aiohttp_client: Any, tmp_path: Path, hostile: str
 ) -> None:
-    client = await receiver(aiohttp_client, tmp_path)
+    escalates = FakeRecover(outcome="escalated")
+    client = await receiver(aiohttp_client, tmp_path, stage_kwargs={"recover": escalates})
     incident_id = await open_incident(client, labels={"secret_label": "s3cr3t-label"})
     await act(client, incident_id, "roles", {"role": "liaison", "person": "carol-the-liaison"})
     update = f"{hostile} [click](javascript:alert(2)) dashboards stale"
