@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,26 @@ PASSWORDS = {"alice": "alice-pw-1", "dana": "dana-pw-2"}
 # hashing is deliberately slow: hash once per test session
 _HASHES: dict[str, str] = {}
 
+REVIEW = {
+    "preventive_measures": ["rate-limit the API client"],
+    "action_items": [
+        {"action": "add a unit test for the limiter", "owner": "bob", "due": "2026-02-01"},
+        {"action": "alert on 429s", "owner": "alice", "due": "2026-01-15"},
+    ],
+}
+# a body each action accepts (close needs its review)
+GOOD: dict[str, dict[str, Any]] = {
+    "acknowledge": {},
+    "roles": {"role": "commander", "person": "erin"},
+    "notes": {"text": "looking at the S3 bucket"},
+    "status-updates": {"text": "orders dashboard is stale since 12:00"},
+    "severity": {"sev": "SEV2", "why": "finance closes the month today"},
+    "handoff": {"role": "commander", "to": "frank", "note": "end of my shift"},
+    "approve": {},
+    "reject": {"why": "not during the month end"},
+    "resolve": {"how": "restarted the Airflow scheduler"},
+    "close": {"review": REVIEW},
+}
 SPEC = {
     "pipelines": {
         "etl_orders": {
@@ -36,6 +57,35 @@ SPEC = {
         "data-platform": {"commander": "alice", "scribe": "bob", "liaison": "carol", "sme": ["dev"]}
     },
 }
+
+
+_APPEND = "import sys; open(sys.argv[1], 'a').write('ran\\n')"
+
+
+class AlwaysFiring:
+    async def __call__(self, alert: Any) -> bool | None:
+        return True
+
+
+def approval_spec(marker: Path, **pipeline: Any) -> str:
+    """A spec whose etl_orders needs approval; its rollback appends a line to ``marker``."""
+    action = {"command": {"argv": [sys.executable, "-c", _APPEND, str(marker)], "timeout": "20s"}}
+    doc = {
+        "pipelines": {
+            "etl_orders": {
+                "impact": "most",
+                "max_attempts": 1,
+                "approval": "required",
+                "actions": {"rollback_to_checkpoint": action},
+                **pipeline,
+            }
+        }
+    }
+    return json.dumps(doc)
+
+
+def runs(marker: Path) -> int:
+    return len(marker.read_text().splitlines()) if marker.exists() else 0
 
 
 def users() -> list[dict[str, str]]:

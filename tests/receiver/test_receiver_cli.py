@@ -39,8 +39,19 @@ def _start_up_log(cwd: Path, *args: str) -> list[dict[str, Any]]:
     )
     flags = [a for a in args if not a.startswith("spec: ")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipemedic", "--log-format", "json", "receiver",
-         "--config", "receiver.yml", "--listen", f"127.0.0.1:{_free_port()}", *flags],
+        [
+            sys.executable,
+            "-m",
+            "pipemedic",
+            "--log-format",
+            "json",
+            "receiver",
+            "--config",
+            "receiver.yml",
+            "--listen",
+            f"127.0.0.1:{_free_port()}",
+            *flags,
+        ],
         cwd=cwd,
         stderr=subprocess.PIPE,
         text=True,

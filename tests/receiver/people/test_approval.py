@@ -7,41 +7,16 @@ the one allowed attempt does not clear and the incident escalates afterwards.
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from core_helpers import FakeDiagnose, alert_doc, config, notification_doc
-from people_helpers import Client, act, wait_until
+from people_helpers import AlwaysFiring, Client, act, approval_spec, runs, wait_until
 
 from receiver.app import create_app
 from rules.spec import parse_spec
-
-_APPEND = "import sys; open(sys.argv[1], 'a').write('ran\\n')"
-
-
-class AlwaysFiring:
-    async def __call__(self, alert: Any) -> bool | None:
-        return True
-
-
-def _spec(marker: Path, **pipeline: Any) -> str:
-    action = {"command": {"argv": [sys.executable, "-c", _APPEND, str(marker)], "timeout": "20s"}}
-    doc = {
-        "pipelines": {
-            "etl_orders": {
-                "impact": "most",
-                "max_attempts": 1,
-                "approval": "required",
-                "actions": {"rollback_to_checkpoint": action},
-                **pipeline,
-            }
-        }
-    }
-    return json.dumps(doc)
 
 
 async def _receiver(
@@ -56,7 +31,7 @@ async def _receiver(
     spec = raw.pop("spec_overrides", {})
     app = create_app(
         config(tmp_path, recovery=recovery, **raw),
-        spec=parse_spec(_spec(marker, **spec)),
+        spec=parse_spec(approval_spec(marker, **spec)),
         diagnose=FakeDiagnose(cause="data_corruption"),
         firing=AlwaysFiring(),
     )
@@ -67,10 +42,6 @@ async def _receiver(
 async def _incident(client: Client) -> dict[str, Any]:
     doc: dict[str, Any] = await (await client.get("/incidents/1")).json()
     return doc
-
-
-def _runs(marker: Path) -> int:
-    return len(marker.read_text().splitlines()) if marker.exists() else 0
 
 
 async def _waiting(client: Client) -> dict[str, Any]:
@@ -104,12 +75,12 @@ async def test_an_approved_step_runs_once(aiohttp_client: Any, tmp_path: Path) -
     assert pending["strategy"] == "rollback_to_checkpoint" and "decision" not in pending
     asked = [t for t in doc["timeline"] if t["event"] == "approval_needed"]
     assert len(asked) == 1 and asked[0]["detail"]["step"] == "rollback_to_checkpoint"
-    assert _runs(marker) == 0  # nothing runs before a person says so
+    assert runs(marker) == 0  # nothing runs before a person says so
 
     await act(client, 1, "approve", {"why": "checkpoint is from before the bad load"})
     await wait_until(_state(client, "escalated"))  # ran once; verification could not confirm
     doc = await _incident(client)
-    assert _runs(marker) == 1 and doc["pending_approval"] is None
+    assert runs(marker) == 1 and doc["pending_approval"] is None
     events = [(t["event"], t.get("by")) for t in doc["timeline"]]
     assert ("approved", "local") in events
     assert [e for e, _ in events].count("action_started") == 1
@@ -132,7 +103,7 @@ async def test_a_rejected_step_escalates_at_once_and_never_runs(
     )
     assert doc["has_postmortem"]
     await act(client, 1, "approve", {}, status=409)
-    assert _runs(marker) == 0
+    assert runs(marker) == 0
 
 
 async def test_a_step_nobody_approves_escalates_after_the_timeout(
@@ -145,7 +116,7 @@ async def test_a_step_nobody_approves_escalates_after_the_timeout(
     doc = await _incident(client)
     kinds = [t["event"] for t in doc["timeline"]]
     assert "approval_timed_out" in kinds and doc["pending_approval"] is None
-    assert _runs(marker) == 0
+    assert runs(marker) == 0
 
 
 async def test_dry_run_still_applies_to_an_approved_step(
@@ -160,7 +131,7 @@ async def test_dry_run_still_applies_to_an_approved_step(
         return any(t["event"] == "dry_run" for t in (await _incident(client))["timeline"])
 
     await wait_until(dry)
-    assert _runs(marker) == 0
+    assert runs(marker) == 0
 
 
 async def test_the_wait_survives_a_restart(aiohttp_client: Any, tmp_path: Path) -> None:
@@ -172,7 +143,7 @@ async def test_the_wait_survives_a_restart(aiohttp_client: Any, tmp_path: Path) 
     assert (await _incident(second))["pending_approval"]["strategy"] == "rollback_to_checkpoint"
     await act(second, 1, "approve")
     await wait_until(_state(second, "escalated"))
-    assert _runs(marker) == 1
+    assert runs(marker) == 1
 
 
 @pytest.mark.slow
@@ -193,7 +164,7 @@ async def test_two_replicas_on_postgresql_run_the_approved_step_once(
     assert (await _incident(b))["pending_approval"] is not None  # one store, one wait
     await act(b, 1, "approve")  # decided on one replica, both look for decided waits
     await wait_until(_state(a, "escalated"))
-    assert _runs(marker) == 1
+    assert runs(marker) == 1
     doc = await _incident(b)
     assert [t["event"] for t in doc["timeline"]].count("action_started") == 1
     assert len(doc["actions"]) == 1

@@ -11,12 +11,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from core_helpers import alert_doc, notification_doc
-from people_helpers import PASSWORDS, Client, act, basic, open_incident, receiver, users
+from people_helpers import GOOD, PASSWORDS, Client, act, basic, open_incident, receiver, users
 
 from receiver.config import parse_config
 from receiver.errors import ConfigError
 from receiver.keys import WORKER
 from receiver.people.access import CSRF_COOKIE, SESSION_COOKIE, Access, Refused
+from receiver.people.actions import ACTIONS
 
 
 async def _with_users(aiohttp_client: Any, tmp_path: Path, **people: Any) -> Client:
@@ -258,3 +259,18 @@ async def test_incident_page_keeps_hostile_text_inert_and_links_only_safe_hosts(
     assert page.count('name="csrf"') == 10
     listing = await (await client.get("/", headers={"Accept": "text/html"})).text()
     assert f'href="/incidents/{incident_id}"' in listing
+
+
+async def test_every_action_answers_401_without_and_403_for_a_viewer(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    client = await _with_users(aiohttp_client, tmp_path)
+    incident_id = await _incident(client)
+    for action in ACTIONS:
+        doc = await act(client, incident_id, action, GOOD[action], status=401)
+        assert "sign in" in doc["error"], action
+        doc = await act(client, incident_id, action, GOOD[action], 403, basic("dana"))
+        assert "needs a responder" in doc["error"], action
+    page = await client.get(f"/incidents/{incident_id}/live")
+    assert page.status == 401
+    assert (await client.get(f"/incidents/{incident_id}/live", headers=basic("dana"))).status == 200

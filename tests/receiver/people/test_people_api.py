@@ -10,33 +10,13 @@ from typing import Any
 
 import pytest
 from core_helpers import FakeRecover, FakeResult, alert_doc, notification_doc
-from people_helpers import Client, act, open_incident, receiver, wait_until
+from people_helpers import GOOD, Client, act, open_incident, receiver, wait_until
 
 from receiver.keys import METRICS, STORE, WORKER
 from receiver.models import Alert, TimelineEntry, utcnow
 from receiver.people.actions import ACTIONS
 from receiver.worker.stages import RecoveryRequest
 
-REVIEW = {
-    "preventive_measures": ["rate-limit the API client"],
-    "action_items": [
-        {"action": "add a unit test for the limiter", "owner": "bob", "due": "2026-02-01"},
-        {"action": "alert on 429s", "owner": "alice", "due": "2026-01-15"},
-    ],
-}
-# a body each action accepts (close needs its review)
-GOOD: dict[str, dict[str, Any]] = {
-    "acknowledge": {},
-    "roles": {"role": "commander", "person": "erin"},
-    "notes": {"text": "looking at the S3 bucket"},
-    "status-updates": {"text": "orders dashboard is stale since 12:00"},
-    "severity": {"sev": "SEV2", "why": "finance closes the month today"},
-    "handoff": {"role": "commander", "to": "frank", "note": "end of my shift"},
-    "approve": {},
-    "reject": {"why": "not during the month end"},
-    "resolve": {"how": "restarted the Airflow scheduler"},
-    "close": {"review": REVIEW},
-}
 # one body per action that is refused, and the field the 400 names
 BAD: dict[str, tuple[dict[str, Any], str]] = {
     "roles": ({"role": "janitor", "person": "x"}, "role"),

@@ -107,25 +107,22 @@ async def test_people_act_from_the_terminal(
     assert out == "no open action items\n"
 
 
-def test_hash_password_prints_a_hash_that_verifies() -> None:
-    result = subprocess.run(
+def _hash_password(typed: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "pipemedic", "receiver", "hash-password"],
-        input="correct horse\n",
+        input=typed,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_hash_password_prints_a_hash_that_verifies() -> None:
+    result = _hash_password("correct horse\n")
     assert result.returncode == 0, result.stderr
     hashed = result.stdout.strip()
     assert hashed.startswith("$argon2id$")
     assert PasswordHasher().verify(hashed, "correct horse")
-    empty = subprocess.run(
-        [sys.executable, "-m", "pipemedic", "receiver", "hash-password"],
-        input="\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    empty = _hash_password("\n")
     assert empty.returncode == 2 and "empty password" in empty.stderr

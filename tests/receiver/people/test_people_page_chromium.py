@@ -24,9 +24,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from chromium_flags import HEADLESS
 from core_helpers import FakeDiagnose, alert_doc, config, notification_doc
-from people_helpers import PASSWORDS, basic, users, wait_until
-from test_approval import AlwaysFiring, _runs, _spec
+from people_helpers import PASSWORDS, AlwaysFiring, approval_spec, basic, runs, users, wait_until
 
 from pipemedic.stack import find_binary
 from receiver.app import create_app
@@ -34,19 +34,7 @@ from rules.spec import parse_spec
 
 pytestmark = pytest.mark.slow
 
-_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-extensions",
-    "--remote-debugging-port=0",
-    "--remote-allow-origins=*",
-)
+_FLAGS = (*HEADLESS, "--remote-debugging-port=0", "--remote-allow-origins=*")
 NOTE = "<script>document.title='pwned'</script> [x](javascript:alert(1))"
 
 
@@ -147,7 +135,7 @@ async def test_a_person_works_the_incident_through_the_page(
             people={"users": users()},
             recovery={"verify_deadline_seconds": 0.2, "verify_interval_seconds": 0.05},
         ),
-        spec=parse_spec(_spec(marker)),
+        spec=parse_spec(approval_spec(marker)),
         diagnose=FakeDiagnose(cause="data_corruption"),
         firing=AlwaysFiring(),
     )
@@ -197,7 +185,7 @@ async def test_a_person_works_the_incident_through_the_page(
             )
             await browser.submit("#form-approve", why="the checkpoint is good")
             await wait_until(lambda: _state(incident, "escalated"))
-            assert _runs(marker) == 1
+            assert runs(marker) == 1
             # a forged cross-site post while resolving is allowed (escalated): the cookies
             # go along, the receiver still refuses
             await browser.go(str(evil.make_url("/")))

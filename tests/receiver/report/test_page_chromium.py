@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from chromium_flags import HEADLESS
 from presentation_samples import (
     HOSTILE,
     HOSTILE_ATTR,
@@ -31,18 +32,7 @@ from receiver.report.web import add_routes
 from receiver.store import open_store
 from receiver.store.base import Store
 
-_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-extensions",
-    "--hide-scrollbars",
-)
+_FLAGS = (*HEADLESS, "--hide-scrollbars")
 
 
 class _Dom(HTMLParser):

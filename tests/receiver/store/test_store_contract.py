@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -307,12 +308,23 @@ async def test_list_filters_and_pages_newest_first(store: Store) -> None:
     assert names(await store.list_incidents(limit=2, offset=2)) == ["b", "a"]
 
 
-async def test_pipeline_lock_serialises_work_on_one_pipeline(store: Store) -> None:
+@pytest.mark.parametrize("kind", ["pipeline", "incident"])
+async def test_a_lock_serialises_one_key_and_no_other(store: Store, kind: str) -> None:
+    """``pipeline_lock`` (a pipeline's work) and ``incident_lock`` (one incident's
+    read-modify-write): one holder per key; other keys, and the other kind of lock
+    on the same key, do not wait."""
+
+    def lock(which: str, key: int) -> AbstractAsyncContextManager[None]:
+        if which == "pipeline":
+            return store.pipeline_lock(f"etl_{key}")
+        return store.incident_lock(key)
+
+    other_kind = "incident" if kind == "pipeline" else "pipeline"
     order: list[str] = []
     inside = asyncio.Event()
 
     async def first() -> None:
-        async with store.pipeline_lock("etl_orders"):
+        async with lock(kind, 1):
             inside.set()
             order.append("first in")
             await asyncio.sleep(0.1)
@@ -320,17 +332,17 @@ async def test_pipeline_lock_serialises_work_on_one_pipeline(store: Store) -> No
 
     async def second() -> None:
         await inside.wait()
-        async with store.pipeline_lock("etl_orders"):
+        async with lock(kind, 1):
             order.append("second in")
 
-    async def other_pipeline() -> None:
+    async def others() -> None:
         await inside.wait()
-        async with store.pipeline_lock("etl_users"):
-            order.append("other in")
+        async with lock(kind, 2), lock(other_kind, 1):
+            order.append("others in")
 
-    await asyncio.wait_for(asyncio.gather(first(), second(), other_pipeline()), timeout=60)
+    await asyncio.wait_for(asyncio.gather(first(), second(), others()), timeout=60)
     assert order.index("second in") > order.index("first out")
-    assert order.index("other in") < order.index("first out")
+    assert order.index("others in") < order.index("first out")
 
 
 async def test_people_fields_and_approval_waits_round_trip(store: Store) -> None:
@@ -348,32 +360,6 @@ async def test_people_fields_and_approval_waits_round_trip(store: Store) -> None
     got.pending_approval = None
     await store.save_incident(got)
     assert await store.approvals_waiting() == []
-
-
-async def test_incident_lock_is_per_incident_and_not_the_pipeline_lock(store: Store) -> None:
-    order: list[str] = []
-    inside = asyncio.Event()
-
-    async def first() -> None:
-        async with store.incident_lock(1):
-            inside.set()
-            order.append("first in")
-            await asyncio.sleep(0.1)
-            order.append("first out")
-
-    async def second() -> None:
-        await inside.wait()
-        async with store.incident_lock(1):
-            order.append("second in")
-
-    async def others() -> None:
-        await inside.wait()
-        async with store.incident_lock(2), store.pipeline_lock("etl_orders"):
-            order.append("others in")
-
-    await asyncio.wait_for(asyncio.gather(first(), second(), others()), timeout=60)
-    assert order.index("second in") > order.index("first out")
-    assert order.index("others in") < order.index("first out")
 
 
 # action ledger -------------------------------------------------------------------
