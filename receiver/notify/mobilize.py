@@ -46,12 +46,15 @@ class Mobilizer:
         team = self.spec.team(incident.team) if event is not None else None
         if event is None or team is None:
             return []
+        detail = entry.detail
+        if entry.by is not None and isinstance(detail, dict):  # a person's action: say who
+            detail = {**detail, "by": entry.by}
         out = [
             OutboxMessage(
                 event=event,
                 destination=d.where,
                 kind=d.kind,
-                detail=entry.detail,
+                detail=detail,
                 created_at=entry.at,
                 incident_id=incident.id,
             )
@@ -69,7 +72,7 @@ class Mobilizer:
                     event=event,
                     destination=PAGE_DESTINATION,
                     kind=PAGE_DESTINATION,
-                    detail=entry.detail,
+                    detail=detail,
                     created_at=entry.at,
                     incident_id=incident.id,
                 )

@@ -296,7 +296,7 @@ async def test_peoples_events_reach_their_destinations_in_order_and_inert(tmp_pa
                 inc, "approval_needed", {"strategy": "rollback_to_checkpoint", "action": "http"}
             )
             lifecycle.note(inc, "handoff", {"role": "commander", "to": "Ken", "note": HOSTILE})
-            lifecycle.note(inc, "status_update", {"text": HOSTILE, "by": "@here"})
+            lifecycle.note(inc, "status_update", {"text": HOSTILE}, by="@here")  # a person
             lifecycle.note(inc, "diagnosing", {})  # not an event anyone is told about
             await store.save_incident(inc)
 
