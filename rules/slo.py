@@ -127,7 +127,7 @@ def slo_file(spec: Spec, window: str = SHORT_WINDOW) -> RuleFile | None:
     if not any(_has_slo(p) for p in spec.pipelines.values()):
         return None
     rules: list[dict[str, Any]] = []
-    budgeted: list[str] = []
+    budgeted: dict[str, None] = {}  # ordered, and O(1) membership (a list was quadratic)
     for tier, kind_name in TIER_KIND.items():
         for name, p in spec.pipelines.items():
             if p.slo is None or not getattr(p.slo, tier):
@@ -135,10 +135,9 @@ def slo_file(spec: Spec, window: str = SHORT_WINDOW) -> RuleFile | None:
             params = params_for(p, kind_name)
             labels = {"pipeline": name, "tier": tier, **params.labels()}
             rules.append(constant(BUDGET_METRIC, params.value, labels))
-            if name not in budgeted:
-                budgeted.append(name)
+            budgeted.setdefault(name)
     markers, for_overrides = for_constants(spec, TIER_KIND.values(), _has_slo)
-    rules += markers + (_ratio_rules(budgeted, window) if budgeted else [])
+    rules += markers + (_ratio_rules(list(budgeted), window) if budgeted else [])
     for tier, kind_name in TIER_KIND.items():
         rules += alert_rules(kind(kind_name), tier_expr(tier), spec, for_overrides[kind_name])
     return RuleFile("pipemedic-slo", [{"name": "pipemedic-slo", "rules": rules}])

@@ -57,18 +57,20 @@ def strategy_problems(doc: Loaded) -> list[Problem]:
     sections: list[tuple[tuple[str | int, ...], Any]] = [(("defaults",), raw.get("defaults"))]
     sections += [(("pipelines", name), p) for name, p in (raw.get("pipelines") or {}).items()]
     problems: list[Problem] = []
+    known: frozenset[str] | None = None  # read once: each read scans every installed package
     for path, entry in sections:
         if isinstance(entry, Mapping):
-            problems.extend(_unknown_strategies(entry, path, doc))
+            named = _named_strategies(entry, path)
+            if named:
+                known = known if known is not None else known_strategies()
+                problems.extend(_unknown_strategies(named, known, doc))
     return problems
 
 
-def _unknown_strategies(
-    entry: Mapping[str, Any],
-    path: tuple[str | int, ...],
-    doc: Loaded,
-) -> Iterator[Problem]:
-    """Name every strategy (a ``recovery`` value or an ``actions`` key) nobody provides."""
+def _named_strategies(
+    entry: Mapping[str, Any], path: tuple[str | int, ...]
+) -> list[tuple[tuple[str | int, ...], Any]]:
+    """Return (field path, name) of every strategy a section names."""
     named: list[tuple[tuple[str | int, ...], Any]] = []
     recovery = entry.get("recovery")
     if isinstance(recovery, Mapping):
@@ -76,11 +78,16 @@ def _unknown_strategies(
     actions = entry.get("actions")
     if isinstance(actions, Mapping):
         named += [((*path, "actions", key), key) for key in actions]
-    known: frozenset[str] | None = None
+    return named
+
+
+def _unknown_strategies(
+    named: list[tuple[tuple[str | int, ...], Any]], known: frozenset[str], doc: Loaded
+) -> Iterator[Problem]:
+    """Name every strategy (a ``recovery`` value or an ``actions`` key) nobody provides."""
     for where, name in named:
         if not isinstance(name, str) or not _STRATEGY_NAME.match(name):
             continue  # the schema names that one already
-        known = known if known is not None else known_strategies()
         if name not in known:
             yield doc.problem(
                 where,

@@ -12,20 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.bench_spec_scale import billion_laughs, heavy_spec
 from exporters.cli import _run as run_exporter
 from rules.errors import SpecError
 from rules.promtool import check_rules
 from rules.spec import load_spec, parse_spec
 from rules.yamlpos import MAX_BYTES, MAX_DEPTH, load_yaml
 from tests.rules.conftest import Run
-
-
-def billion_laughs() -> str:
-    """Nine levels of nine aliases: 9^9 (387 million) strings from under 500 bytes."""
-    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
-    lines.append("pipelines: {p: {description: *a8}}")
-    return "\n".join(lines) + "\n"
 
 
 def test_billion_laughs_is_refused_at_the_alias(
@@ -211,7 +204,6 @@ def test_long_work_shows_progress_as_json_logs(
     """A large spec logs each phase on stderr; `--log-format json` makes them JSON objects."""
     import json
 
-    from bench.bench_spec_scale import heavy_spec
     from pipemedic.cli import main
     from rules.checks import PROGRESS_BYTES
 
