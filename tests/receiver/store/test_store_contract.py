@@ -321,13 +321,13 @@ async def test_a_lock_serialises_one_key_and_no_other(store: Store, kind: str) -
 
     other_kind = "incident" if kind == "pipeline" else "pipeline"
     order: list[str] = []
-    inside = asyncio.Event()
+    inside, others_in = asyncio.Event(), asyncio.Event()
 
     async def first() -> None:
         async with lock(kind, 1):
             inside.set()
             order.append("first in")
-            await asyncio.sleep(0.1)
+            await others_in.wait()  # blocked others would never get here: the timeout says so
             order.append("first out")
 
     async def second() -> None:
@@ -339,10 +339,10 @@ async def test_a_lock_serialises_one_key_and_no_other(store: Store, kind: str) -
         await inside.wait()
         async with lock(kind, 2), lock(other_kind, 1):
             order.append("others in")
+            others_in.set()
 
     await asyncio.wait_for(asyncio.gather(first(), second(), others()), timeout=60)
-    assert order.index("second in") > order.index("first out")
-    assert order.index("others in") < order.index("first out")
+    assert order == ["first in", "others in", "first out", "second in"]
 
 
 async def test_people_fields_and_approval_waits_round_trip(store: Store) -> None:
