@@ -19,6 +19,7 @@ import json
 import math
 from collections.abc import Mapping
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -31,6 +32,8 @@ __all__ = [
     "PrometheusQuery",
     "sample_value",
 ]
+
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def sample_value(row: Mapping[str, Any]) -> float:
@@ -70,7 +73,10 @@ class PrometheusAPI:
         try:
             async with self._session.post(
                 url,
-                data={"query": promql},
+                # encoded here: a dict would go through aiohttp's FormData (a multipart
+                # writer and a uuid4 per query, about half the client's time)
+                data=urlencode({"query": promql}),
+                headers=_FORM,
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
                 allow_redirects=False,
             ) as resp:

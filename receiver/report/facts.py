@@ -188,6 +188,8 @@ def clean_text(value: object) -> str:
     a newline in them must not rewrite a terminal or break a table row.
     """
     text = value if isinstance(value, str) else str(value)
+    if text.isprintable():  # no control, format or line-breaking character: nothing to do
+        return text
     out: list[str] = []
     for ch in text:
         if ch in "\r\n\t":
