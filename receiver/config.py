@@ -71,6 +71,7 @@ def resolve_spec_path(flag: str | None, configured: str | None) -> str | None:
         return flag or configured
     return DEFAULT_SPEC if Path(DEFAULT_SPEC).is_file() else None
 
+
 _TOP_FIELDS = frozenset(
     {
         "listen",

@@ -293,6 +293,24 @@ class OutboxMessage:
 
 
 @dataclass
+class Stored:
+    """What of an incident its store holds already (set by the store when it reads or writes).
+
+    A save appends the timeline entries after the first ``timeline`` and
+    writes only the alerts that are new or changed status, so its cost does
+    not grow with the incident's history.
+    """
+
+    timeline: int = 0
+    alerts: dict[tuple[str, str], str] = field(default_factory=dict)  # (fp, startsAt) -> status
+
+
+def alert_key(doc: Mapping[str, Any]) -> tuple[str, str]:
+    """Identity of an incident's alert: ``(fingerprint, startsAt)``."""
+    return (str(doc.get("fingerprint", "")), str(doc.get("startsAt", "")))
+
+
+@dataclass
 class Incident:
     """One open-to-closed incident of one pipeline; alerts of the pipeline join it.
 
@@ -324,6 +342,7 @@ class Incident:
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
     postmortem: str | None = None
+    stored: Stored | None = field(default=None, compare=False, repr=False)
     # notifications caused by entries not saved yet; the store writes them with the entries
     outbox: list[OutboxMessage] = field(default_factory=list, repr=False, compare=False)
     acknowledged_at: datetime | None = None
@@ -356,6 +375,18 @@ class Incident:
             "review": self.review,
             "version": self.version,
         }
+
+    def unsaved(self) -> tuple[list[TimelineEntry], list[dict[str, Any]]]:
+        """Return the timeline entries and alerts (new or changed) its store does not hold yet."""
+        stored = self.stored or Stored()
+        alerts = [a for a in self.alerts if stored.alerts.get(alert_key(a)) != a.get("status")]
+        return self.timeline[stored.timeline :], alerts
+
+    def mark_stored(self) -> None:
+        """Note that the store now holds the whole incident (after a read or a write)."""
+        self.stored = Stored(
+            len(self.timeline), {alert_key(a): str(a.get("status", "")) for a in self.alerts}
+        )
 
     def sorted_timeline(self) -> list[TimelineEntry]:
         """Return the timeline in time order (entries of one instant in written order)."""

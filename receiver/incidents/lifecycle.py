@@ -33,6 +33,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -509,11 +510,12 @@ class Lifecycle:
         may have added timeline entries since this copy was read.
         """
         if self.render_postmortem is not None:
+            view = incident
             fresh = await self.store.get_incident(incident.id)
             if fresh is not None:  # the store may know more than this copy
-                incident.actions = fresh.actions
-                incident.timeline = merge_timelines(incident.timeline, fresh.timeline)
-            incident.postmortem = self.render_postmortem(incident, self.spec)
+                merged = merge_timelines(incident.timeline, fresh.timeline)
+                view = dataclasses.replace(incident, actions=fresh.actions, timeline=merged)
+            incident.postmortem = self.render_postmortem(view, self.spec)
         await self._save(incident)
 
     async def _save(self, incident: Incident) -> None:

@@ -28,7 +28,6 @@ from rules.spec import Spec, load_spec
 __all__ = ["register", "run_test"]
 
 
-
 def _test_incident(spec: Spec, team: str) -> Incident:
     found = spec.team(team)
     return Incident(

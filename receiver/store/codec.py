@@ -46,10 +46,13 @@ def alert_from_doc(doc: Mapping[str, Any]) -> Alert:
 
 
 def incident_to_doc(incident: Incident) -> dict[str, Any]:
-    """Return the incident without its actions (the ledger holds those)."""
+    """Return the incident's own fields: no actions (the ledger's), alerts or timeline.
+
+    Alerts and timeline entries are rows of their own, appended as they come.
+    """
     doc = incident.to_json()
-    doc.pop("actions", None)
-    doc.pop("has_postmortem", None)
+    for kept_apart in ("actions", "has_postmortem", "alerts", "timeline"):
+        doc.pop(kept_apart, None)
     doc["postmortem"] = incident.postmortem
     return doc
 
@@ -58,11 +61,20 @@ def _time(value: Any) -> datetime | None:
     return parse_time(value) if isinstance(value, str) else None
 
 
-def incident_from_doc(doc: Mapping[str, Any], actions: Sequence[ActionRecord] = ()) -> Incident:
-    """Rebuild an ``Incident`` from ``incident_to_doc`` output plus its ledger rows."""
+def incident_from_doc(
+    doc: Mapping[str, Any],
+    actions: Sequence[ActionRecord] = (),
+    alerts: Sequence[dict[str, Any]] | None = None,
+    timeline: Sequence[TimelineEntry] | None = None,
+) -> Incident:
+    """Rebuild an ``Incident`` from ``incident_to_doc`` output, its ledger rows and its rows.
+
+    ``alerts``/``timeline`` None: take them from the document (as written before
+    they were kept apart). The result is marked as stored.
+    """
     diagnosis = doc.get("diagnosis")
     diagnoses = [Diagnosis.from_json(d) for d in doc.get("diagnoses") or ()]
-    return Incident(
+    incident = Incident(
         id=int(doc["id"]),
         pipeline=doc["pipeline"],
         state=doc["state"],
@@ -71,11 +83,15 @@ def incident_from_doc(doc: Mapping[str, Any], actions: Sequence[ActionRecord] = 
         category=doc.get("category", ""),
         team=doc.get("team", ""),
         roles=dict(doc.get("roles") or {}),
-        alerts=list(doc.get("alerts") or []),
+        alerts=list(doc.get("alerts") or []) if alerts is None else list(alerts),
         diagnosis=Diagnosis.from_json(diagnosis) if diagnosis else None,
         diagnoses=diagnoses,
         actions=list(actions),
-        timeline=[TimelineEntry.from_json(t) for t in doc.get("timeline") or []],
+        timeline=(
+            [TimelineEntry.from_json(t) for t in doc.get("timeline") or []]
+            if timeline is None
+            else list(timeline)
+        ),
         resolved_at=_time(doc.get("resolved_at")),
         closed_at=_time(doc.get("closed_at")),
         postmortem=doc.get("postmortem"),
@@ -85,6 +101,8 @@ def incident_from_doc(doc: Mapping[str, Any], actions: Sequence[ActionRecord] = 
         review=doc.get("review"),
         version=int(doc.get("version") or 0),
     )
+    incident.mark_stored()
+    return incident
 
 
 def action_from_doc(doc: Mapping[str, Any]) -> ActionRecord:

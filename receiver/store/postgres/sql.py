@@ -104,22 +104,32 @@ ACTIONS_OF = """
 SELECT * FROM actions WHERE incident_id = ANY($1::bigint[]) ORDER BY started_at, step
 """
 CREATE_INCIDENT = """
-INSERT INTO incidents (pipeline, state, sev, category, team, roles, alerts, diagnosis,
+INSERT INTO incidents (pipeline, state, sev, category, team, roles, diagnosis,
                        opened_at, resolved_at, closed_at, postmortem, diagnoses,
                        acknowledged_at, acknowledged_by, pending_approval, review, version)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 RETURNING id
 """
 SAVE_INCIDENT = """
 UPDATE incidents
-SET pipeline = $2, state = $3, sev = $4, category = $5, team = $6, roles = $7, alerts = $8,
-    diagnosis = $9, opened_at = $10, resolved_at = $11, closed_at = $12, postmortem = $13,
-    diagnoses = $14, acknowledged_at = $15, acknowledged_by = $16, pending_approval = $17,
-    review = $18, version = $19
+SET pipeline = $2, state = $3, sev = $4, category = $5, team = $6, roles = $7,
+    diagnosis = $8, opened_at = $9, resolved_at = $10, closed_at = $11, postmortem = $12,
+    diagnoses = $13, acknowledged_at = $14, acknowledged_by = $15, pending_approval = $16,
+    review = $17, version = $18
 WHERE id = $1
 RETURNING id
 """
 TIMELINE_OF = "SELECT at, event, detail FROM incident_timeline WHERE incident_id = $1"
+ALERTS_OF = """
+SELECT incident_id, doc FROM incident_alerts WHERE incident_id = ANY($1::bigint[]) ORDER BY seq
+"""
+# A new alert of the incident, or a known one whose status changed (resolved).
+APPEND_ALERT = """
+INSERT INTO incident_alerts (incident_id, fingerprint, starts_at, status, doc)
+VALUES ($1, $2, $3, $4, $5::jsonb)
+ON CONFLICT ON CONSTRAINT incident_alerts_key
+DO UPDATE SET status = EXCLUDED.status, doc = EXCLUDED.doc
+"""
 APPEND_TIMELINE = """
 INSERT INTO incident_timeline (incident_id, at, event, detail, by_person)
 VALUES ($1, $2, $3, $4, $5)

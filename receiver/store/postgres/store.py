@@ -52,6 +52,7 @@ from receiver.models import (
     Notification,
     OutboxMessage,
     TimelineEntry,
+    alert_key,
 )
 from receiver.store.base import StoreError, StoreUnavailable
 from receiver.store.batching import Batcher, credit
@@ -94,7 +95,7 @@ async def _init_connection(conn: Any) -> None:
 
 
 def _incident_values(incident: Incident) -> tuple[Any, ...]:
-    """Return parameters of CREATE_INCIDENT ($1..$18; SAVE_INCIDENT's $2..$19)."""
+    """Return parameters of CREATE_INCIDENT ($1..$17; SAVE_INCIDENT's $2..$18)."""
     return (
         incident.pipeline,
         incident.state,
@@ -102,7 +103,6 @@ def _incident_values(incident: Incident) -> tuple[Any, ...]:
         incident.category,
         incident.team,
         incident.roles,
-        incident.alerts,
         incident.diagnosis.to_json() if incident.diagnosis else None,
         incident.opened_at,
         incident.resolved_at,
@@ -117,9 +117,14 @@ def _incident_values(incident: Incident) -> tuple[Any, ...]:
     )
 
 
-def _incident(row: Any, timeline: list[TimelineEntry], actions: list[ActionRecord]) -> Incident:
+def _incident(
+    row: Any,
+    timeline: list[TimelineEntry],
+    actions: list[ActionRecord],
+    alerts: list[dict[str, Any]],
+) -> Incident:
     diagnosis = row["diagnosis"]
-    return Incident(
+    incident = Incident(
         id=int(row["id"]),
         pipeline=row["pipeline"],
         state=row["state"],
@@ -128,7 +133,7 @@ def _incident(row: Any, timeline: list[TimelineEntry], actions: list[ActionRecor
         category=row["category"],
         team=row["team"],
         roles=dict(row["roles"] or {}),
-        alerts=list(row["alerts"] or []),
+        alerts=alerts,
         diagnosis=Diagnosis.from_json(diagnosis) if diagnosis else None,
         diagnoses=[Diagnosis.from_json(d) for d in row["diagnoses"] or ()],
         actions=actions,
@@ -142,6 +147,8 @@ def _incident(row: Any, timeline: list[TimelineEntry], actions: list[ActionRecor
         review=row["review"],
         version=int(row["version"]),
     )
+    incident.mark_stored()
+    return incident
 
 
 async def _note_retaken(conn: Any, row: Any, worker: str) -> None:
@@ -361,6 +368,7 @@ class PostgresStore:
                 return []
             entries = await conn.fetch(sql.TIMELINES, ids)
             actions = await conn.fetch(sql.ACTIONS_OF, ids)
+            alert_rows = await conn.fetch(sql.ALERTS_OF, ids)
         timelines: dict[int, list[TimelineEntry]] = {i: [] for i in ids}
         for e in entries:
             entry = TimelineEntry(
@@ -370,7 +378,13 @@ class PostgresStore:
         ledger: dict[int, list[ActionRecord]] = {i: [] for i in ids}
         for a in actions:
             ledger[int(a["incident_id"])].append(pg_ledger.action_from_row(a))
-        return [_incident(r, timelines[int(r["id"])], ledger[int(r["id"])]) for r in rows]
+        alerts: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+        for a in alert_rows:
+            alerts[int(a["incident_id"])].append(a["doc"])
+        return [
+            _incident(r, timelines[int(r["id"])], ledger[int(r["id"])], alerts[int(r["id"])])
+            for r in rows
+        ]
 
     async def create_incident(self, incident: Incident) -> Incident:
         pending = list(incident.outbox)
@@ -380,9 +394,11 @@ class PostgresStore:
             except asyncpg.UniqueViolationError:
                 raise StoreError(_ONE_OPEN.format(incident.pipeline)) from None
             incident.id = int(new_id)
+            incident.stored = None
             await self._merge_children(conn, incident)
             await outbox.write(conn, incident.id, pending)
         del incident.outbox[: len(pending)]
+        incident.mark_stored()
         return incident
 
     async def save_incident(self, incident: Incident) -> None:
@@ -399,6 +415,7 @@ class PostgresStore:
             await self._merge_children(conn, incident)
             await outbox.write(conn, incident.id, pending)
         del incident.outbox[: len(pending)]
+        incident.mark_stored()
 
     # notification outbox -----------------------------------------------------
     async def claim_outbox(
@@ -423,22 +440,34 @@ class PostgresStore:
             return await outbox.stats(conn)
 
     async def _merge_children(self, conn: Any, incident: Incident) -> None:
-        """Append timeline entries not stored yet; add actions the ledger lacks.
+        """Append timeline entries and alerts not stored yet; add actions the ledger lacks.
 
         Never deletes: entries another replica wrote (a takeover) stay, and the
-        ledger's own rows win over the incident's copies of them.
+        ledger's own rows win over the incident's copies of them. An incident
+        read from the store appends what it added since (no read); one that was
+        not (``stored`` unset) is compared with the stored timeline first.
         """
-        stored = await conn.fetch(sql.TIMELINE_OF, incident.id)
-        have = Counter((r["at"], r["event"], r["detail"]) for r in stored)
-        new: list[tuple[int, datetime, str, str, str | None]] = []
-        for entry in incident.timeline:
-            key = (entry.at, entry.event, pg_ledger.json_text(entry.detail))
-            if have[key] > 0:
-                have[key] -= 1
-            else:
-                new.append((incident.id, *key, entry.by))
+        entries, alerts = incident.unsaved()
+        if incident.stored is None:
+            stored = await conn.fetch(sql.TIMELINE_OF, incident.id)
+            have = Counter((r["at"], r["event"], r["detail"]) for r in stored)
+            entries = []
+            for entry in incident.timeline:
+                key = (entry.at, entry.event, pg_ledger.json_text(entry.detail))
+                if have[key] > 0:
+                    have[key] -= 1
+                else:
+                    entries.append(entry)
+        new: list[tuple[int, datetime, str, str, str | None]] = [
+            (incident.id, e.at, e.event, pg_ledger.json_text(e.detail), e.by) for e in entries
+        ]
         if new:
             await conn.executemany(sql.APPEND_TIMELINE, new)
+        if alerts:
+            await conn.executemany(
+                sql.APPEND_ALERT,
+                [(incident.id, *alert_key(a), str(a.get("status", "")), a) for a in alerts],
+            )
         if incident.actions:
             await conn.executemany(
                 sql.ADD_ACTION_IF_MISSING,

@@ -15,7 +15,6 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from receiver.models import OutboxMessage, TimelineEntry
 from receiver.store.codec import dumps, epoch
@@ -129,13 +128,11 @@ def finish(
 
 
 def append_entry(conn: sqlite3.Connection, incident_id: int, entry: TimelineEntry) -> None:
-    """Append one timeline entry to a stored incident (``save_incident`` merges it back)."""
-    row = conn.execute("SELECT doc FROM incidents WHERE id = ?", (incident_id,)).fetchone()
-    if row is None:
-        return
-    doc: dict[str, Any] = json.loads(row[0])
-    doc.setdefault("timeline", []).append(entry.to_json())
-    conn.execute("UPDATE incidents SET doc = ? WHERE id = ?", (dumps(doc), incident_id))
+    """Append one timeline entry to a stored incident (a row of its own; nothing rewritten)."""
+    conn.execute(
+        "INSERT INTO incident_timeline (incident_id, doc) SELECT id, ? FROM incidents WHERE id = ?",
+        (dumps(entry.to_json()), incident_id),
+    )
 
 
 def stats(conn: sqlite3.Connection) -> tuple[int, datetime | None]:

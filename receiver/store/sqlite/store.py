@@ -41,6 +41,7 @@ from receiver.models import (
     Notification,
     OutboxMessage,
     TimelineEntry,
+    alert_key,
 )
 from receiver.store.base import StoreError
 from receiver.store.codec import (
@@ -93,6 +94,22 @@ CREATE TABLE IF NOT EXISTS incidents (
 CREATE UNIQUE INDEX IF NOT EXISTS incidents_one_open ON incidents (pipeline)
     WHERE state != 'closed';
 CREATE INDEX IF NOT EXISTS incidents_pipeline ON incidents (pipeline, id);
+-- an incident's alerts and timeline: rows appended as they come, never the whole history
+CREATE TABLE IF NOT EXISTS incident_alerts (
+    seq         INTEGER PRIMARY KEY,
+    incident_id INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    starts_at   TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    doc         TEXT NOT NULL,
+    UNIQUE (incident_id, fingerprint, starts_at)
+);
+CREATE TABLE IF NOT EXISTS incident_timeline (
+    id          INTEGER PRIMARY KEY,
+    incident_id INTEGER NOT NULL,
+    doc         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incident_timeline_incident ON incident_timeline (incident_id, id);
 CREATE TABLE IF NOT EXISTS actions (
     incident_id INTEGER NOT NULL,
     step        TEXT NOT NULL,
@@ -210,6 +227,7 @@ class SqliteStore:
             if store._checkpointer is not None:
                 await asyncio.to_thread(store._checkpointer.start)
             store._pending = await store._writer.submit(_release_leases)
+            await store._writer.submit(_move_children)
         except BaseException:
             await store.close()
             raise
@@ -350,6 +368,8 @@ class SqliteStore:
         return await self._one("SELECT id, doc FROM incidents WHERE id = ?", (incident_id,))
 
     async def create_incident(self, incident: Incident) -> Incident:
+        """Insert the incident, its alerts and timeline entries, and its outbox, at once."""
+
         def insert(conn: sqlite3.Connection) -> int:
             try:
                 cur = conn.execute(
@@ -367,30 +387,36 @@ class SqliteStore:
                 "UPDATE incidents SET doc = ? WHERE id = ?",
                 (dumps(incident_to_doc(incident)), new_id),
             )
+            _append_children(conn, new_id, incident.timeline, incident.alerts)
             outbox.write(conn, new_id, pending)
             return new_id
 
         pending = list(incident.outbox)
         incident.id = await self._writer.submit(insert)
         del incident.outbox[: len(pending)]
+        incident.mark_stored()
         return incident
 
     async def save_incident(self, incident: Incident) -> None:
-        """Write the incident, keeping stored timeline entries this copy lacks, and its outbox.
+        """Update the incident's fields; append its new timeline entries and alerts; its outbox.
 
-        Entries appended meanwhile (a notification delivered, ``outbox.append_entry``)
-        are merged back, so a held copy never erases them.
+        Only what this copy added since it was read is written: entries others
+        appended meanwhile (a notification delivered, ``outbox.append_entry``)
+        are rows of their own and stay, and nothing already stored is rewritten.
         """
         pending = list(incident.outbox)
+        entries, alerts = incident.unsaved()
+        doc = dumps(incident_to_doc(incident))
 
         def update(conn: sqlite3.Connection) -> None:
-            row = conn.execute("SELECT doc FROM incidents WHERE id = ?", (incident.id,)).fetchone()
-            if row is not None:
-                stored = json.loads(row[0]).get("timeline") or []
-                incident.timeline = merge_timelines(
-                    incident.timeline, [TimelineEntry.from_json(t) for t in stored]
-                )
-            doc = dumps(incident_to_doc(incident))
+            fresh = entries
+            if incident.stored is None:  # not read from this store: add what it lacks
+                rows = conn.execute(
+                    "SELECT doc FROM incident_timeline WHERE incident_id = ? ORDER BY id",
+                    (incident.id,),
+                ).fetchall()
+                held = [TimelineEntry.from_json(json.loads(r[0])) for r in rows]
+                fresh = merge_timelines(held, incident.timeline)[len(held) :]
             try:
                 cur = conn.execute(
                     "UPDATE incidents SET state = ?, sev = ?, doc = ? WHERE id = ?",
@@ -402,10 +428,12 @@ class SqliteStore:
                 ) from None
             if cur.rowcount != 1:
                 raise StoreError(f"incident {incident.id} does not exist")
+            _append_children(conn, incident.id, fresh, alerts)
             outbox.write(conn, incident.id, pending)
 
         await self._writer.submit(update)
         del incident.outbox[: len(pending)]
+        incident.mark_stored()
 
     # notification outbox -----------------------------------------------------
     async def claim_outbox(
@@ -584,8 +612,49 @@ def _release_leases(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
+_APPEND_ALERT = """
+INSERT INTO incident_alerts (incident_id, fingerprint, starts_at, status, doc)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (incident_id, fingerprint, starts_at) DO UPDATE SET
+    status = excluded.status, doc = excluded.doc
+"""
+
+
+def _append_children(
+    conn: sqlite3.Connection,
+    incident_id: int,
+    entries: Sequence[TimelineEntry],
+    alerts: Sequence[dict[str, Any]],
+) -> None:
+    """Append timeline entries; add new alerts, update the status of known ones."""
+    if entries:
+        conn.executemany(
+            "INSERT INTO incident_timeline (incident_id, doc) VALUES (?, ?)",
+            [(incident_id, dumps(e.to_json())) for e in entries],
+        )
+    if alerts:
+        conn.executemany(
+            _APPEND_ALERT,
+            [(incident_id, *alert_key(a), str(a.get("status", "")), dumps(a)) for a in alerts],
+        )
+
+
+def _move_children(conn: sqlite3.Connection) -> int:
+    """Move alerts and timelines out of documents written before they were kept apart."""
+    rows = conn.execute(
+        "SELECT id, doc FROM incidents WHERE json_extract(doc, '$.timeline') IS NOT NULL "
+        "OR json_extract(doc, '$.alerts') IS NOT NULL"
+    ).fetchall()
+    for incident_id, text in rows:
+        doc = json.loads(text)
+        entries = [TimelineEntry.from_json(t) for t in doc.pop("timeline", None) or []]
+        _append_children(conn, int(incident_id), entries, doc.pop("alerts", None) or [])
+        conn.execute("UPDATE incidents SET doc = ? WHERE id = ?", (dumps(doc), incident_id))
+    return len(rows)
+
+
 def _with_actions(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> list[Incident]:
-    """Attach each incident's ledger rows (the ledger is the truth for actions)."""
+    """Attach each incident's alerts, timeline and ledger rows (the ledger's are the actions)."""
     if not rows:
         return []
     ids = [int(r[0]) for r in rows]
@@ -597,4 +666,21 @@ def _with_actions(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> 
         ids,
     ):
         actions[int(incident_id)].append(action_from_doc(json.loads(doc)))
-    return [incident_from_doc(json.loads(doc), actions[int(i)]) for i, doc in rows]
+    alerts: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    for incident_id, doc in conn.execute(
+        f"SELECT incident_id, doc FROM incident_alerts WHERE incident_id IN ({marks}) "  # noqa: S608
+        "ORDER BY seq",
+        ids,
+    ):
+        alerts[int(incident_id)].append(json.loads(doc))
+    timelines: dict[int, list[TimelineEntry]] = {i: [] for i in ids}
+    for incident_id, doc in conn.execute(
+        f"SELECT incident_id, doc FROM incident_timeline WHERE incident_id IN ({marks}) "  # noqa: S608
+        "ORDER BY id",
+        ids,
+    ):
+        timelines[int(incident_id)].append(TimelineEntry.from_json(json.loads(doc)))
+    return [
+        incident_from_doc(json.loads(doc), actions[int(i)], alerts[int(i)], timelines[int(i)])
+        for i, doc in rows
+    ]

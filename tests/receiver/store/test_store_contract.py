@@ -616,3 +616,31 @@ async def test_outbox_delivers_one_incidents_messages_to_a_destination_in_order(
     assert await store.finish_outbox(again, "w2", "sent", entry)
     (then,) = await store.claim_outbox("w2", 10, lease_seconds=60)
     assert then.event == "escalated"
+
+
+async def test_alerts_and_entries_are_appended_and_a_resolution_updates_its_alert(
+    store: Store,
+) -> None:
+    inc = await store.create_incident(incident())
+    for n in range(2, 52):  # an incident that keeps collecting alerts: each save adds one
+        inc.alerts.append(alert(f"fp{n}", starts=n).to_json())
+        inc.timeline.append(TimelineEntry(at(n), "alert_joined", {"fingerprint": f"fp{n}"}))
+        await store.save_incident(inc)
+    inc.alerts[0] = alert("fp1", status="resolved").to_json()  # the first one resolves
+    await store.save_incident(inc)
+    got = await store.get_incident(inc.id)
+    assert got is not None
+    assert [a["fingerprint"] for a in got.alerts] == [f"fp{n}" for n in range(1, 52)]
+    assert [a["status"] for a in got.alerts[:2]] == ["resolved", "firing"]
+    assert [t.event for t in got.timeline] == ["opened"] + ["alert_joined"] * 50
+    # a second copy read before more was added keeps both writers' entries
+    other = await store.get_incident(inc.id)
+    assert other is not None
+    got.timeline.append(TimelineEntry(at(100), "escalated", {"reason": "test"}))
+    other.timeline.append(TimelineEntry(at(101), "event_abandoned", {"event_id": 7}))
+    await store.save_incident(got)
+    await store.save_incident(other)
+    final = await store.get_incident(inc.id)
+    assert final is not None
+    assert [t.event for t in final.timeline][-2:] == ["escalated", "event_abandoned"]
+    assert len(final.alerts) == 51
