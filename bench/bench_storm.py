@@ -141,6 +141,12 @@ class StormReceiver(ManagedServer):
             str(self.workdir / "receiver.yml"),
         ]
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the receiver process used so far."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mb(self) -> float:
         assert self.proc is not None
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
@@ -215,9 +221,11 @@ async def _post_all(session: aiohttp.ClientSession, url: str, bodies: list[bytes
 async def _storm(receiver: StormReceiver, size: int) -> dict[str, float]:
     bodies = [json.dumps(notification(f"storm_{i}", 0)).encode() for i in range(size)]
     async with aiohttp.ClientSession() as session:
+        cpu0 = receiver.cpu_seconds()
         started = time.monotonic()
         await _post_all(session, receiver.url, bodies)
         acked = time.monotonic()
+        cpu1 = receiver.cpu_seconds()
         opened_at = diagnosed_at = 0.0
         while True:
             opened, diagnosed, _depth = await _counts(session, receiver.url)
@@ -230,7 +238,10 @@ async def _storm(receiver: StormReceiver, size: int) -> dict[str, float]:
             if now - acked > 600:
                 raise RuntimeError(f"{size}: only {diagnosed:.0f} diagnosed after 600 s")
             await asyncio.sleep(0.05)
+    cpu2 = receiver.cpu_seconds()
     return {
+        "intake_cpu": cpu1 - cpu0,
+        "digest_cpu": cpu2 - cpu1,
         "intake": acked - started,
         "opened": opened_at - acked,
         "digest": diagnosed_at - acked,
@@ -258,7 +269,7 @@ async def _sustained(receiver: StormReceiver, pipelines: int, rate: float) -> di
             await asyncio.gather(*pending)
         ended = time.monotonic()
         depth_at_end = (await _counts(session, receiver.url))[2]
-        while (await _counts(session, receiver.url))[2] > 0:
+        while (await _counts(session, receiver.url))[2] > 0:  # the receiver's queue depth
             if time.monotonic() - ended > 600:
                 raise RuntimeError("the sustained load's backlog did not drain in 600 s")
             await asyncio.sleep(0.05)
@@ -293,7 +304,10 @@ def main() -> None:
                             f"intake {got['intake']:.2f} s; after the last 200: all opened "
                             f"{got['opened']:.2f} s, all diagnosed {got['digest']:.2f} s = "
                             f"{got['digest'] / got['intake']:.2f}x of intake (goal <= 2x); "
-                            f"first request to all diagnosed {got['total']:.2f} s; "
+                            f"first request to all diagnosed {got['total']:.2f} s; receiver CPU "
+                            f"{got['intake_cpu']:.2f} s intake, "
+                            f"{got['digest_cpu']:.2f} s digestion "
+                            f"({got['digest_cpu'] / max(got['intake_cpu'], 0.01):.2f}x); "
                             f"RSS {rss0:.0f} -> {got['rss']:.0f} MB",
                             flush=True,
                         )

@@ -220,9 +220,16 @@ class Diagnosis:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc["evidence"] = [asdict(e) for e in self.evidence]
-        return doc
+        # by hand, not asdict: asdict deep-copies every evidence result (half the cost of a save)
+        return {
+            "cause": self.cause,
+            "handler": self.handler,
+            "summary": self.summary,
+            "evidence": [
+                {"query": e.query, "result": e.result, "note": e.note} for e in self.evidence
+            ],
+            "error": self.error,
+        }
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Diagnosis:
