@@ -360,6 +360,16 @@ class Incident:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            **self.fields_json(),
+            "alerts": self.alerts,
+            "actions": [a.to_json() for a in self.actions],
+            "timeline": [t.to_json() for t in self.sorted_timeline()],
+            "has_postmortem": self.postmortem is not None,
+        }
+
+    def fields_json(self) -> dict[str, Any]:
+        """Return the incident's own fields (no alerts, actions, timeline or post-mortem)."""
+        return {
             "id": self.id,
             "pipeline": self.pipeline,
             "state": self.state,
@@ -367,15 +377,11 @@ class Incident:
             "category": self.category,
             "team": self.team,
             "roles": self.roles,
-            "alerts": self.alerts,
             "opened_at": format_time(self.opened_at),
             "resolved_at": format_time(self.resolved_at),
             "closed_at": format_time(self.closed_at),
             "diagnosis": self.diagnosis.to_json() if self.diagnosis else None,
             "diagnoses": [d.to_json() for d in self.diagnoses],
-            "actions": [a.to_json() for a in self.actions],
-            "timeline": [t.to_json() for t in self.sorted_timeline()],
-            "has_postmortem": self.postmortem is not None,
             "acknowledged_at": format_time(self.acknowledged_at),
             "acknowledged_by": self.acknowledged_by,
             "pending_approval": self.pending_approval,

@@ -33,6 +33,7 @@ async def test_sigterm_answers_every_request_already_sent(tmp_path: Path) -> Non
     config.write_text(
         f"store: sqlite:///{tmp_path / 'receiver.db'}\nprometheus_url: http://127.0.0.1:9\n"
     )
+    log = (tmp_path / "receiver.log").open("w")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -46,7 +47,9 @@ async def test_sigterm_answers_every_request_already_sent(tmp_path: Path) -> Non
             "--drain-seconds",
             "5",
         ],
-        stderr=subprocess.PIPE,
+        # a file, not an unread pipe: once a pipe's 64 KiB fill up, the receiver's
+        # log lines block its event loop and it can never finish shutting down
+        stderr=log,
         cwd=Path(__file__).resolve().parent.parent,
     )
     try:
@@ -85,8 +88,10 @@ async def test_sigterm_answers_every_request_already_sent(tmp_path: Path) -> Non
         assert outcomes["dropped"] == 0, outcomes
         assert set(outcomes) <= {"200", "503", "refused", "reset"}, outcomes
         assert outcomes["refused"] > 0, f"SIGTERM came after the load: {outcomes}"
-        assert proc.wait(timeout=180) == 0  # a hang guard: drain is 5 s
+        # a hang guard: drain is 5 s
+        assert proc.wait(timeout=180) == 0, (tmp_path / "receiver.log").read_text()[-2000:]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        log.close()

@@ -18,7 +18,6 @@ from receiver.models import (
     Diagnosis,
     Incident,
     TimelineEntry,
-    format_time,
     parse_time,
 )
 
@@ -51,21 +50,7 @@ def incident_to_doc(incident: Incident) -> dict[str, Any]:
 
     Alerts and timeline entries are rows of their own, appended as they come.
     """
-    return {
-        "id": incident.id,
-        "pipeline": incident.pipeline,
-        "state": incident.state,
-        "sev": incident.sev,
-        "category": incident.category,
-        "team": incident.team,
-        "roles": incident.roles,
-        "opened_at": format_time(incident.opened_at),
-        "resolved_at": format_time(incident.resolved_at),
-        "closed_at": format_time(incident.closed_at),
-        "diagnosis": incident.diagnosis.to_json() if incident.diagnosis else None,
-        "diagnoses": [d.to_json() for d in incident.diagnoses],
-        "postmortem": incident.postmortem,
-    }
+    return {**incident.fields_json(), "postmortem": incident.postmortem}
 
 
 def _time(value: Any) -> datetime | None:
