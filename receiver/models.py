@@ -395,6 +395,13 @@ class Incident:
         alerts = [a for a in self.alerts if stored.alerts.get(alert_key(a)) != a.get("status")]
         return self.timeline[stored.timeline :], alerts
 
+    def add_stored_entries(self, entries: list[TimelineEntry]) -> None:
+        """Take in entries another writer stored meanwhile (they are not written again)."""
+        at = self.stored.timeline if self.stored is not None else len(self.timeline)
+        self.timeline[at:at] = entries
+        if self.stored is not None:
+            self.stored.timeline += len(entries)
+
     def mark_stored(self) -> None:
         """Note that the store now holds the whole incident (after a read or a write)."""
         self.stored = Stored(

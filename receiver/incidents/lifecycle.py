@@ -584,7 +584,7 @@ class Lifecycle:
 
 def _keep_concurrent(held: Incident, stored: Incident) -> None:
     """Bring what people wrote to ``stored`` into automation's ``held`` copy (``_save``)."""
-    held.timeline = merge_timelines(held.timeline, stored.timeline)
+    held.add_stored_entries(merge_timelines(held.timeline, stored.timeline)[len(held.timeline) :])
     held.acknowledged_at, held.acknowledged_by = stored.acknowledged_at, stored.acknowledged_by
     held.roles, held.review = stored.roles, stored.review
     if stored.state in ENDED_STATES and stored.state != held.state:
