@@ -63,6 +63,25 @@ def test_the_exporter_refuses_it_too(
         load_spec(path)
 
 
+def test_the_receiver_refuses_it_at_start_up(
+    write_spec: Callable[[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from pipemedic.cli import main
+
+    path = write_spec(billion_laughs())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["receiver", "--spec", str(path), "--listen", f"127.0.0.1:{port}"]
+    config = write_spec(f"store: sqlite:///{tmp_path}/receiver.db\n", "receiver.yml")
+    code = main([*args, "--config", str(config)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"{path}:5: a4[0]: aliases expand the document" in err
+
+
 def test_aliases_within_the_budget_still_load() -> None:
     """Anchors shared by many pipelines are fine: aliases may double a document."""
     pipelines = "\n".join(f"  p{i}:\n    actions: *common" for i in range(2000))
