@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rules.alerts import AlertKind, kind, params_for
+from rules.alerts import AlertKind, Params, kind, params_for
 from rules.promql import Expr, agg, binop, call, number, selector
 from rules.rulefile import FOR_LABEL, constant
 from rules.severity import DEGRADATIONS, IMPACTS, sev_for, severity_label
@@ -86,8 +86,9 @@ class SpecData:
     own_severity: set[str] = field(default_factory=set)
 
 
-def _differs(spec: Spec, p: PipelineSpec, kinds: Iterable[str], own_for: bool) -> bool:
-    return own_for or any(params_for(p, n) != params_for(spec.defaults, n) for n in kinds)
+def _differs(p: PipelineSpec, base: dict[str, Params], own_for: bool) -> bool:
+    """Tell whether ``p``'s thresholds or labels of a kind differ from the defaults' ``base``."""
+    return own_for or any(params_for(p, n) != params for n, params in base.items())
 
 
 def _spec_labels(p: PipelineSpec, kinds: tuple[str, ...]) -> dict[str, str]:
@@ -122,6 +123,7 @@ def spec_data(spec: Spec, kinds: Iterable[str], fors: dict[str, dict[str, str]])
     """
     names = tuple(kinds)
     data = SpecData()
+    base = {n: params_for(spec.defaults, n) for n in names}
     defaults = _spec_labels(spec.defaults, names)
     data.own_severity.update(n for n in names if severity_label_of(n) in defaults)
     data.rules.append(constant(DEFAULT_METRIC, 1, defaults))
@@ -137,7 +139,7 @@ def spec_data(spec: Spec, kinds: Iterable[str], fors: dict[str, dict[str, str]])
     add_values(spec.defaults)
     for name, p in spec.pipelines.items():
         own_for = {n: fors[n][name] for n in names if name in fors.get(n, {})}
-        if not _differs(spec, p, names, bool(own_for)):
+        if not _differs(p, base, bool(own_for)):
             continue
         data.listed.append(name)
         labels = {"pipeline": name, **_spec_labels(p, names)}
