@@ -189,6 +189,7 @@ def create_app(
             Authenticator(config.auth),
             metrics,
             body_limit=config.body_limit_bytes,
+            max_alerts=config.max_alerts,
             queue_max_depth=config.queue_max_depth,
         )
         metrics.queue_depth.set(await store.queue_depth())

@@ -13,6 +13,7 @@ Example ``receiver.yml``::
       bearer: {token_file: /etc/pipemedic/receiver.token}
       basic: {username: alertmanager, password_env: PIPEMEDIC_RECEIVER_PASSWORD}
     body_limit_bytes: 1048576
+    max_alerts: 1000          # alerts per notification (413 over it); set Alertmanager's max_alerts
     queue: {max_depth: 100000}
     workers: {concurrency: 4, action_concurrency: 16, lease_seconds: 300}   # 0: intake only
     prometheus_url: http://127.0.0.1:9090
@@ -78,6 +79,7 @@ _TOP_FIELDS = frozenset(
         "store",
         "auth",
         "body_limit_bytes",
+        "max_alerts",
         "queue",
         "workers",
         "prometheus_url",
@@ -122,6 +124,7 @@ class ReceiverConfig:
     store_url: str = DEFAULT_STORE
     auth: AuthConfig = field(default_factory=AuthConfig)
     body_limit_bytes: int = 1024 * 1024
+    max_alerts: int = 1000
     queue_max_depth: int = 100_000
     worker_concurrency: int = 4
     # recovery actions running at once in this replica, apart from the diagnosis slots
@@ -313,6 +316,7 @@ def parse_config(raw: Any, source: str = "<string>") -> ReceiverConfig:
         body_limit_bytes=reader.integer(
             doc.get("body_limit_bytes", defaults.body_limit_bytes), "body_limit_bytes", 1024
         ),
+        max_alerts=reader.integer(doc.get("max_alerts", defaults.max_alerts), "max_alerts", 1),
         queue_max_depth=reader.integer(
             queue.get("max_depth", defaults.queue_max_depth), "queue.max_depth", 1
         ),

@@ -49,6 +49,7 @@ class Intake:
         metrics: ReceiverMetrics,
         *,
         body_limit: int = 1024 * 1024,
+        max_alerts: int = 1000,
         queue_max_depth: int = 100_000,
         on_commit: Callable[[], None] | None = None,
         depth_refresh_seconds: float = 0.25,
@@ -58,6 +59,7 @@ class Intake:
         self.auth = auth
         self.metrics = metrics
         self.body_limit = body_limit
+        self.max_alerts = max_alerts
         self.queue_max_depth = queue_max_depth
         self.on_commit = on_commit
         # The depth a backend reports can cost a query (PostgreSQL counts rows), so it
@@ -119,8 +121,19 @@ class Intake:
         return b"".join(chunks)
 
     def validate(self, body: bytes) -> Notification:
-        """Decode strict UTF-8 JSON and check it against the webhook schema."""
-        return parse_body(body)
+        """Decode strict UTF-8 JSON, check it against the webhook schema and the alert limit.
+
+        One notification may hold at most ``max_alerts`` alerts (413 over it):
+        a single huge group would otherwise fill the queue on its own.
+        Alertmanager's ``max_alerts`` in the webhook config keeps it under.
+        """
+        notification = parse_body(body)
+        if len(notification.alerts) > self.max_alerts:
+            raise PayloadTooLarge(
+                f"{len(notification.alerts)} alerts in one notification; the limit is "
+                f"{self.max_alerts} (set max_alerts in Alertmanager's webhook_config)"
+            )
+        return notification
 
     async def persist(self, notification: Notification) -> IngestResult:
         """Commit the alerts (idempotently); 503 if the queue is full or the store down."""

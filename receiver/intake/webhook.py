@@ -61,14 +61,23 @@ def _dotted(path: Any) -> str:
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+def _refuse_constant(token: str) -> Any:
+    raise PayloadError(f"invalid JSON: {token} is not a JSON number", "$")
+
+
 def decode_body(body: bytes) -> Any:
-    """Decode strict UTF-8 JSON; ``PayloadError`` says why it is not."""
+    """Decode strict UTF-8 JSON; ``PayloadError`` says why it is not.
+
+    Strict means standard: ``NaN``, ``Infinity`` and ``-Infinity``, which
+    Python's ``json`` accepts by default, are refused wherever they stand
+    (unknown fields included), as Alertmanager never writes them.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PayloadError(f"body is not UTF-8 (byte {exc.start})", "$") from None
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise PayloadError(
             f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "$"
@@ -92,6 +101,21 @@ def _fallback_fingerprint(labels: Mapping[str, str]) -> str:
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
 _MISS = datetime.min
+
+
+def _in_range(at: datetime | None, key: str) -> datetime | None:
+    """Refuse a time no alert can have: a zero or pre-1970 ``startsAt``, a pre-1970 ``endsAt``.
+
+    Go's zero time (``0001-01-01T00:00:00``, in any offset) means "no end" in
+    ``endsAt``; in ``startsAt`` it would be stored as 1970.
+    """
+    if at is None:
+        if key == "startsAt":
+            raise ValueError("startsAt is the zero time: an alert has a start")
+        return None
+    if at < _EPOCH:
+        raise ValueError(f"{key} is before 1970-01-01")
+    return at
 # Go's zero time, Alertmanager's endsAt of every firing alert: no time at all
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -101,7 +125,8 @@ def to_notification(n: FastNotification) -> Notification:
 
     Each distinct time string of the body is checked and parsed once
     (``alert_time``; ``ValueError`` for one the schema refuses or an
-    impossible one): the alerts of a group share their ``startsAt``. An
+    impossible one): the alerts of a group share their ``startsAt``. Each
+    alert's times must be in range (``_in_range``, ``ValueError`` too). An
     alert without a ``fingerprint`` gets the hash of its labels. The decoded
     dicts are fresh and owned by this request, so they are used as they are.
     """
@@ -111,18 +136,21 @@ def to_notification(n: FastNotification) -> Notification:
         starts = times.get(a.starts_at, _MISS)
         if starts is _MISS:
             starts = times[a.starts_at] = alert_time(a.starts_at)
+        starts = _in_range(starts, "startsAt")
+        assert starts is not None  # _in_range refuses a start that is no time
         if a.ends_at is UNSET:
             ends = None
         else:
             ends = times.get(a.ends_at, _MISS)
             if ends is _MISS:
                 ends = times[a.ends_at] = alert_time(a.ends_at)
+            ends = _in_range(ends, "endsAt")
         alerts.append(
             Alert(
                 a.status,
                 a.labels,
                 a.annotations,
-                starts or _EPOCH,
+                starts,
                 ends,
                 a.fingerprint or _fallback_fingerprint(a.labels),
                 a.generator_url,
@@ -169,7 +197,7 @@ def parse_notification(doc: Any) -> Notification:
             for key in ("startsAt", "endsAt"):
                 try:
                     if key in alert:
-                        alert_time(alert[key])
-                except (ValueError, OverflowError):
-                    raise PayloadError(f"impossible time: {exc}", f"alerts[{i}].{key}") from None
+                        _in_range(alert_time(alert[key]), key)
+                except (ValueError, OverflowError) as bad:
+                    raise PayloadError(f"impossible time: {bad}", f"alerts[{i}].{key}") from None
         raise PayloadError(f"invalid payload: {exc}", "$") from None

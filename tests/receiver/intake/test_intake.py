@@ -120,6 +120,27 @@ async def test_body_limit_is_configurable(aiohttp_client: Any, tmp_path: Path) -
     assert (await client.post("/alerts", json=notification_doc(alert_doc("p")))).status == 200
 
 
+async def test_alerts_per_notification_are_limited(aiohttp_client: Any, tmp_path: Path) -> None:
+    client = await _client(aiohttp_client, tmp_path, max_alerts=5)
+    six = notification_doc(*[alert_doc(f"p{i}") for i in range(6)])
+    doc = await _refused(client, json.dumps(six).encode(), 413)
+    assert "the limit is 5" in doc["error"]
+    assert "max_alerts" in doc["error"]
+    five = notification_doc(*[alert_doc(f"p{i}") for i in range(5)])
+    assert (await client.post("/alerts", json=five)).status == 200
+    assert await client.app[STORE].queue_depth() == 5  # nothing of the refused one was kept
+
+
+async def test_the_default_alert_limit_refuses_a_100k_alert_notification(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    client = await _client(aiohttp_client, tmp_path, body_limit_bytes=64 << 20)
+    huge = notification_doc(*[alert_doc(f"p{i}") for i in range(100_000)])
+    doc = await _refused(client, json.dumps(huge).encode(), 413)
+    assert "100000 alerts" in doc["error"]
+    assert await client.app[STORE].queue_depth() == 0
+
+
 async def test_bearer_and_basic_auth(aiohttp_client: Any, tmp_path: Path, monkeypatch: Any) -> None:
     token = tmp_path / "token"
     token.write_text("s3cret-token\n")
