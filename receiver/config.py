@@ -37,13 +37,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from pipemedic.address import split_host_port
 from receiver.errors import ConfigError
 from receiver.people.config import PeopleConfig, parse_people
 from receiver.recovery.config import RecoveryConfig
 from rules.durations import parse_duration
+from rules.errors import YamlError
+from rules.yamlpos import load_yaml
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -361,8 +361,9 @@ def load_config(path: str | Path | None = None) -> ReceiverConfig:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(source, "", f"cannot read: {exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, "", f"invalid YAML: {exc}") from None
+    try:  # the spec's loader: aliases, depth, size and duplicate keys bounded
+        raw = load_yaml(text, source).data
+    except YamlError as exc:
+        first = exc.problems[0]
+        raise ConfigError(f"{source}:{first.line}", first.path, first.message) from None
     return parse_config(raw, source)

@@ -150,5 +150,18 @@ def test_unreadable_files_and_invalid_yaml_name_the_file(tmp_path: Path) -> None
     path = write(tmp_path, "listen: [unclosed\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert str(caught.value).startswith(f"{path}: invalid YAML")
+    assert str(caught.value).startswith(f"{path}:")  # file:line
+    assert "invalid YAML" in str(caught.value)
     assert "line 1" in str(caught.value)
+
+
+def test_receiver_yml_is_loaded_with_the_specs_bounds(tmp_path: Path) -> None:
+    """Duplicate keys and alias bombs are refused with file:line, as in the spec."""
+    path = write(tmp_path, "listen: 127.0.0.1:9099\nlisten: 127.0.0.1:9100\n")
+    with pytest.raises(ConfigError, match=r"receiver\.yml:2: listen: .*duplicate"):
+        load_config(path)
+    laughs = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    laughs += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    path = write(tmp_path, "\n".join(laughs) + "\n")
+    with pytest.raises(ConfigError, match=r"receiver\.yml:\d+: "):
+        load_config(path)
