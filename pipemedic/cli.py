@@ -24,18 +24,46 @@ _COMMAND_GROUPS: tuple[str, ...] = (
     "pipemedic.demo.cli",
 )
 
+# The end of `pipemedic --help`: what a newcomer runs first (README.md, "Quick start").
+FIRST_COMMANDS = """\
+first steps:
+  pipemedic demo --free-ports --keep-running
+      the whole loop on loopback, with injected faults; prints where to look
+  pipemedic rules check --spec rules/pipelines.yml
+      check your spec and the alerting rules generated from it
+  pipemedic receiver --spec rules/pipelines.yml
+      receive Alertmanager's alerts and run incidents for your pipelines
+
+`pipemedic COMMAND --help` explains each command; README.md walks through a deployment.
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the full parser; every group registers its own sub-commands."""
     parser = argparse.ArgumentParser(
         prog="pipemedic",
         description="Prometheus alerting and automated incident response for data pipelines.",
+        epilog=FIRST_COMMANDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"pipemedic {__version__}")
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--version",
+        action="version",
+        version=f"pipemedic {__version__}",
+        help="print the version and exit",
     )
-    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="the least important log lines shown (default info)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text lines, or one JSON object a line (default text)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in _COMMAND_GROUPS:
         module = importlib.import_module(module_name)

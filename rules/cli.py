@@ -140,7 +140,13 @@ def register(sub: Any) -> None:
             p.add_argument(
                 "--out", default=DEFAULT_OUT, help=f"generated rules folder ({DEFAULT_OUT})"
             )
-            p.add_argument("--format", default="rules", choices=FORMATS)
+            p.add_argument(
+                "--format",
+                default="rules",
+                choices=FORMATS,
+                help="rules: Prometheus rule files (default); prometheusrule: Kubernetes "
+                "PrometheusRule objects for the Prometheus Operator",
+            )
         if custom:
             p.add_argument(
                 "--custom",

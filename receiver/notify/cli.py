@@ -103,6 +103,11 @@ def register(sub: Any) -> None:
     test = commands.add_parser(
         "test", help="send a test message to each destination of a team and report each"
     )
-    test.add_argument("--team", required=True)
-    test.add_argument("--spec", default=None, metavar="rules/pipelines.yml")
+    test.add_argument("--team", required=True, help="the spec's team whose destinations get it")
+    test.add_argument(
+        "--spec",
+        default=None,
+        metavar="rules/pipelines.yml",
+        help="the spec with the team (default ./rules/pipelines.yml)",
+    )
     test.set_defaults(func=run_test)

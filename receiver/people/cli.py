@@ -180,25 +180,33 @@ def register_people(commands: Any, source: argparse.ArgumentParser) -> None:
             name, parents=[source], help=help_text
         )
         if name != "action-items":
-            parser.add_argument("id", type=int)
+            parser.add_argument("id", type=int, help="the incident's number")
         return parser
 
     add("ack", "acknowledge: you take the incident")
     assign = add("assign", "assign or reassign a role")
-    assign.add_argument("role", choices=ROLES)
-    assign.add_argument("person")
-    add("note", "add a note to the timeline").add_argument("text")
-    add("update", "post the liaison's status update").add_argument("text")
+    assign.add_argument("role", choices=ROLES, help="the incident role to fill")
+    assign.add_argument("person", help="who takes the role (a name or user)")
+    add("note", "add a note to the timeline").add_argument("text", help="the note")
+    add("update", "post the liaison's status update").add_argument(
+        "text", help="the status update for the people affected"
+    )
     severity = add("severity", "raise or lower the SEV, with a reason")
-    severity.add_argument("sev", choices=SEVS)
-    severity.add_argument("--why", required=True)
+    severity.add_argument("sev", choices=SEVS, help="the new SEV")
+    severity.add_argument("--why", required=True, help="why the SEV changes (on the timeline)")
     handoff = add("handoff", "hand a role over to someone, with a note")
-    handoff.add_argument("role", choices=ROLES)
-    handoff.add_argument("to")
-    handoff.add_argument("--note", required=True)
-    add("approve", "approve the recovery step waiting for approval").add_argument("--why")
-    add("reject", "reject the waiting step (escalates)").add_argument("--why")
-    add("resolve", "resolve by hand, saying how").add_argument("--how", required=True)
+    handoff.add_argument("role", choices=ROLES, help="the role handed over")
+    handoff.add_argument("to", help="who takes the role over")
+    handoff.add_argument("--note", required=True, help="what the next person needs to know")
+    add("approve", "approve the recovery step waiting for approval").add_argument(
+        "--why", help="why it is approved (on the timeline)"
+    )
+    add("reject", "reject the waiting step (escalates)").add_argument(
+        "--why", help="why it is rejected (on the timeline)"
+    )
+    add("resolve", "resolve by hand, saying how").add_argument(
+        "--how", required=True, help="how the incident was resolved"
+    )
     close = add("close", "close with the review")
     close.add_argument("--measure", action="append", help="a preventive measure (repeat)")
     close.add_argument(
@@ -206,5 +214,5 @@ def register_people(commands: Any, source: argparse.ArgumentParser) -> None:
     )
     close.add_argument("--review", help="a JSON file with the whole review instead")
     items = add("action-items", "open action items of closed reviews, by owner and due date")
-    items.add_argument("--owner")
-    items.add_argument("--json", action="store_true")
+    items.add_argument("--owner", help="only this owner's items")
+    items.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -373,19 +373,23 @@ def register(sub: Any) -> None:
     commands = parser.add_subparsers(dest="incidents_command", metavar="SUBCOMMAND", required=True)
 
     listing = commands.add_parser("list", parents=[source], help="list incidents, newest first")
-    listing.add_argument("--state", choices=INCIDENT_STATES)
-    listing.add_argument("--pipeline")
-    listing.add_argument("--sev", choices=SEVS)
-    listing.add_argument("--limit", type=_positive, default=50)
-    listing.add_argument("--offset", type=_natural, default=0)
+    listing.add_argument("--state", choices=INCIDENT_STATES, help="only incidents in this state")
+    listing.add_argument("--pipeline", help="only this pipeline's incidents")
+    listing.add_argument("--sev", choices=SEVS, help="only incidents of this SEV")
+    listing.add_argument(
+        "--limit", type=_positive, default=50, help="at most this many incidents (default 50)"
+    )
+    listing.add_argument(
+        "--offset", type=_natural, default=0, help="skip this many of the newest (default 0)"
+    )
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     show = commands.add_parser("show", parents=[source], help="show one incident")
-    show.add_argument("id", type=_positive)
+    show.add_argument("id", type=_positive, help="the incident's number (from `incidents list`)")
     show.add_argument("--json", action="store_true", help="print the incident's JSON")
 
     pm = commands.add_parser("postmortem", parents=[source], help="print the post-mortem draft")
-    pm.add_argument("id", type=_positive)
+    pm.add_argument("id", type=_positive, help="the incident's number (from `incidents list`)")
     pm.add_argument("--regenerate", action="store_true", help="render afresh, not the stored one")
 
     register_people(commands, source)
