@@ -33,6 +33,7 @@ __all__ = [
     "alertmanager_config",
     "prometheus_config",
     "receiver_config",
+    "receiver_store_url",
 ]
 
 EXPORTER_JOB: Final = "pipemedic-exporter"
@@ -124,11 +125,16 @@ def alertmanager_config(source: Path, ports: Ports) -> str:
     return head + yaml.safe_dump(doc, sort_keys=False)
 
 
+def receiver_store_url(run: Path) -> str:
+    """Return the demo receiver's store: SQLite in the run folder, kept after the demo."""
+    return f"sqlite:///{run / 'receiver.db'}"
+
+
 def receiver_config(ports: Ports, run: Path, spec_path: Path) -> str:
     """Return the receiver's configuration: defaults, this run's files, demo timing."""
     doc = {
         "listen": ports.address("receiver"),
-        "store": f"sqlite:///{run / 'receiver.db'}",
+        "store": receiver_store_url(run),
         "prometheus_url": f"http://{ports.address('prometheus')}",
         "spec": str(spec_path),
         # the demo's browser is on this machine: links in notifications point here

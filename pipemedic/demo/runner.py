@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import signal
@@ -37,12 +38,14 @@ import aiohttp
 from aiohttp import web
 
 from exporters import ExporterConfig, PipelineRegistry, create_app
+from pipemedic.demo.closing import after_stop, while_running
 from pipemedic.demo.configs import (
     DEFAULT_PORTS,
     Ports,
     alertmanager_config,
     prometheus_config,
     receiver_config,
+    receiver_store_url,
 )
 from pipemedic.demo.notify import DemoPeople
 from pipemedic.demo.progress import Progress, Reporter, Row, render_table, summarize
@@ -275,6 +278,7 @@ async def _run(options: DemoOptions, report: Reporter, ports: Ports, people: Dem
     report.line(f"pipemedic demo: run folder {run}", run=str(run))
     started: list[ManagedServer] = []
     began = time.monotonic()
+    finished: tuple[int, int | None] | None = None
     try:
         await runner.setup()
         await web.TCPSite(runner, LOOPBACK, ports.exporter).start()
@@ -283,13 +287,22 @@ async def _run(options: DemoOptions, report: Reporter, ports: Ports, people: Dem
             started.append(server)
             await asyncio.to_thread(server.start)
             report.line(f"{server.name} ready on {server.url}", server=server.name, url=server.url)
-        return await _scenario(options, report, sim, ports, out, people)
+        finished = await _scenario(options, report, sim, ports, out, people)
     finally:
         for server in reversed(started):
             await asyncio.to_thread(server.stop)
         await runner.cleanup()
         took = time.monotonic() - began
         report.line(f"stopped everything; the demo took {took:.0f}s", seconds=round(took, 1))
+    code, incident = finished
+    lines = after_stop(receiver_store_url(run), incident, options.output, options.free_ports)
+    report.line("\n".join(lines), event="next_steps", commands=_commands(lines))
+    return code
+
+
+def _commands(lines: Sequence[str]) -> list[str]:
+    """The ``pipemedic ...`` commands among closing lines (for ``--log-format json``)."""
+    return [line.strip() for line in lines if line.strip().startswith("pipemedic ")]
 
 
 async def _scenario(
@@ -299,7 +312,8 @@ async def _scenario(
     ports: Ports,
     out: Path,
     people: DemoPeople,
-) -> int:
+) -> tuple[int, int | None]:
+    """Inject the faults, follow the incidents, report; return (exit code, first incident)."""
     receiver_url = f"http://{ports.address('receiver')}"
     prom_url = f"http://{ports.address('prometheus')}"
     async with aiohttp.ClientSession() as session:
@@ -374,6 +388,7 @@ async def _scenario(
         f"summary: {out / 'summary.md'}",
         postmortems=[str(p) for p in written],
     )
+    first = min((r.incident for r in rows if r.incident is not None), default=None)
     if options.keep_running:
         urls = {
             "prometheus": f"http://{ports.address('prometheus')}",
@@ -383,8 +398,8 @@ async def _scenario(
             "control_calls": f"http://{ports.address('exporter')}/demo/hits",
         }
         (out / "stack.json").write_text(json.dumps(urls, indent=2), encoding="utf-8")
-        lines = "\n".join(f"  {name:<13} {url}" for name, url in urls.items())
-        report.line(f"the stack keeps running (Ctrl-C stops it):\n{lines}", urls=urls)
+        lines = while_running(ports, first, os.getpid())
+        report.line("\n".join(lines), urls=urls, commands=_commands(lines))
         await _stop_signal()
         (out / "stack.json").unlink(missing_ok=True)
-    return 0 if ok else 1
+    return (0 if ok else 1), first

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -89,6 +90,23 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _printed_commands(demo: dict[str, Any], event: str | None) -> list[str]:
+    """The ``pipemedic ...`` commands the demo printed in its closing lines (JSON log)."""
+    for line in demo["log"].read_text().splitlines():
+        doc = json.loads(line) if line.startswith("{") else {}
+        if doc.get("commands") and doc.get("event") == event:
+            return list(doc["commands"])
+    raise AssertionError(f"no closing lines ({event}) in the demo's log")
+
+
+def _run_printed(command: str) -> str:
+    """Run a printed ``pipemedic`` command as a newcomer would paste it; return its stdout."""
+    argv = [sys.executable, "-m", "pipemedic", *shlex.split(command)[1:]]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 0, (command, res.stdout, res.stderr)
+    return res.stdout
 
 
 def _incidents(demo: dict[str, Any]) -> list[dict[str, Any]]:
@@ -193,6 +211,17 @@ def test_text_progress_tells_each_step(demo: dict[str, Any]) -> None:
     assert offsets == sorted(offsets)
 
 
+def test_the_printed_commands_list_and_show_the_incidents(demo: dict[str, Any]) -> None:
+    commands = _printed_commands(demo, None)
+    listing = [c for c in commands if c.startswith("pipemedic incidents list --url ")]
+    assert listing == [f"pipemedic incidents list --url {demo['urls']['incidents'].rstrip('/')}"]
+    table = _run_printed(listing[0])
+    for fault in SCENARIO:
+        assert fault.pipeline in table
+    (show,) = [c for c in commands if c.startswith("pipemedic incidents show ")]
+    assert "timeline:" in _run_printed(show)
+
+
 # last: it stops the stack the tests above look at
 def test_the_stack_is_up_until_ctrl_c_then_everything_stops(demo: dict[str, Any]) -> None:
     urls = demo["urls"]
@@ -211,3 +240,16 @@ def test_the_stack_is_up_until_ctrl_c_then_everything_stops(demo: dict[str, Any]
         with pytest.raises(OSError):
             urllib.request.urlopen(url, timeout=2)
     assert os.path.isdir(demo["out"] / "run")
+    # what the demo prints once stopped reads the store it left behind
+    (listing, show, again) = _printed_commands(demo, "next_steps")
+    assert listing.startswith("pipemedic incidents list --store sqlite:///")
+    table = _run_printed(listing)
+    for fault in SCENARIO:
+        assert fault.pipeline in table
+    assert "timeline:" in _run_printed(show)
+    assert (
+        again
+        == "pipemedic demo --free-ports --output "
+        + shlex.quote(str(demo["out"]))
+        + " --keep-running"
+    )
