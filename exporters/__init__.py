@@ -1,6 +1,6 @@
 """Pipeline metrics for Prometheus: Python API, standalone exporter, probes, Pushgateway.
 
-Four ways in, one set of metrics (names fixed in DESIGN.md): the Python
+Four ways in, one set of metrics (names in docs/vocabulary.md): the Python
 API below, ``POST /events`` on the standalone exporter (``create_app`` /
 ``pipemedic exporter``) for pipelines in any language, OpenLineage run
 events at ``POST /api/v1/lineage`` for orchestrators that already emit them

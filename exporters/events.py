@@ -1,6 +1,6 @@
 """Parse, validate and translate ``POST /events`` bodies into registry changes.
 
-The event format is fixed by ``../shared/DESIGN.md`` and written down as a
+The event format is documented in README.md ("Any language") and written down as a
 JSON Schema in ``exporters/schema/events.schema.json``. A body is one event
 or a list of them; every problem is reported with its field path
 (``$[3].records_failed``), and a body with any problem yields no change at

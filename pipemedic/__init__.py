@@ -1,6 +1,6 @@
 """pipemedic: Prometheus alerting and automated incident response for data pipelines.
 
-The product lives in three packages that follow the flow of DESIGN.md:
+The product lives in three packages that follow the flow of README.md's diagram:
 ``exporters`` (pipelines -> metrics), ``rules`` (spec -> Prometheus rules) and
 ``receiver`` (Alertmanager webhook -> incidents -> recovery). This package
 holds only what crosses them: the ``pipemedic`` command line, logging set-up,

@@ -1,6 +1,6 @@
 """Alertmanager webhook receiver: intake, worker, incidents, diagnosis, recovery, reports.
 
-The package reads as the flow of one alert (DESIGN.md):
+The package reads as the flow of one alert (README.md's diagram):
 
 * ``intake/``     ``POST /alerts``: authenticate -> validate -> persist -> ack
 * ``worker/``     a fair pool taking persisted events: correlate -> diagnose -> recover

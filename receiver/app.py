@@ -1,6 +1,6 @@
 """Build the receiver's aiohttp application: one factory, resources in ``cleanup_ctx``.
 
-``create_app(config)`` wires the flow of DESIGN.md::
+``create_app(config)`` wires the flow of README.md's diagram::
 
     POST /alerts: authenticate -> validate -> persist -> ack      (receiver.intake.handler)
     worker pool:  correlate -> diagnose -> recover -> verify -> record  (receiver.worker.pool)

@@ -14,7 +14,7 @@ alert sees this cycle's constants and signals):
    pipeline and kind. A constant is a bare number, which Prometheus records
    as one series with the rule's labels (cheaper than ``vector(number)``).
 2. The recordings some kinds' signals read (their module's ``records``):
-   ``pipeline:error_ratio:rate5m`` (failed / processed records, DESIGN.md's
+   ``pipeline:error_ratio:rate5m`` (failed / processed records, the README's
    error ratio) and ``pipeline:run_error_ratio:rate5m`` (failed / all runs,
    only for the pipelines with failed runs, from
    ``pipeline:runs_failed:rate5m``), the output volume's median. Every

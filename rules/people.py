@@ -43,7 +43,7 @@ __all__ = [
     "url_problem",
 ]
 
-# The events a destination may take (DESIGN.md "People"), in incident order.
+# The events a destination may take (docs/notifications.md), in incident order.
 NOTIFY_EVENTS: tuple[str, ...] = (
     "opened",
     "escalated",

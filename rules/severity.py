@@ -1,6 +1,6 @@
 """Severity from the incident-management table: service degradation x users affected.
 
-The seed's table (``../shared/seeds/002_*``)::
+The incident-management SEV table (docs/incidents.md)::
 
             service degradation     impact to users
     SEV1    unavailable             most users affected

@@ -1,7 +1,7 @@
 """The alert kinds pipemedic generates, one row each.
 
 A kind ties the spec's vocabulary (``for.<kind>``, ``severity.<kind>``,
-``keep_firing_for.<kind>``) to the alert name fixed in DESIGN.md, the
+``keep_firing_for.<kind>``) to the alert name users' routes and silences rely on, the
 incident category diagnosis starts from, the service degradation that with
 the pipeline's ``impact`` gives the SEV (the receiver's table and the rules'
 ``pipemedic:alert_sev:map`` alike), the spec fields its thresholds come

@@ -1,7 +1,7 @@
 """The notification events: which timeline entries cause them and what they ask of the reader.
 
-One row per event (names from ``rules.people.NOTIFY_EVENTS``, DESIGN.md
-"People"). ``cause`` lists the lifecycle's timeline events that produce the
+One row per event (names from ``rules.people.NOTIFY_EVENTS``,
+docs/notifications.md). ``cause`` lists the lifecycle's timeline events that produce the
 notification event; the renderer reads ``ask`` and ``state``.
 """
 

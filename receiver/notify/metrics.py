@@ -1,4 +1,4 @@
-"""Notification metrics, registered in the receiver's registry (DESIGN.md names).
+"""Notification metrics, registered in the receiver's registry (names kept stable for dashboards).
 
 * ``pipemedic_notifications_total{destination_kind,event,outcome}``: delivery
   attempts by destination kind (apprise scheme or ``alertmanager``), event and

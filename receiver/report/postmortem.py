@@ -1,8 +1,8 @@
 """Draft the post-mortem of an incident in Markdown, from what the receiver recorded.
 
-The layout is the runbook's (``../shared/seeds/000_*``): Facts, Timeline,
+The layout is the data-pipeline runbook's: Facts, Timeline,
 Root cause, Impact & resolution, Lessons learned, plus Action items with
-owners from the team's roles (``../shared/seeds/002_*``). The draft is a
+owners from the team's roles (the incident-management roles). The draft is a
 pure function of the incident (and the spec, for the team when the incident
 carries no roles), so it is regenerable and the same incident always gives
 the same text. Untrusted strings go through ``receiver.report.markdown``.

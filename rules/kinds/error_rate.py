@@ -34,7 +34,7 @@ def _rate(metric: str, window: str, matchers: dict[str, str] | None = None) -> E
 def error_ratio_rules(spec: Spec, window: str) -> list[dict[str, Any]]:
     """Return the error-ratio records: records (every active pipeline) and runs (failing ones).
 
-    ``pipeline:error_ratio:rate5m`` is DESIGN.md's error ratio, failed /
+    ``pipeline:error_ratio:rate5m`` is the README's error ratio, failed /
     processed records, for every pipeline that processed records in the
     window; a pipeline with none has no series (never NaN, so nothing fires
     on a quiet pipeline). ``pipeline:run_error_ratio:rate5m`` is failed / all
