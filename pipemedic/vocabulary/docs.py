@@ -9,12 +9,17 @@ from __future__ import annotations
 from pipemedic.vocabulary.alerts import ALERT_KINDS
 from pipemedic.vocabulary.causes import CAUSES
 from pipemedic.vocabulary.metrics import METRICS
+from rules.lint import REQUIRED_ANNOTATIONS, REQUIRED_LABELS
 
 __all__ = ["render_markdown"]
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _names(names: tuple[str, ...]) -> str:
+    return ", ".join(f"`{n}`" for n in names)
 
 
 def _causes() -> list[str]:
@@ -47,7 +52,10 @@ def _alerts() -> list[str]:
         "",
         "The spec names a kind in `for.<kind>`, `severity.<kind>` and",
         "`defaults.keep_firing_for.<kind>`; the SEV is the degradation x the pipeline's",
-        "`impact`.",
+        "`impact` (the table: docs/incidents.md). Every alert, generated or custom, carries",
+        f"the labels {_names(REQUIRED_LABELS)} and the annotations",
+        f"{_names(REQUIRED_ANNOTATIONS)}: the receiver routes and files incidents by them",
+        "(`pipemedic rules check` refuses a rule without them).",
         "",
         "| kind | alert | category | degradation | thresholds (spec) | for | keep_firing_for |",
         "| --- | --- | --- | --- | --- | --- | --- |",
