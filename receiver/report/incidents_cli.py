@@ -369,7 +369,7 @@ def register(sub: Any) -> None:
     source.add_argument("--spec", help="rules/pipelines.yml, for team roles (with --store)")
     add_credentials(source)
 
-    parser = sub.add_parser("incidents", help="list and inspect incidents and post-mortems")
+    parser = sub.add_parser("incidents", help="list, show and act on incidents; print post-mortems")
     commands = parser.add_subparsers(dest="incidents_command", metavar="SUBCOMMAND", required=True)
 
     listing = commands.add_parser("list", parents=[source], help="list incidents, newest first")
