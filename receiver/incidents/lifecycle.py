@@ -529,10 +529,13 @@ class Lifecycle:
         The open-incidents gauge follows the save.
         """
         async with self.store.incident_lock(incident.id):
-            stored = await self.store.get_incident(incident.id)
-            if stored is not None and stored.version != incident.version:
-                _keep_concurrent(incident, stored)
-            incident.version = (stored.version if stored is not None else incident.version) + 1
+            version = await self.store.incident_version(incident.id)  # one small read
+            if version is not None and version != incident.version:
+                stored = await self.store.get_incident(incident.id)
+                if stored is not None:
+                    _keep_concurrent(incident, stored)
+                    version = stored.version
+            incident.version = (version if version is not None else incident.version) + 1
             await self.store.save_incident(incident)
         self._track(incident)
 

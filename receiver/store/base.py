@@ -160,6 +160,14 @@ class Store(ActionLedger, Outbox, Protocol):
         """Return the pipeline's incident that is not closed, if any."""
         ...
 
+    async def incident_version(self, incident_id: int) -> int | None:
+        """Return the stored incident's ``version`` (its save count), None if it does not exist.
+
+        One small read: a save checks it and reads the whole incident only when
+        someone else wrote meanwhile.
+        """
+        ...
+
     async def last_incident(self, pipeline: str) -> Incident | None:
         """Return the pipeline's most recent incident in any state (for reopening)."""
         ...

@@ -331,6 +331,11 @@ class PostgresStore:
                 finally:
                     await self._lock_pool.release(conn)
 
+    async def incident_version(self, incident_id: int) -> int | None:
+        async with self._conn() as conn:
+            found = await conn.fetchval(sql.INCIDENT_VERSION, incident_id)
+        return None if found is None else int(found)
+
     async def open_incident(self, pipeline: str) -> Incident | None:
         found = await self._incidents(sql.OPEN_INCIDENT, pipeline)
         return found[0] if found else None

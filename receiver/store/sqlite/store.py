@@ -351,6 +351,15 @@ class SqliteStore:
 
         return hold()
 
+    async def incident_version(self, incident_id: int) -> int | None:
+        def read(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "SELECT json_extract(doc, '$.version') FROM incidents WHERE id = ?", (incident_id,)
+            ).fetchone()
+            return None if row is None else int(row[0] or 0)
+
+        return await self._writer.submit(read)
+
     async def open_incident(self, pipeline: str) -> Incident | None:
         return await self._one(
             "SELECT id, doc FROM incidents WHERE pipeline = ? AND state != 'closed' "

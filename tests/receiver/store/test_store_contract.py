@@ -644,3 +644,12 @@ async def test_alerts_and_entries_are_appended_and_a_resolution_updates_its_aler
     assert final is not None
     assert [t.event for t in final.timeline][-2:] == ["escalated", "event_abandoned"]
     assert len(final.alerts) == 51
+
+
+async def test_incident_version_is_read_alone(store: Store) -> None:
+    inc = await store.create_incident(incident())
+    assert await store.incident_version(inc.id) == inc.version == 0
+    inc.version += 1
+    await store.save_incident(inc)
+    assert await store.incident_version(inc.id) == 1
+    assert await store.incident_version(inc.id + 1000) is None
