@@ -206,6 +206,25 @@ class WrkResult:
             raise RuntimeError(f"errors under load at {url}:\n{self.output}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return user+system CPU time of a process (Linux /proc), immune to other load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_with_cpu(
+    server: ManagedServer, path: str, script: Path, seconds: int
+) -> tuple[float, float]:
+    """Load ``server``'s ``path`` with wrk; return (requests/s, server CPU microseconds each)."""
+    assert server.proc is not None
+    before = cpu_seconds(server.proc.pid)
+    url = server.url + path
+    result = run_wrk(url, script, threads=1, connections=32, duration=f"{seconds}s")
+    result.raise_for_errors(url)
+    cpu = cpu_seconds(server.proc.pid) - before
+    return result.rps, cpu / result.requests * 1e6
+
+
 def require_wrk() -> None:
     """Exit with a hint when wrk is not installed."""
     if shutil.which("wrk") is None:

@@ -15,7 +15,6 @@ Run: ``.venv/bin/python -m bench bench_exporter``
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from bench._load import BareApp, post_lua, require_wrk, run_wrk
+from bench._load import BareApp, post_lua, require_wrk, wrk_with_cpu
 from exporters import changes
 from exporters.changes import Change
 from exporters.registry import PipelineRegistry
@@ -194,23 +193,6 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log
         return [sys.executable, "-c", self.CODE, str(self.port)]
 
 
-def _cpu_seconds(pid: int) -> float:
-    """Return user+system CPU time of a process (Linux /proc), immune to other load."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _wrk(server: ManagedServer, script: Path, seconds: int) -> tuple[float, float]:
-    """Return (requests/s, server CPU microseconds per request)."""
-    assert server.proc is not None
-    cpu_before = _cpu_seconds(server.proc.pid)
-    url = server.url + "/events"
-    result = run_wrk(url, script, threads=1, connections=32, duration=f"{seconds}s")
-    result.raise_for_errors(url)
-    cpu = _cpu_seconds(server.proc.pid) - cpu_before
-    return result.rps, cpu / result.requests * 1e6
-
-
 def bench_events() -> None:
     require_wrk()
     with tempfile.TemporaryDirectory() as tmp:
@@ -230,7 +212,7 @@ def bench_events() -> None:
             cpu: dict[str, list[float]] = {name: [] for name in servers}
             for _ in range(4):  # interleaved, so drift hits both alike
                 for name, server in servers.items():
-                    r, c = _wrk(server, script, 5)
+                    r, c = wrk_with_cpu(server, "/events", script, 5)
                     rps[name].append(round(r))
                     cpu[name].append(round(c, 1))
     ours, co = statistics.median(rps["pipemedic"]), statistics.median(cpu["pipemedic"])

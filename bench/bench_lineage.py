@@ -21,8 +21,8 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench._load import BareApp, require_wrk, run_wrk
-from bench.bench_exporter import ExporterApp, _cpu_seconds
+from bench._load import BareApp, require_wrk, wrk_with_cpu
+from bench.bench_exporter import ExporterApp
 from pipemedic.stack import ManagedServer
 
 PATH = "/api/v1/lineage"
@@ -79,17 +79,6 @@ end
 """
 
 
-def _wrk(server: ManagedServer, script: Path) -> tuple[float, float]:
-    """Return (events/s, server CPU microseconds per event)."""
-    assert server.proc is not None
-    before = _cpu_seconds(server.proc.pid)
-    url = server.url + PATH
-    result = run_wrk(url, script, threads=1, connections=32, duration=f"{SECONDS}s")
-    result.raise_for_errors(url)
-    cpu = _cpu_seconds(server.proc.pid) - before
-    return result.rps, cpu / result.requests * 1e6
-
-
 def main() -> None:
     require_wrk()
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,7 +97,7 @@ def main() -> None:
             cpu: dict[str, list[float]] = {name: [] for name in servers}
             for _ in range(ROUNDS):  # interleaved, so drift hits all alike
                 for name, server in servers.items():
-                    r, c = _wrk(server, script)
+                    r, c = wrk_with_cpu(server, PATH, script, SECONDS)
                     rps[name].append(round(r))
                     cpu[name].append(round(c, 1))
     ours, co = statistics.median(rps["pipemedic"]), statistics.median(cpu["pipemedic"])
