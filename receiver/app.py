@@ -36,6 +36,7 @@ from receiver.diagnosis import HANDLERS, Handler
 from receiver.diagnosis import diagnose as prometheus_diagnose
 from receiver.diagnosis.prometheus import PrometheusAPI, PrometheusError, PrometheusQuery
 from receiver.incidents.lifecycle import Lifecycle, RenderPostmortem
+from receiver.incidents.lineage import UpstreamGraph
 from receiver.intake.auth import Authenticator
 from receiver.intake.handler import Intake
 from receiver.keys import CONFIG, HTTP_SESSION, INTAKE, METRICS, NOTIFY, SPEC, STORE, WORKER
@@ -235,6 +236,13 @@ def create_app(
             metrics=metrics,
             render_postmortem=postmortem,
             mobilize=mobilize,
+            lineage=UpstreamGraph(
+                prom,
+                ttl_seconds=config.lineage_ttl_seconds,
+                max_depth=config.lineage_max_depth,
+            )
+            if config.lineage_max_depth > 0
+            else None,
         )
         worker = worker_id or default_worker_id()
         recover_stage = (

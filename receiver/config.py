@@ -19,6 +19,7 @@ Example ``receiver.yml``::
     prometheus_url: http://127.0.0.1:9090
     spec: rules/pipelines.yml
     reopen_window: 30m
+    lineage: {ttl: 30s, max_depth: 5}   # downstream alerts join an upstream's incident (0: off)
     recovery: {dry_run: true}
     external_url: https://pipemedic.example.com   # links in notifications (none without it)
     notify:
@@ -85,6 +86,7 @@ _TOP_FIELDS = frozenset(
         "prometheus_url",
         "spec",
         "reopen_window",
+        "lineage",
         "recovery",
         "external_url",
         "notify",
@@ -134,6 +136,10 @@ class ReceiverConfig:
     prometheus_url: str = "http://127.0.0.1:9090"
     spec_path: str | None = None
     reopen_window_seconds: float = 3600.0
+    # lineage-aware incidents: how long the graph read from Prometheus is kept, how far up
+    # it is walked (0: every pipeline's alerts are handled on their own)
+    lineage_ttl_seconds: float = 30.0
+    lineage_max_depth: int = 5
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     external_url: str | None = None
     notify: NotifyConfig = field(default_factory=NotifyConfig)
@@ -308,6 +314,7 @@ def parse_config(raw: Any, source: str = "<string>") -> ReceiverConfig:
     parts = urlsplit(prometheus_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise reader.fail("prometheus_url", f"must be an http(s) URL, got {prometheus_url!r}")
+    lineage = reader.mapping(doc.get("lineage"), "lineage", frozenset({"ttl", "max_depth"}))
     spec = doc.get("spec")
     return ReceiverConfig(
         listen=_listen(reader.string(doc.get("listen", defaults.listen), "listen"), reader),
@@ -339,6 +346,12 @@ def parse_config(raw: Any, source: str = "<string>") -> ReceiverConfig:
         spec_path=reader.string(spec, "spec") if spec is not None else None,
         reopen_window_seconds=reader.duration(
             doc.get("reopen_window", defaults.reopen_window_seconds), "reopen_window"
+        ),
+        lineage_ttl_seconds=reader.duration(
+            lineage.get("ttl", defaults.lineage_ttl_seconds), "lineage.ttl"
+        ),
+        lineage_max_depth=reader.integer(
+            lineage.get("max_depth", defaults.lineage_max_depth), "lineage.max_depth", 0
         ),
         recovery=_recovery(doc.get("recovery"), reader),
         external_url=(

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pipemedic.vocabulary import IncidentState
 
 __all__ = [
+    "DOWNSTREAM_EVENT",
     "INCIDENT_STATES",
     "ActionRecord",
     "Alert",
@@ -299,6 +300,10 @@ class OutboxMessage:
     attempts: int = 0
 
 
+# the timeline event of a downstream pipeline's alert joining an upstream's incident
+DOWNSTREAM_EVENT = "downstream_impact"
+
+
 @dataclass
 class Stored:
     """What of an incident its store holds already (set by the store when it reads or writes).
@@ -364,6 +369,7 @@ class Incident:
             "alerts": self.alerts,
             "actions": [a.to_json() for a in self.actions],
             "timeline": [t.to_json() for t in self.sorted_timeline()],
+            "blast_radius": self.blast_radius(),
             "has_postmortem": self.postmortem is not None,
         }
 
@@ -407,6 +413,37 @@ class Incident:
         self.stored = Stored(
             len(self.timeline), {alert_key(a): str(a.get("status", "")) for a in self.alerts}
         )
+
+    def blast_radius(self) -> list[dict[str, Any]]:
+        """The downstream pipelines whose alerts joined this incident, in joining order.
+
+        Each: ``pipeline``, ``team``, ``impact``, ``hops`` (how far downstream),
+        ``cause`` (``upstream_failure``), ``alerts`` (firing, resolved). Read from the
+        ``downstream_impact`` entries the lifecycle writes and the alerts' states,
+        so it needs no field of its own and survives concurrent saves.
+        """
+        found: dict[str, dict[str, Any]] = {}
+        for entry in self.timeline:
+            detail = entry.detail if isinstance(entry.detail, Mapping) else None
+            if entry.event != DOWNSTREAM_EVENT or detail is None:
+                continue
+            name = str(detail.get("pipeline", ""))
+            if name and name not in found:
+                found[name] = {
+                    "pipeline": name,
+                    "team": str(detail.get("team", "")),
+                    "impact": str(detail.get("impact", "")),
+                    "hops": detail.get("hops"),
+                    "cause": str(detail.get("cause", "")),
+                    "alerts": {"firing": 0, "resolved": 0},
+                }
+        for doc in self.alerts:
+            labels = doc.get("labels") or {}
+            row = found.get(str(labels.get("pipeline", "")))
+            status = str(doc.get("status", ""))
+            if row is not None and status in row["alerts"]:
+                row["alerts"][status] += 1
+        return list(found.values())
 
     def sorted_timeline(self) -> list[TimelineEntry]:
         """Return the timeline in time order (entries of one instant in written order)."""

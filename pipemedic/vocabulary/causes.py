@@ -217,6 +217,15 @@ CAUSES: Final[tuple[Cause, ...]] = (
         prevent="agree a freshness objective with the upstream's owners",
     ),
     Cause(
+        "upstream_failure",
+        None,
+        escalation="an upstream pipeline has an open incident: recovering the upstream is what "
+        "fixes this one, so this pipeline's alert joins the upstream's incident as downstream "
+        "impact and no recovery runs here",
+        prevent="agree a freshness objective with the upstream's owners and subscribe to "
+        "their incidents",
+    ),
+    Cause(
         "resource_contention",
         Category.RESOURCES,
         strategy="scale_resources",

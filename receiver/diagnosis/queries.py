@@ -29,9 +29,11 @@ __all__ = [
     "errors_by_reason",
     "exporter_targets_up",
     "failed_ratio",
+    "firing_pipelines",
     "heartbeat_age",
     "last_run_duration",
     "last_success_age",
+    "lineage_edges",
     "mean_run_duration",
     "memory_ratio",
     "peak_memory_ratio",
@@ -238,3 +240,17 @@ def run_slowdown(pipeline: str, baseline: str, recent: str) -> Expr:
 def upstreams(pipeline: str) -> Expr:
     """The pipeline's upstream pipelines (lineage edges and the spec's ``upstream:``)."""
     return check(agg("max", _of("pipeline_upstream_info", pipeline), ("upstream",)))
+
+
+def lineage_edges() -> Expr:
+    """Every edge ``upstream -> pipeline`` of the lineage graph, in one query (cached by
+    ``receiver.incidents.lineage``: one lookup serves every alert until it expires)."""
+    return check(agg("max", selector("pipeline_upstream_info"), ("pipeline", "upstream")))
+
+
+def firing_pipelines(pipelines: Sequence[str]) -> Expr:
+    """Those of ``pipelines`` with a firing alert (Prometheus' own ``ALERTS`` series)."""
+    if not pipelines:
+        raise ValueError("firing_pipelines needs at least one pipeline")
+    only = {"pipeline": "=~" + "|".join(re.escape(name) for name in pipelines)}
+    return check(agg("max", selector("ALERTS", only, alertstate="firing"), ("pipeline",)))

@@ -41,10 +41,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from pipemedic.vocabulary import IncidentState, by_alert, cause
-from receiver.errors import IllegalTransition
+from receiver.diagnosis import queries
+from receiver.errors import IllegalTransition, StoreError
+from receiver.incidents.lineage import UpstreamGraph
 from receiver.incidents.timeline import merge_timelines
 from receiver.metrics import ReceiverMetrics, count_by_sev
 from receiver.models import (
+    DOWNSTREAM_EVENT,
     Alert,
     AlertEvent,
     Diagnosis,
@@ -158,6 +161,7 @@ class Lifecycle:
         render_postmortem: RenderPostmortem | None = None,
         clock: Callable[[], datetime] = utcnow,
         mobilize: Mobilize | None = None,
+        lineage: UpstreamGraph | None = None,
     ) -> None:
         self.store = store
         self.spec = spec
@@ -166,6 +170,7 @@ class Lifecycle:
         self.render_postmortem = render_postmortem
         self.clock = clock
         self.mobilize = mobilize
+        self.lineage = lineage
         # open incident id -> SEV, and the count per SEV: the gauge, kept without recounting
         self._open_sevs: dict[int, str] = {}
         self._sev_counts: Counter[str] = Counter()
@@ -253,6 +258,10 @@ class Lifecycle:
     async def _fire(self, event: AlertEvent) -> StageResult:
         alert = event.alert
         incident = await self.store.open_incident(alert.pipeline)
+        if incident is None or incident.state == S.RESOLVED:
+            joined = await self._join_upstream(event)
+            if joined is not None:
+                return joined
         now = self.clock()
         if incident is not None and incident.state == "resolved":
             resolved_at = incident.resolved_at or now
@@ -289,14 +298,21 @@ class Lifecycle:
         await self._save(incident)
         return StageResult(incident=incident, change="joined", work=incident.state in WORK_STATES)
 
-    async def _open(self, event: AlertEvent) -> Incident:
+    async def _open(
+        self, event: AlertEvent, upstream: tuple[str, int, str] | None = None
+    ) -> Incident:
+        """Open an incident for the alert's pipeline, or for ``upstream`` (name, hops,
+        its firing alert) when a downstream alert finds its upstream firing first."""
         alert = event.alert
         sev, why = alert_sev(alert, self.spec)
-        team = alert.labels.get("team") or self.spec.pipeline(alert.pipeline).team
+        pipeline = upstream[0] if upstream is not None else alert.pipeline
+        team = self.spec.pipeline(pipeline).team
+        if upstream is None:
+            team = alert.labels.get("team") or team
         found = self.spec.team(team)
         incident = Incident(
             id=0,
-            pipeline=alert.pipeline,
+            pipeline=pipeline,
             state="open",
             sev=sev,
             opened_at=alert.starts_at,
@@ -305,15 +321,17 @@ class Lifecycle:
             roles=found.roles() if found is not None else {},
         )
         self._add_alert(incident, alert)
-        self.note(
-            incident,
-            "detected",
-            {"alert": alert.name, "fingerprint": alert.fingerprint},
-            at=alert.starts_at,
-        )
+        if upstream is not None:  # the downstream team hears of it with the opening
+            self._downstream(incident, alert, upstream[1], at=event.received_at)
+        detected: dict[str, Any] = {"alert": alert.name, "fingerprint": alert.fingerprint}
+        if upstream is not None:
+            detected.update(pipeline=alert.pipeline, upstream_alert=upstream[2])
+        self.note(incident, "detected", detected, at=alert.starts_at)
         # receipt of the webhook; a person's acknowledgement is ``acknowledged``
         self.note(incident, "received", {"group_key": event.group_key}, at=event.received_at)
         impact = self.spec.pipeline(alert.pipeline).impact  # users affected, as declared
+        if upstream is not None:
+            why = f"downstream {alert.pipeline}: {why}"
         self.note(
             incident, "sev_set", {"sev": sev, "why": why, "impact": impact}, at=event.received_at
         )
@@ -345,6 +363,8 @@ class Lifecycle:
         alert = event.alert
         ended = alert.ends_at or event.received_at
         incident = await self.store.open_incident(alert.pipeline)
+        if incident is None and self.lineage is not None:
+            incident = await self._holding_upstream(alert)
         if incident is None:
             last = await self.store.last_incident(alert.pipeline)
             if last is not None and _key(alert) in self._keys(last, None):
@@ -371,6 +391,92 @@ class Lifecycle:
         else:
             await self._save(incident)
         return StageResult(incident=incident, change="resolved")
+
+    # lineage: a downstream alert joins its upstream's incident --------------------
+    async def _join_upstream(self, event: AlertEvent) -> StageResult | None:
+        """Join the alert to an upstream pipeline's open incident as downstream impact.
+
+        Upstreams are walked nearest first (one cached graph lookup); the first
+        with an open incident takes the alert. When none has one but an
+        upstream's alert fires in Prometheus, the incident is opened for that
+        upstream now (its own alert joins it when it arrives). No work follows:
+        recovering the upstream is what fixes the downstream. None: the
+        pipeline is on its own (no lineage, no upstream in trouble).
+        """
+        if self.lineage is None:
+            return None
+        alert = event.alert
+        ups = await self.lineage.upstreams(alert.pipeline)
+        if not ups:
+            return None
+        for name, hops in ups:
+            incident = await self.store.open_incident(name)
+            if incident is not None and incident.state in OPEN_STATES:
+                return await self._join_as_downstream(event, incident, hops)
+        firing = await self.lineage.firing([name for name, _ in ups])
+        for name, hops in ups:
+            if name not in firing:
+                continue
+            try:
+                incident = await self._open(event, (name, hops, "firing in Prometheus"))
+            except StoreError:  # the upstream's own alert opened it meanwhile
+                found = await self.store.open_incident(name)
+                if found is None or found.state not in OPEN_STATES:
+                    raise
+                return await self._join_as_downstream(event, found, hops)
+            return StageResult(incident=incident, change="downstream")
+        return None
+
+    async def _join_as_downstream(
+        self, event: AlertEvent, incident: Incident, hops: int
+    ) -> StageResult:
+        alert = event.alert
+        if _key(alert) in self._keys(incident, "resolved"):
+            return StageResult(incident=incident, change="stale")
+        if _key(alert) in self._keys(incident, None):
+            return StageResult(incident=incident, change="repeated")
+        self._add_alert(incident, alert)
+        self._downstream(incident, alert, hops, at=event.received_at)
+        sev, why = alert_sev(alert, self.spec)
+        self.raise_sev(incident, sev, f"downstream {alert.pipeline}: {alert.name}: {why}")
+        await self._save(incident)
+        return StageResult(incident=incident, change="downstream")
+
+    def _downstream(self, incident: Incident, alert: Alert, hops: int, at: datetime) -> None:
+        """Record a downstream pipeline's alert as impact, diagnosed ``upstream_failure``."""
+        spec = self.spec.pipeline(alert.pipeline)
+        self.note(
+            incident,
+            DOWNSTREAM_EVENT,
+            {
+                "pipeline": alert.pipeline,
+                "alert": alert.name,
+                "fingerprint": alert.fingerprint,
+                "team": alert.labels.get("team") or spec.team,
+                "impact": spec.impact,
+                "hops": hops,
+                "cause": "upstream_failure",
+                "summary": f"{incident.pipeline} is upstream of {alert.pipeline} "
+                f"({hops} hop{'s' if hops != 1 else ''}) and has incident {incident.id or 'new'}",
+                "evidence": [
+                    {
+                        "query": str(queries.lineage_edges()),
+                        "result": {"upstream": incident.pipeline, "hops": hops},
+                        "note": "the lineage graph (pipeline_upstream_info)",
+                    }
+                ],
+            },
+            at=at,
+        )
+
+    async def _holding_upstream(self, alert: Alert) -> Incident | None:
+        """The upstream incident this downstream alert joined, if any (for its resolution)."""
+        assert self.lineage is not None
+        for name, _hops in await self.lineage.upstreams(alert.pipeline):
+            incident = await self.store.open_incident(name)
+            if incident is not None and _key(alert) in self._keys(incident, None):
+                return incident
+        return None
 
     def _keys(self, incident: Incident, status: str | None) -> set[tuple[str, str]]:
         return {
@@ -588,6 +694,7 @@ class Lifecycle:
 def _keep_concurrent(held: Incident, stored: Incident) -> None:
     """Bring what people wrote to ``stored`` into automation's ``held`` copy (``_save``)."""
     held.add_stored_entries(merge_timelines(held.timeline, stored.timeline)[len(held.timeline) :])
+    _merge_alerts(held, stored)
     held.acknowledged_at, held.acknowledged_by = stored.acknowledged_at, stored.acknowledged_by
     held.roles, held.review = stored.roles, stored.review
     if stored.state in ENDED_STATES and stored.state != held.state:
@@ -604,3 +711,19 @@ def _keep_concurrent(held: Incident, stored: Incident) -> None:
     for entry in sorted(sevs, key=lambda t: t.at)[-1:]:  # the latest SEV decision wins
         if isinstance(entry.detail, Mapping):
             held.sev = str(entry.detail.get("to") or entry.detail.get("sev") or held.sev)
+
+
+def _merge_alerts(held: Incident, stored: Incident) -> None:
+    """Keep alerts another writer added meanwhile (a downstream pipeline's, joining under its
+    own pipeline's lock) and their resolutions; the held copy's own changes stay."""
+    mine = {_alert_key(a): i for i, a in enumerate(held.alerts)}
+    for doc in stored.alerts:
+        key, i = _alert_key(doc), mine.get(_alert_key(doc))
+        if i is None:
+            held.alerts.append(doc)
+        elif doc.get("status") == "resolved":
+            held.alerts[i] = doc
+        else:
+            continue
+        if held.stored is not None:  # the store holds it already: not written again
+            held.stored.alerts[key] = str(doc.get("status", ""))

@@ -8,6 +8,11 @@ takes an event when it lists it and the incident is at or above its
 ``page_sev`` fire a ``PipelineIncident`` alert and ``resolved``/``closed``
 resolve it (destination ``alertmanager``).
 
+Downstream teams (the blast radius: pipelines whose alerts joined an
+upstream's incident, ``Incident.blast_radius``) get the incident's messages
+too, each destination once; a team whose pipeline joins an incident already
+open is told with an ``opened`` message of its own.
+
 Example::
 
     mobilizer = Mobilizer(spec, paging=True)
@@ -16,7 +21,9 @@ Example::
 
 from __future__ import annotations
 
-from receiver.models import Incident, OutboxMessage, TimelineEntry
+from collections.abc import Mapping
+
+from receiver.models import DOWNSTREAM_EVENT, Incident, OutboxMessage, TimelineEntry
 from receiver.notify.events import event_for_timeline
 from rules.severity import sev_rank
 from rules.spec import Spec
@@ -42,27 +49,20 @@ class Mobilizer:
 
     def messages_for(self, incident: Incident, entry: TimelineEntry) -> list[OutboxMessage]:
         """Return the rows ``entry`` causes (none for most entries)."""
+        if entry.event == DOWNSTREAM_EVENT:
+            return self._joined(incident, entry)
         event = event_for_timeline(entry.event)
-        team = self.spec.team(incident.team) if event is not None else None
-        if event is None or team is None:
+        if event is None:
             return []
         detail = entry.detail
         if entry.by is not None and isinstance(detail, dict):  # a person's action: say who
             detail = {**detail, "by": entry.by}
-        out = [
-            OutboxMessage(
-                event=event,
-                destination=d.where,
-                kind=d.kind,
-                detail=detail,
-                created_at=entry.at,
-                incident_id=incident.id,
-            )
-            for d in team.notify
-            if d.takes(event, incident.sev)
-        ]
+        team = self.spec.team(incident.team)
+        teams = [incident.team] + [row["team"] for row in incident.blast_radius()]
+        out = self._rows(event, list(dict.fromkeys(teams)), incident, entry, detail)
         if (
             self.paging
+            and team is not None
             and team.page_sev is not None
             and event in PAGE_EVENTS
             and (not PAGE_EVENTS[event] or sev_rank(incident.sev) <= sev_rank(team.page_sev))
@@ -78,3 +78,44 @@ class Mobilizer:
                 )
             )
         return out
+
+    def _rows(
+        self,
+        event: str,
+        teams: list[str],
+        incident: Incident,
+        entry: TimelineEntry,
+        detail: object,
+    ) -> list[OutboxMessage]:
+        """One row per destination of ``teams`` that takes ``event`` (each destination once)."""
+        out: dict[tuple[str, str], OutboxMessage] = {}
+        for name in teams:
+            team = self.spec.team(name)
+            for d in team.notify if team is not None else ():
+                if d.takes(event, incident.sev) and (d.kind, d.where) not in out:
+                    out[(d.kind, d.where)] = OutboxMessage(
+                        event=event,
+                        destination=d.where,
+                        kind=d.kind,
+                        detail=detail,
+                        created_at=entry.at,
+                        incident_id=incident.id,
+                    )
+        return list(out.values())
+
+    def _joined(self, incident: Incident, entry: TimelineEntry) -> list[OutboxMessage]:
+        """Tell a downstream team that joins an open incident (``opened``), once per team.
+
+        An incident being opened by the downstream alert (no id yet) tells every
+        team with its ``detected`` entry instead.
+        """
+        detail = entry.detail if isinstance(entry.detail, Mapping) else {}
+        team, pipeline = str(detail.get("team", "")), str(detail.get("pipeline", ""))
+        if not incident.id or not team:
+            return []
+        told = {incident.team} | {
+            row["team"] for row in incident.blast_radius() if row["pipeline"] != pipeline
+        }
+        if team in told:
+            return []
+        return self._rows("opened", [team], incident, entry, entry.detail)

@@ -138,6 +138,7 @@ def render_live(incident: Incident, view: PageView, now: datetime) -> str:
         f" · {ack}</p>",
         _pending(i, now),
         f'<table class="people"><tbody>{people}</tbody></table>',
+        _blast_radius(i),
         "<h3>Timeline</h3>",
         _timeline(i.timeline, now),
         "<details><summary>Post-mortem draft</summary>"
@@ -145,6 +146,24 @@ def render_live(incident: Incident, view: PageView, now: datetime) -> str:
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _blast_radius(incident: Incident) -> str:
+    """The downstream pipelines whose alerts joined this incident, with their teams."""
+    found = incident.blast_radius()
+    if not found:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(r['pipeline'])}</td><td>{_e(r['team'] or '-')}</td>"
+        f"<td>{_e(r['impact'] or '-')}</td><td>{_e(r['hops'])}</td>"
+        f"<td>{_e(r['alerts']['firing'])} firing, {_e(r['alerts']['resolved'])} resolved</td></tr>"
+        for r in found
+    )
+    head = "<tr><th>Pipeline</th><th>Team</th><th>Impact</th><th>Hops</th><th>Alerts</th></tr>"
+    return (
+        f"<h3>Blast radius ({len(found)} downstream)</h3>"
+        f'<table class="blast"><thead>{head}</thead><tbody>{rows}</tbody></table>'
+    )
 
 
 def _pending(incident: Incident, now: datetime) -> str:

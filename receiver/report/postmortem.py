@@ -51,6 +51,7 @@ def render_postmortem(incident: Incident, spec: Spec | None = None) -> str:
         _timeline(incident),
         _root_cause(incident),
         _impact_resolution(incident),
+        _blast_radius(incident),
         _lessons(incident),
         _action_items(incident, spec),
     ]
@@ -201,6 +202,30 @@ def _impact_resolution(incident: Incident) -> str:
         header = ("Step", "Strategy", "Action", "Target", "Outcome", "Verified", "Took")
         lines += ["", "Recovery actions:", "", md.table(header, rows)]
     return "\n".join(lines)
+
+
+def _blast_radius(incident: Incident) -> str:
+    """The downstream pipelines whose alerts joined this incident (lineage), and their teams."""
+    rows = [
+        (
+            md.code(r["pipeline"]),
+            md.text(r["team"] or "-"),
+            md.text(r["impact"] or "-"),
+            md.text(r["hops"] if r["hops"] is not None else "-"),
+            md.text(f"{r['alerts']['firing']} firing, {r['alerts']['resolved']} resolved"),
+        )
+        for r in incident.blast_radius()
+    ]
+    if not rows:
+        return "## Blast radius\n\nNo downstream pipeline alerted."
+    teams = sorted({r["team"] for r in incident.blast_radius() if r["team"]})
+    return (
+        "## Blast radius\n\n"
+        f"{len(rows)} downstream pipeline{'s' if len(rows) != 1 else ''} alerted because "
+        f"{md.code(incident.pipeline)} failed (cause `upstream_failure`; no recovery ran on "
+        f"them); teams told: {md.text(', '.join(teams) or '-')}.\n\n"
+        + md.table(("Pipeline", "Team", "Impact", "Hops", "Alerts"), rows)
+    )
 
 
 def _how_resolved(incident: Incident) -> str:
