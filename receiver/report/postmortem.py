@@ -51,10 +51,11 @@ def render_postmortem(incident: Incident, spec: Spec | None = None) -> str:
         _timeline(incident),
         _root_cause(incident),
         _impact_resolution(incident),
-        _blast_radius(incident),
         _lessons(incident),
         _action_items(incident, spec),
     ]
+    if incident.blast_radius():  # downstream pipelines joined (lineage)
+        sections.insert(6, _blast_radius(incident))
     if incident.review is not None:
         sections.append(_review(incident.review))
     return "\n\n".join(sections) + "\n"
@@ -216,8 +217,6 @@ def _blast_radius(incident: Incident) -> str:
         )
         for r in incident.blast_radius()
     ]
-    if not rows:
-        return "## Blast radius\n\nNo downstream pipeline alerted."
     teams = sorted({r["team"] for r in incident.blast_radius() if r["team"]})
     return (
         "## Blast radius\n\n"
