@@ -12,6 +12,7 @@ session cookie along, and the receiver still refuses it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
@@ -38,6 +39,14 @@ _FLAGS = (*HEADLESS, "--remote-debugging-port=0", "--remote-allow-origins=*")
 NOTE = "<script>document.title='pwned'</script> [x](javascript:alert(1))"
 
 
+class Navigating(Exception):
+    """The page navigated while a command ran on the old document (retry on the new one)."""
+
+
+# DevTools answers these while the document is being replaced (a form's redirect)
+_NAVIGATING = ("Inspected target navigated or closed", "Cannot find context with specified id")
+
+
 class Browser:
     """One Chromium page driven over the DevTools protocol."""
 
@@ -51,6 +60,9 @@ class Browser:
         while True:
             message = await asyncio.wait_for(self.ws.receive_json(), 60)
             if message.get("id") == number:
+                error = message.get("error", {}).get("message", "")
+                if error in _NAVIGATING:
+                    raise Navigating(error)
                 assert "error" not in message, message
                 result: dict[str, Any] = message["result"]
                 return result
@@ -66,9 +78,12 @@ class Browser:
     async def settled(self) -> None:
         """Wait until a new document (not the one marked before the click) finished loading."""
         for _ in range(600):
-            state = await self.js(
-                "typeof window.__old === 'undefined' && document.readyState === 'complete'"
-            )
+            try:
+                state = await self.js(
+                    "typeof window.__old === 'undefined' && document.readyState === 'complete'"
+                )
+            except Navigating:  # asked the old document as it went: ask the new one
+                state = False
             if state:
                 return
             await asyncio.sleep(0.05)
@@ -82,15 +97,16 @@ class Browser:
     async def submit(self, form: str, **fields: str) -> None:
         """Fill ``form``'s fields and click its button, as a person would; wait for the answer."""
         values = json.dumps(fields)
-        await self.js(
-            f"""(() => {{
-                const form = document.querySelector({json.dumps(form)});
-                for (const [name, value] of Object.entries({values}))
-                    form.elements[name].value = value;
-                window.__old = 1;
-                form.querySelector('button').click();
-            }})()"""
-        )
+        with contextlib.suppress(Navigating):  # the click's navigation may beat the answer
+            await self.js(
+                f"""(() => {{
+                    const form = document.querySelector({json.dumps(form)});
+                    for (const [name, value] of Object.entries({values}))
+                        form.elements[name].value = value;
+                    window.__old = 1;
+                    form.querySelector('button').click();
+                }})()"""
+            )
         await self.settled()
 
 
