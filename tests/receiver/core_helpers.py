@@ -153,3 +153,29 @@ def stages(**kwargs: Any) -> dict[str, Any]:
 
 def later(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
+
+
+class Clock:
+    """A settable clock for the lifecycle and the pool (``clock.now = later(60)``)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+# An Alertmanager routing every alert, grouped by pipeline, to ``{url}`` (with resolutions).
+ALERTMANAGER_TO_RECEIVER = """
+route:
+  receiver: pipemedic
+  group_by: [pipeline]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: pipemedic
+    webhook_configs:
+      - url: {url}
+        send_resolved: true
+"""

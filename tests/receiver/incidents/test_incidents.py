@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from core_helpers import (
     T0,
+    Clock,
     FakeDiagnose,
     FakeFiring,
     FakeRecover,
@@ -47,14 +48,6 @@ teams:
     liaison: carol
     sme: [dave, erin]
 """
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class World:

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from core_helpers import FakeRecover
+from core_helpers import ALERTMANAGER_TO_RECEIVER, FakeRecover
 from recovery_evidence import SCRAPE, EvidenceExporter, wait_for
 
 from pipemedic.stack import AlertmanagerServer, PrometheusServer, free_port
@@ -49,19 +49,6 @@ groups:
       - alert: PipelineDataStale
         expr: time() - max by (pipeline) (pipeline_last_update_timestamp_seconds) > 300
         labels: {severity: warning, category: data}
-"""
-ALERTMANAGER = """
-route:
-  receiver: pipemedic
-  group_by: [pipeline]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: pipemedic
-    webhook_configs:
-      - url: {url}
-        send_resolved: true
 """
 
 
@@ -105,7 +92,7 @@ async def test_one_failing_source_with_twenty_downstream_is_one_incident(
         create_app(config, spec=exporter.spec, recover=lambda *_: recover), host="127.0.0.1"
     )
     am = await asyncio.to_thread(
-        alertmanager_server, ALERTMANAGER.format(url=receiver.make_url("/alerts"))
+        alertmanager_server, ALERTMANAGER_TO_RECEIVER.format(url=receiver.make_url("/alerts"))
     )
     (tmp_path / "lineage.rules.yml").write_text(RULES)
     prom_config = (
@@ -176,4 +163,3 @@ async def test_one_failing_source_with_twenty_downstream_is_one_incident(
         assert "## Blast radius" in text and "20 downstream pipelines alerted" in text
         assert [i["pipeline"] for i in await incidents()] == ["src"]
         assert len(recover.calls) == 1
-

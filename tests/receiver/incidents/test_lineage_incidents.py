@@ -8,12 +8,11 @@ real SQLite, diagnosis and recovery are the counting stand-ins of core_helpers.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from core_helpers import FakeDiagnose, FakeFiring, FakeRecover, alert_doc, later
+from core_helpers import Clock, FakeDiagnose, FakeFiring, FakeRecover, alert_doc, later
 
 from receiver.diagnosis import queries
 from receiver.errors import PrometheusError
@@ -51,14 +50,6 @@ EDGES = [
     row(1, pipeline="orders_mart", upstream="raw_orders"),
     row(1, pipeline="revenue_report", upstream="orders_mart"),
 ]
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class World:
@@ -258,9 +249,7 @@ async def test_downstream_teams_are_told(store: SqliteStore) -> None:
     assert up is not None and down is not None
     joined = next(t for t in down.timeline if t.event == "downstream_impact")
     told = mobilizer.messages_for(down, joined)
-    assert [(m.event, m.destination) for m in told] == [
-        ("opened", "teams.analytics.notify[0]")
-    ]
+    assert [(m.event, m.destination) for m in told] == [("opened", "teams.analytics.notify[0]")]
     detected = next(t for t in down.timeline if t.event == "detected")
     everyone = {m.destination for m in mobilizer.messages_for(down, detected)}
     assert everyone == {"teams.ingest.notify[0]", "teams.analytics.notify[0]"}

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from core_helpers import ALERTMANAGER_TO_RECEIVER
 
 from pipemedic.stack import AlertmanagerServer, PrometheusServer
 from receiver.app import create_app
@@ -34,20 +35,6 @@ pipelines:
   etl_orders: {impact: many}
 teams:
   data-platform: {commander: ana, scribe: ben, liaison: cy, sme: [dev, eve]}
-"""
-
-ALERTMANAGER = """
-route:
-  receiver: pipemedic
-  group_by: [pipeline]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: pipemedic
-    webhook_configs:
-      - url: {url}
-        send_resolved: true
 """
 
 
@@ -84,7 +71,7 @@ async def test_postmortem_of_an_incident_from_real_alertmanager_notifications(
     app = create_app(config, spec=parse_spec(SPEC))
     receiver = await aiohttp_server(app, host="127.0.0.1")
     am = await asyncio.to_thread(
-        alertmanager_server, ALERTMANAGER.format(url=receiver.make_url("/alerts"))
+        alertmanager_server, ALERTMANAGER_TO_RECEIVER.format(url=receiver.make_url("/alerts"))
     )
 
     starts = (datetime.now(UTC) - timedelta(minutes=3)).replace(microsecond=0)
@@ -211,7 +198,7 @@ async def test_postmortem_lists_recovery_attempts_made_through_the_receiver(
         create_app(config, spec=spec, diagnose=timeout_diagnosis, firing=firing), host="127.0.0.1"
     )
     am = await asyncio.to_thread(
-        alertmanager_server, ALERTMANAGER.format(url=receiver.make_url("/alerts"))
+        alertmanager_server, ALERTMANAGER_TO_RECEIVER.format(url=receiver.make_url("/alerts"))
     )
     starts = datetime.now(UTC) - timedelta(minutes=1)
     alert: dict[str, Any] = {
