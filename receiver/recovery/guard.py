@@ -116,13 +116,20 @@ class Guard:
             return None
         since = now - timedelta(seconds=cooldown_seconds)
         rows = await self.ledger.actions_since(since, pipeline=incident.pipeline)
+        # Stored action times keep milliseconds: a first attempt started in the same
+        # millisecond as its round reads back as earlier than the round's exact start.
+        cutoff = (
+            round_started.replace(microsecond=round_started.microsecond // 1000 * 1000)
+            if round_started is not None
+            else None
+        )
         earlier_round = [
             r
             for r in rows
             if r.incident_id == incident.id
             and r.outcome in _FINISHED
-            and round_started is not None
-            and r.started_at < round_started
+            and cutoff is not None
+            and r.started_at < cutoff
         ]
         if earlier_round:
             last = earlier_round[-1]

@@ -8,6 +8,7 @@ server; verification asks a real (empty) Prometheus, where no symptom shows.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import re
@@ -243,6 +244,42 @@ async def test_per_pipeline_cooldown_blocks_a_new_incident_then_expires(
     time_.advance(300)
     assert (await h.recover(spec, "g_a", 4)).outcome == "recovered"
     assert t.calls == 3
+
+
+async def test_a_retry_in_the_same_round_is_not_an_earlier_round(tmp_path: Path) -> None:
+    """The first attempt began in the round's millisecond: stored, it reads back as earlier.
+
+    (Action times are kept to the millisecond; the round's start has microseconds.
+    This flaked the post-mortem e2e test: attempt 2 blocked by attempt 1.)
+    """
+    store = await SqliteStore.open(tmp_path / "guard.db")
+    try:
+        round_started = datetime(2026, 1, 1, 12, 0, 0, 472_600, tzinfo=UTC)
+        first = ActionRecord(
+            incident_id=1,
+            step="retry_with_backoff#1",
+            pipeline="etl_orders",
+            strategy="retry_with_backoff",
+            action="http",
+            target="http POST http://127.0.0.1:1/restart",
+            started_at=round_started + timedelta(microseconds=300),  # .472900
+            worker="w",
+        )
+        assert await store.begin_action(first, 300)
+        await store.end_action(
+            dataclasses.replace(first, outcome="failure", ended_at=first.started_at)
+        )
+        stored = (await store.actions_since(round_started - timedelta(seconds=1)))[0]
+        assert stored.started_at < round_started  # what the guard has to allow for
+        incident = Incident(id=1, pipeline="etl_orders", state="recovering", sev="SEV3",
+                            opened_at=round_started)
+        guard = Guard(RecoveryConfig(), store, lambda: round_started + timedelta(seconds=1))
+        assert await guard.check(incident, first.target, 300, round_started) is None
+        later_round = round_started + timedelta(seconds=2)
+        blocked = await guard.check(incident, first.target, 300, later_round)
+        assert blocked is not None and blocked.guard == "cooldown"
+    finally:
+        await store.close()
 
 
 async def test_global_rate_limit_waits_for_the_window_or_escalates(
