@@ -29,11 +29,9 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +39,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from pipemedic.stack import ManagedServer, PrometheusServer, free_port
+from bench._load import Receiver
+from pipemedic.stack import PrometheusServer, free_port
 
 SIZES = [int(n) for n in os.environ.get("BENCH_STORM_SIZES", "1000,10000").split(",")]
 SUSTAINED_SECONDS = float(os.environ.get("BENCH_STORM_SUSTAINED_SECONDS", "60"))
@@ -112,11 +111,14 @@ class Series:
         self._thread.join(10)
 
 
-class StormReceiver(ManagedServer):
-    """``pipemedic receiver`` on SQLite asking the storm's Prometheus; no actions configured."""
+class StormReceiver(Receiver):
+    """``pipemedic receiver`` on SQLite asking the storm's Prometheus; no actions configured.
+
+    The same process as ``_load.Receiver`` (its ``argv``), with its own receiver.yml.
+    """
 
     def __init__(self, folder: Path, prometheus_url: str) -> None:
-        super().__init__(folder)
+        super().__init__(folder, store=f"sqlite:///{folder / 'receiver.db'}", workers=WORKERS)
         self.prometheus_url = prometheus_url
 
     def prepare(self) -> None:
@@ -127,19 +129,6 @@ class StormReceiver(ManagedServer):
             f"workers: {{concurrency: {WORKERS}, poll_interval_seconds: 0.05}}\n"
         )
 
-    def argv(self) -> Sequence[str]:
-        return [
-            sys.executable,
-            "-m",
-            "pipemedic.cli",
-            "--log-level",
-            "warning",
-            "receiver",
-            "--listen",
-            self.address,
-            "--config",
-            str(self.workdir / "receiver.yml"),
-        ]
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the receiver process used so far."""
