@@ -45,7 +45,7 @@ from receiver.models import Alert, Diagnosis, Incident, OutboxMessage, TimelineE
 from receiver.notify.delivery import DeliveryWorker
 from receiver.notify.metrics import NotifyMetrics
 from receiver.notify.mobilize import PAGE_DESTINATION, Mobilizer
-from receiver.notify.paging import AlertmanagerPager
+from receiver.notify.paging import AlertmanagerPager, PageRenewer
 from receiver.notify.send import AppriseSender, Sender
 from receiver.people.access import ACCESS, Access, access_middleware
 from receiver.people.actions import HumanActions
@@ -172,10 +172,14 @@ def create_app(
     senders: dict[str, Sender] = {
         "*": AppriseSender.prepare(app[SPEC], threads=max(config.notify.concurrency, 1))
     }
+    pager: AlertmanagerPager | None = None
     if config.notify.alertmanager_url is not None:
-        senders[PAGE_DESTINATION] = AlertmanagerPager(
-            config.notify.alertmanager_url, external_url=config.external_url
+        pager = AlertmanagerPager(
+            config.notify.alertmanager_url,
+            external_url=config.external_url,
+            resend_seconds=config.notify.page_resend_seconds,
         )
+        senders[PAGE_DESTINATION] = pager
     mobilizer = Mobilizer(app[SPEC], paging=config.notify.alertmanager_url is not None)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -215,9 +219,24 @@ def create_app(
             max_age_seconds=config.notify.max_age_seconds,
         )
         app[NOTIFY] = delivery
+        renewer = (
+            PageRenewer(
+                app[STORE],
+                pager,
+                app[SPEC],
+                mobilizer,
+                resend_seconds=config.notify.page_resend_seconds,
+            )
+            if pager is not None and config.notify.concurrency > 0
+            else None
+        )
         if config.notify.concurrency > 0:
             await delivery.start()
+        if renewer is not None:
+            await renewer.start()
         yield
+        if renewer is not None:
+            await renewer.stop()
         await delivery.stop()
 
     def mobilize(incident: Incident, entry: TimelineEntry) -> list[OutboxMessage]:

@@ -116,6 +116,8 @@ class NotifyConfig:
     max_age_seconds: float = 86400.0
     lease_seconds: float = 60.0
     alertmanager_url: str | None = None
+    # an open page is posted again this often; each post holds it 4 intervals (as Prometheus)
+    page_resend_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -279,7 +281,9 @@ def _notify(raw: Any, reader: _Reader) -> NotifyConfig:
         raw, "notify", frozenset({"concurrency", "max_age", "lease_seconds", "paging"})
     )
     defaults = NotifyConfig()
-    paging = reader.mapping(section.get("paging"), "notify.paging", frozenset({"alertmanager_url"}))
+    paging = reader.mapping(
+        section.get("paging"), "notify.paging", frozenset({"alertmanager_url", "resend_interval"})
+    )
     am = paging.get("alertmanager_url")
     return NotifyConfig(
         concurrency=reader.integer(
@@ -293,6 +297,10 @@ def _notify(raw: Any, reader: _Reader) -> NotifyConfig:
         ),
         alertmanager_url=(
             _http_url(am, "notify.paging.alertmanager_url", reader) if am is not None else None
+        ),
+        page_resend_seconds=reader.duration(
+            paging.get("resend_interval", defaults.page_resend_seconds),
+            "notify.paging.resend_interval",
         ),
     )
 

@@ -116,6 +116,8 @@ def _in_range(at: datetime | None, key: str) -> datetime | None:
     if at < _EPOCH:
         raise ValueError(f"{key} is before 1970-01-01")
     return at
+
+
 # Go's zero time, Alertmanager's endsAt of every firing alert: no time at all
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 

@@ -57,15 +57,10 @@ class Mobilizer:
         detail = entry.detail
         if entry.by is not None and isinstance(detail, dict):  # a person's action: say who
             detail = {**detail, "by": entry.by}
-        team = self.spec.team(incident.team)
         teams = [incident.team] + [row["team"] for row in incident.blast_radius()]
         out = self._rows(event, list(dict.fromkeys(teams)), incident, entry, detail)
-        if (
-            self.paging
-            and team is not None
-            and team.page_sev is not None
-            and event in PAGE_EVENTS
-            and (not PAGE_EVENTS[event] or sev_rank(incident.sev) <= sev_rank(team.page_sev))
+        if event in PAGE_EVENTS and (
+            self.pages(incident) if PAGE_EVENTS[event] else self.may_page(incident)
         ):
             out.append(
                 OutboxMessage(
@@ -78,6 +73,21 @@ class Mobilizer:
                 )
             )
         return out
+
+    def may_page(self, incident: Incident) -> bool:
+        """Whether paging is on and ``incident``'s team has a ``page_sev``."""
+        team = self.spec.team(incident.team)
+        return self.paging and team is not None and team.page_sev is not None
+
+    def pages(self, incident: Incident) -> bool:
+        """Whether ``incident`` is paged now: its SEV at or above its team's ``page_sev``."""
+        team = self.spec.team(incident.team)
+        return (
+            self.may_page(incident)
+            and team is not None
+            and team.page_sev is not None
+            and sev_rank(incident.sev) <= sev_rank(team.page_sev)
+        )
 
     def _rows(
         self,

@@ -4,11 +4,16 @@ A user's existing PagerDuty/Opsgenie receivers then page the commander;
 the repository's ``alertmanager.yml`` routes ``PipelineIncident`` to the
 ``paging`` receiver and never back to the pipemedic webhook (and the
 lifecycle ignores it if it comes back anyway). ``opened``/``escalated`` post
-the alert firing; ``resolved``/``closed`` post it resolved. Labels: pipeline,
-sev, team, incident, state; a change of state or SEV is a new label set, so
-every earlier set is resolved in the same request. A firing alert carries an
-``endsAt`` a week ahead, so Alertmanager's ``resolve_timeout`` does not end
-the page while the incident lasts.
+the alert firing; ``resolved``/``closed`` post it resolved (``endsAt`` now).
+Labels: pipeline, sev, team, incident, state; a change of state or SEV is a
+new label set, so every earlier set is resolved in the same request.
+
+As Prometheus does with its alerts, a firing post holds for four resend
+intervals (``endsAt``) and ``PageRenewer`` posts every open page again each
+interval (``notify.paging.resend_interval``): a page whose receiver died
+ends by itself instead of ringing for ever, and one that lives is never let
+run out. Every replica re-posts; Alertmanager merges posts of one label set
+into one alert, so a second replica's re-post changes nothing.
 
 Example::
 
@@ -18,21 +23,34 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
 
+from pipemedic.vocabulary.states import IncidentState
 from receiver.models import Incident, format_time, utcnow
-from receiver.notify.messages import Message
-from receiver.notify.mobilize import PAGE_EVENTS
+from receiver.notify.messages import Message, render
+from receiver.notify.mobilize import PAGE_EVENTS, Mobilizer
 from receiver.notify.send import Delivery
+from receiver.store.base import Store
+from rules.spec import Spec
 
-__all__ = ["PAGE_ALERT", "AlertmanagerPager", "page_alerts"]
+__all__ = ["HOLD_INTERVALS", "PAGE_ALERT", "AlertmanagerPager", "PageRenewer", "page_alerts"]
+
+log = logging.getLogger(__name__)
 
 PAGE_ALERT = "PipelineIncident"
 _PAGED_STATES = ("open", "escalated")
-_HOLD = timedelta(days=7)
+# a firing post holds this many resend intervals (Prometheus: 4 x its resend delay)
+HOLD_INTERVALS = 4
+# the incident states whose page stays up (resolved and closed take it down)
+_OPEN_STATES = tuple(
+    s.value for s in IncidentState if s not in (IncidentState.RESOLVED, IncidentState.CLOSED)
+)
 
 
 def _sevs(incident: Incident) -> list[str]:
@@ -47,9 +65,15 @@ def _sevs(incident: Incident) -> list[str]:
 
 
 def page_alerts(
-    message: Message, incident: Incident, external_url: str | None
+    message: Message,
+    incident: Incident,
+    external_url: str | None,
+    hold: timedelta = timedelta(seconds=60 * HOLD_INTERVALS),
 ) -> list[dict[str, Any]]:
-    """Return the API v2 alerts for ``message``: the page, and earlier label sets resolved."""
+    """Return the API v2 alerts for ``message``: the page, and earlier label sets resolved.
+
+    The firing one ends ``hold`` from now unless it is posted again.
+    """
     now = utcnow()
     firing = PAGE_EVENTS.get(message.event, False)
     state = "escalated" if message.event == "escalated" else "open"
@@ -72,7 +96,7 @@ def page_alerts(
                     },
                     "annotations": annotations,
                     "startsAt": format_time(min(incident.opened_at, now)),
-                    "endsAt": format_time(now + _HOLD if live else now),
+                    "endsAt": format_time(now + hold if live else now),
                 }
             )
     return alerts
@@ -82,10 +106,16 @@ class AlertmanagerPager:
     """Post page alerts to one Alertmanager; 5xx and network errors are retryable."""
 
     def __init__(
-        self, url: str, *, external_url: str | None = None, timeout_seconds: float = 10.0
+        self,
+        url: str,
+        *,
+        external_url: str | None = None,
+        resend_seconds: float = 60.0,
+        timeout_seconds: float = 10.0,
     ) -> None:
         self.url = url.rstrip("/") + "/api/v2/alerts"
         self.external_url = external_url
+        self.hold = timedelta(seconds=resend_seconds * HOLD_INTERVALS)
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._session: aiohttp.ClientSession | None = None
 
@@ -97,7 +127,7 @@ class AlertmanagerPager:
     async def send(self, key: str, message: Message, incident: Incident) -> Delivery:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
-        body = page_alerts(message, incident, self.external_url)
+        body = page_alerts(message, incident, self.external_url, self.hold)
         try:
             async with self._session.post(self.url, json=body) as response:
                 if response.status < 300:
@@ -110,3 +140,92 @@ class AlertmanagerPager:
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:
             return Delivery("failed", error=f"Alertmanager unreachable: {type(exc).__name__}")
+
+
+class PageRenewer:
+    """Post the page of every open incident at or above its team's ``page_sev`` again.
+
+    Runs every ``resend_seconds`` (and once at start, so a page that ran out
+    while the receiver was down is back at once). The outbox still posts the
+    transitions (fire, escalate, resolve) exactly once; this only keeps a
+    firing page from running out. A resolve can race a re-post: after each
+    post the incident is read again and, if it resolved meanwhile, the page
+    is posted resolved, so the last word is always the stored state.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        pager: AlertmanagerPager,
+        spec: Spec,
+        mobilizer: Mobilizer,
+        *,
+        resend_seconds: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.pager = pager
+        self.spec = spec
+        self.mobilizer = mobilizer
+        self.resend_seconds = resend_seconds
+        self.rounds = 0  # renew_once calls finished
+        self.posts = 0  # pages posted again
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="pipemedic-page-renew")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.renew_once()
+            except Exception as exc:  # store or Alertmanager down: the next round tries again
+                log.warning("cannot re-post pages: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.resend_seconds)
+
+    async def paged(self) -> list[Incident]:
+        """Return the open incidents whose page is up."""
+        found: list[Incident] = []
+        for state in _OPEN_STATES:
+            offset = 0
+            while True:
+                batch = await self.store.list_incidents(state=state, limit=200, offset=offset)
+                found += [i for i in batch if self.mobilizer.pages(i)]
+                if len(batch) < 200:
+                    break
+                offset += 200
+        return found
+
+    async def renew_once(self) -> int:
+        """Post every open page again; return how many were posted."""
+        posted = 0
+        for incident in await self.paged():
+            event = "escalated" if incident.state == IncidentState.ESCALATED else "opened"
+            if not await self._post(event, incident):
+                continue
+            posted += 1
+            now = await self.store.get_incident(incident.id)
+            if now is not None and now.state not in _OPEN_STATES:
+                await self._post("resolved", now)
+        self.posts += posted
+        self.rounds += 1
+        return posted
+
+    async def _post(self, event: str, incident: Incident) -> bool:
+        message = render(event, incident, self.spec.team(incident.team))
+        result = await self.pager.send("alertmanager", message, incident)
+        if result.outcome != "sent":
+            log.warning(
+                "page of incident %d not re-posted: %s",
+                incident.id,
+                result.error,
+                extra={"incident": incident.id},
+            )
+        return result.outcome == "sent"

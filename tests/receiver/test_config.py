@@ -50,6 +50,7 @@ def test_fields_are_read_with_durations_and_a_trailing_slash_dropped(tmp_path: P
         spec: rules/pipelines.yml
         reopen_window: 30m
         recovery: {dry_run: true, lease_seconds: 10m}
+        notify: {paging: {alertmanager_url: http://127.0.0.1:9093/, resend_interval: 30s}}
         """.replace("\n        ", "\n"),
     )
     config = load_config(path)
@@ -62,6 +63,8 @@ def test_fields_are_read_with_durations_and_a_trailing_slash_dropped(tmp_path: P
     assert config.spec_path == "rules/pipelines.yml"
     assert config.reopen_window_seconds == 1800.0
     assert config.recovery.dry_run is True and config.recovery.lease_seconds == 600.0
+    assert config.notify.alertmanager_url == "http://127.0.0.1:9093"
+    assert config.notify.page_resend_seconds == 30.0
 
 
 def test_secrets_come_from_files_and_environment_variables(
@@ -117,6 +120,11 @@ auth:
             "PIPEMEDIC_TEST_UNSET is not set",
         ),
         ("recovery: {max_concurrent_actions: many}\n", "recovery", "max_concurrent_actions"),
+        (
+            "notify: {paging: {resend_interval: 0s}}\n",
+            "notify.paging.resend_interval",
+            "must be positive",
+        ),
     ],
 )
 def test_errors_name_the_file_and_the_field_path(

@@ -31,4 +31,5 @@ def test_the_receiver_config_example_parses() -> None:
     config = parse_config(yaml.safe_load(text), "docs/notifications.md")
     assert config.external_url == "https://pipemedic.example.com"
     assert config.notify.alertmanager_url == "http://127.0.0.1:9093"
+    assert config.notify.page_resend_seconds == 60
     assert config.notify.max_age_seconds == 86400

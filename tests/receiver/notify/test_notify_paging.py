@@ -6,6 +6,7 @@ import asyncio
 import json
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from pipemedic.stack import AlertmanagerServer
 from receiver.models import TimelineEntry
 from receiver.notify.messages import render
 from receiver.notify.mobilize import Mobilizer
-from receiver.notify.paging import AlertmanagerPager
+from receiver.notify.paging import AlertmanagerPager, PageRenewer
+from receiver.store.sqlite.store import SqliteStore
 from rules.spec import parse_spec
 
 
@@ -26,18 +28,30 @@ def _active(am: AlertmanagerServer) -> list[dict[str, Any]]:
         return list(json.loads(r.read()))
 
 
+def _paging_config(repo_root: Path, pager_sink: ChatSink, trap: ChatSink) -> str:
+    """The repository's alertmanager.yml, its paging receiver a local webhook."""
+    config = (repo_root / "alertmanager.yml").read_text()
+    config = config.replace("http://127.0.0.1:9099/alerts", f"http://{trap.address}/alerts")
+    return config.replace(
+        "  - name: paging\n",
+        f"  - name: paging\n    webhook_configs: [{{url: 'http://{pager_sink.address}/page'}}]\n",
+    )
+
+
+async def _until(check: Callable[[], bool], what: str) -> None:
+    for _ in range(3000):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never: {what}")
+
+
 @pytest.mark.slow
 async def test_pipeline_incident_pages_through_alertmanager_and_resolves(
     repo_root: Path, alertmanager_server: Callable[..., AlertmanagerServer]
 ) -> None:
     with ChatSink() as pager_sink, ChatSink() as trap:
-        config = (repo_root / "alertmanager.yml").read_text()
-        config = config.replace("http://127.0.0.1:9099/alerts", f"http://{trap.address}/alerts")
-        config = config.replace(
-            "  - name: paging\n",
-            f"  - name: paging\n    webhook_configs: [{{url: 'http://{pager_sink.address}/page'}}]\n",
-        )
-        am = alertmanager_server(config)
+        am = alertmanager_server(_paging_config(repo_root, pager_sink, trap))
         pager = AlertmanagerPager(am.url, external_url="https://pm.example.com")
         inc = incident()
         team = spec_with('      - {url: "json://127.0.0.1:1/x"}').team("data-platform")
@@ -75,6 +89,54 @@ async def test_pipeline_incident_pages_through_alertmanager_and_resolves(
             assert _active(am) == []
         finally:
             await pager.close()
+
+
+@pytest.mark.slow
+async def test_an_open_page_is_posted_again_and_stays_up_until_the_incident_resolves(
+    repo_root: Path, alertmanager_server: Callable[..., AlertmanagerServer], tmp_path: Path
+) -> None:
+    # each post holds the page 4 s (4 resend intervals of 1 s); without the
+    # re-posts Alertmanager would end it once the first endsAt has passed
+    spec = parse_spec("teams:\n  data-platform:\n    commander: A\n    page_sev: SEV2\n")
+    with ChatSink() as pager_sink, ChatSink() as trap:
+        am = alertmanager_server(_paging_config(repo_root, pager_sink, trap))
+        store = await SqliteStore.open(tmp_path / "pages.db")
+        pager = AlertmanagerPager(am.url, resend_seconds=1.0)
+        renewer = PageRenewer(store, pager, spec, Mobilizer(spec, paging=True), resend_seconds=1.0)
+        paged = incident()
+        paged.id = 0
+        paged = await store.create_incident(paged)
+        quiet = incident(pipeline="etl_quiet")  # below page_sev: never paged
+        quiet.id, quiet.sev = 0, "SEV3"
+        await store.create_incident(quiet)
+        try:
+            await renewer.start()
+            await _until(lambda: bool(_active(am)), "the page is up")
+            (first,) = _active(am)
+            assert first["labels"]["incident"] == str(paged.id)
+            assert first["labels"]["state"] == "escalated"
+            first_end = datetime.fromisoformat(first["endsAt"])
+            # the first post alone would have ended by now
+            await _until(lambda: datetime.now(UTC) > first_end, "the first post's endsAt passed")
+            (later,) = _active(am)
+            assert later["fingerprint"] == first["fingerprint"]
+            assert later["status"]["state"] == "active"
+            assert datetime.fromisoformat(later["endsAt"]) > first_end
+            assert renewer.posts >= 2
+            assert trap.posts == []  # never back to pipemedic's webhook
+
+            paged.state = "resolved"
+            await store.save_incident(paged)
+            await pager.send(
+                "alertmanager", render("resolved", paged, spec.team("data-platform")), paged
+            )
+            rounds = renewer.rounds
+            await _until(lambda: renewer.rounds >= rounds + 2, "two rounds after resolving")
+            assert _active(am) == []
+        finally:
+            await renewer.stop()
+            await pager.close()
+            await store.close()
 
 
 def test_pages_only_at_or_above_the_teams_page_sev() -> None:
