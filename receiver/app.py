@@ -34,6 +34,7 @@ from prometheus_client import CollectorRegistry
 from receiver.config import ReceiverConfig
 from receiver.diagnosis import HANDLERS, Handler
 from receiver.diagnosis import diagnose as prometheus_diagnose
+from receiver.diagnosis.batching import BatchedQueries
 from receiver.diagnosis.prometheus import PrometheusAPI, PrometheusError, PrometheusQuery
 from receiver.incidents.lifecycle import Lifecycle, RenderPostmortem
 from receiver.incidents.lineage import UpstreamGraph
@@ -87,10 +88,14 @@ class StoreOpener(Protocol):
 
 
 class PrometheusDiagnose:
-    """The diagnosis stage on the real handlers (``receiver.diagnosis``)."""
+    """The diagnosis stage on the real handlers (``receiver.diagnosis``).
+
+    Diagnoses running together (a batch of the worker pool) share their
+    Prometheus questions (``BatchedQueries``).
+    """
 
     def __init__(self, prom: PrometheusQuery, handlers: Mapping[str, Handler] = HANDLERS) -> None:
-        self.prom = prom
+        self.prom = BatchedQueries(prom)
         self.handlers = handlers
 
     async def __call__(self, alert: Alert, spec: PipelineSpec) -> Diagnosis:

@@ -35,6 +35,7 @@ __all__ = [
     "matrix",
     "number",
     "offset",
+    "one_of",
     "parenthesized",
     "parse",
     "quote",
@@ -132,6 +133,15 @@ def selector(metric: str, matchers: Mapping[str, str] | None = None, **equal: st
             raise ValueError(f"invalid label name {name!r}")
         parts.append(f"{name}{op}{quote(value)}")
     return Expr(f"{metric}{{{', '.join(parts)}}}" if parts else metric)
+
+
+def one_of(values: Iterable[str]) -> str:
+    """Return a ``=~`` matcher (a :func:`selector` ``matchers`` value) matching exactly ``values``.
+
+    Each value is regex-escaped, so a name is a name, never a pattern
+    (Prometheus anchors the alternation); :func:`selector` then quotes it.
+    """
+    return "=~" + "|".join(re.escape(value) for value in values)
 
 
 def matrix(vector: Expr, window: str) -> Expr:

@@ -15,11 +15,10 @@ alerts are shared by every SLO pipeline; switching a tier off in the spec
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from rules.alerts import JOIN_LABELS, kind, params_for
-from rules.promql import Expr, agg, binop, call, matrix, number, selector
+from rules.promql import Expr, agg, binop, call, matrix, number, one_of, selector
 from rules.rulefile import RuleFile, alert_rules, constant, for_constants, record
 from rules.spec import PipelineSpec, Spec
 
@@ -55,7 +54,7 @@ def _windows() -> list[str]:
 
 def _only(pipelines: list[str]) -> dict[str, str]:
     """Return a matcher selecting exactly ``pipelines`` (an alternation of escaped names)."""
-    return {"pipeline": "=~" + "|".join(re.escape(name) for name in pipelines)}
+    return {"pipeline": one_of(pipelines)}
 
 
 def _ratio_rules(pipelines: list[str], window: str) -> list[dict[str, Any]]:

@@ -72,7 +72,7 @@ class Probe:
 
     async def rows(self, promql: Expr | str, note: str) -> list[dict[str, Any]]:
         """Run a query, record it as evidence, and return its rows."""
-        result = await self.prom.query(str(promql))
+        result = await self.prom.query(promql)  # a per-pipeline question may be batched
         compact = [
             {"labels": dict(row.get("metric") or {}), "value": _raw_value(row)} for row in result
         ]

@@ -8,19 +8,30 @@ does not parse fails where it is built, not in Prometheus. The numbers that
 decide a cause are the pipeline's spec (``diagnosis:`` thresholds), shared
 with verification.
 
+Most builders are *per pipeline* (:func:`_per_pipeline`): called with a name
+they return a :class:`PipelineExpr`, which can also ask the same question
+for many pipelines in one query (``pipeline=~"a|b"``, every aggregation
+also ``by (pipeline)``; ``receiver.diagnosis.batching`` sends it and hands
+each pipeline its rows). Their every selector sits under an aggregation, so
+a pipeline's own answer never carries the ``pipeline`` label.
+
 The receiver reads raw exporter series only, never a recording rule: a
 Prometheus without pipemedic's rules loaded still answers every query here.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Concatenate, ParamSpec
 
 from rules.durations import format_duration, parse_duration
-from rules.promql import Expr, agg, binop, call, check, matrix, number, selector
+from rules.promql import Expr, agg, binop, call, check, matrix, number, one_of, selector
 
 __all__ = [
+    "PipelineExpr",
+    "Pipelines",
     "checkpoint_age",
     "cpu_ratio",
     "dependency_probe_slowdown",
@@ -50,6 +61,62 @@ __all__ = [
     "window",
 ]
 
+_P = ParamSpec("_P")
+
+
+@dataclass(frozen=True)
+class Pipelines:
+    """Several pipelines asked in one query: ``pipeline=~"a|b"``, grouped ``by (pipeline)``."""
+
+    names: tuple[str, ...]
+
+
+Scope = str | Pipelines
+"""Whom a per-pipeline builder asks about: one pipeline, or several at once."""
+
+
+@dataclass(frozen=True)
+class PipelineExpr(Expr):
+    """One pipeline's question, which can be asked for many pipelines at once.
+
+    ``question`` names the builder and its other arguments: two expressions
+    with the same question differ only in the pipeline. ``for_pipelines``
+    builds the query for several (each answer row carries its ``pipeline``).
+    """
+
+    pipeline: str = ""
+    question: tuple[Any, ...] = ()
+    many: Callable[[Pipelines], Expr] | None = field(default=None, compare=False, repr=False)
+
+    def for_pipelines(self, names: Sequence[str]) -> Expr:
+        """Return the same question for ``names`` (distinct, non-empty pipeline names)."""
+        assert self.many is not None
+        return self.many(Pipelines(tuple(names)))
+
+
+def _per_pipeline(
+    build: Callable[Concatenate[Scope, _P], Expr],
+) -> Callable[Concatenate[Scope, _P], Expr]:
+    """Make ``build(pipeline, ...)`` return a :class:`PipelineExpr` for one named pipeline.
+
+    Only for builders whose every selector is aggregated (so the per-pipeline
+    answer has no ``pipeline`` label of its own) and which take hashable arguments.
+    """
+
+    @functools.wraps(build)
+    def one(scope: Scope, /, *args: _P.args, **kwargs: _P.kwargs) -> Expr:
+        expr = build(scope, *args, **kwargs)
+        if not isinstance(scope, str):
+            return expr
+        question = (build.__qualname__, args, tuple(sorted(kwargs.items())))
+
+        def ask(pipelines: Pipelines) -> Expr:
+            return build(pipelines, *args, **kwargs)
+
+        return PipelineExpr(expr.text, expr.precedence, scope, question, ask)
+
+    return one
+
 
 def seconds(range_: str) -> float:
     """Return a PromQL range (``15m``) in seconds."""
@@ -68,44 +135,61 @@ def window(text_or_seconds: str | float) -> str:
     return format_duration(seconds)
 
 
-def _of(metric: str, pipeline: str) -> Expr:
-    return selector(metric, pipeline=pipeline)
+def _of(metric: str, pipeline: Scope) -> Expr:
+    if isinstance(pipeline, str):
+        return selector(metric, pipeline=pipeline)
+    return selector(metric, {"pipeline": one_of(pipeline.names)})
 
 
-def _age(metric: str, pipeline: str) -> Expr:
+def _by(pipeline: Scope, *labels: str) -> tuple[str, ...]:
+    """An aggregation's grouping: ``labels``, and ``pipeline`` when asking for several."""
+    return labels if isinstance(pipeline, str) else (*labels, "pipeline")
+
+
+def _max(metric: str, pipeline: Scope, *labels: str) -> Expr:
+    return agg("max", _of(metric, pipeline), _by(pipeline, *labels))
+
+
+def _age(metric: str, pipeline: Scope) -> Expr:
     """Seconds since the latest timestamp a pipeline's gauge holds."""
-    return check(binop(call("time"), "-", agg("max", _of(metric, pipeline))))
+    return check(binop(call("time"), "-", _max(metric, pipeline)))
 
 
-def _increase(metric: str, pipeline: str, range_: str, by: tuple[str, ...] = ()) -> Expr:
-    return agg("sum", call("increase", matrix(_of(metric, pipeline), window(range_))), by)
+def _increase(metric: str, pipeline: Scope, range_: str, by: tuple[str, ...] = ()) -> Expr:
+    grew = call("increase", matrix(_of(metric, pipeline), window(range_)))
+    return agg("sum", grew, _by(pipeline, *by))
 
 
-def errors_by_reason(pipeline: str, range_: str) -> Expr:
+@_per_pipeline
+def errors_by_reason(pipeline: Scope, range_: str) -> Expr:
     """Errors of the pipeline per (category, reason) that grew within the range."""
     grew = _increase("pipeline_errors_total", pipeline, range_, ("category", "reason"))
     return check(binop(grew, ">", number(0)))
 
 
-def dependency_up(pipeline: str) -> Expr:
+@_per_pipeline
+def dependency_up(pipeline: Scope) -> Expr:
     """Every probed dependency of the pipeline, 1 up, 0 down."""
-    return check(agg("max", _of("pipeline_dependency_up", pipeline), ("dependency",)))
+    return check(_max("pipeline_dependency_up", pipeline, "dependency"))
 
 
-def dependency_probe_slowdown(pipeline: str, baseline: str) -> Expr:
+@_per_pipeline
+def dependency_probe_slowdown(pipeline: Scope, baseline: str) -> Expr:
     """Each dependency's last probe duration over its mean across the baseline."""
     probe = _of("pipeline_dependency_probe_duration_seconds", pipeline)
     mean = call("avg_over_time", matrix(probe, window(baseline)))
-    by = ("dependency",)
+    by = _by(pipeline, "dependency")
     return check(binop(agg("max", probe, by), "/", agg("max", mean, by)))
 
 
-def pipeline_up(pipeline: str) -> Expr:
+@_per_pipeline
+def pipeline_up(pipeline: Scope) -> Expr:
     """Liveness as the exporter judges it: 1 up, 0 down (stale heartbeat or reported down)."""
-    return check(agg("max", _of("pipeline_up", pipeline)))
+    return check(_max("pipeline_up", pipeline))
 
 
-def heartbeat_age(pipeline: str) -> Expr:
+@_per_pipeline
+def heartbeat_age(pipeline: Scope) -> Expr:
     """Seconds since the pipeline's last sign of life (heartbeat, run start or end)."""
     return _age("pipeline_last_heartbeat_timestamp_seconds", pipeline)
 
@@ -123,76 +207,89 @@ def exporter_targets_up(pipeline: str, range_: str) -> Expr:
     return check(binop(exported, "or", selector("up", job=pipeline)))
 
 
-def _memory(pipeline: str) -> Expr:
-    usage = agg("max", _of("pipeline_memory_usage_bytes", pipeline))
-    return binop(usage, "/", agg("max", _of("pipeline_memory_limit_bytes", pipeline)))
+def _memory(pipeline: Scope) -> Expr:
+    usage = _max("pipeline_memory_usage_bytes", pipeline)
+    return binop(usage, "/", _max("pipeline_memory_limit_bytes", pipeline))
 
 
-def memory_ratio(pipeline: str) -> Expr:
+@_per_pipeline
+def memory_ratio(pipeline: Scope) -> Expr:
     """Memory in use as a share of the limit."""
     return check(_memory(pipeline))
 
 
-def peak_memory_ratio(pipeline: str, range_: str) -> Expr:
+@_per_pipeline
+def peak_memory_ratio(pipeline: Scope, range_: str) -> Expr:
     """The highest memory use within the range over the limit (before a process died)."""
     usage = matrix(_of("pipeline_memory_usage_bytes", pipeline), window(range_))
-    peak = agg("max", call("max_over_time", usage))
-    return check(binop(peak, "/", agg("max", _of("pipeline_memory_limit_bytes", pipeline))))
+    peak = agg("max", call("max_over_time", usage), _by(pipeline))
+    return check(binop(peak, "/", _max("pipeline_memory_limit_bytes", pipeline)))
 
 
-def disk_free(pipeline: str) -> Expr:
-    return check(agg("min", _of("pipeline_disk_free_bytes", pipeline)))
+@_per_pipeline
+def disk_free(pipeline: Scope) -> Expr:
+    return check(agg("min", _of("pipeline_disk_free_bytes", pipeline), _by(pipeline)))
 
 
-def cpu_ratio(pipeline: str) -> Expr:
-    return check(agg("max", _of("pipeline_cpu_usage_ratio", pipeline)))
+@_per_pipeline
+def cpu_ratio(pipeline: Scope) -> Expr:
+    return check(_max("pipeline_cpu_usage_ratio", pipeline))
 
 
-def staleness(pipeline: str) -> Expr:
+@_per_pipeline
+def staleness(pipeline: Scope) -> Expr:
     """Seconds since the pipeline's output data was last refreshed."""
     return _age("pipeline_last_update_timestamp_seconds", pipeline)
 
 
-def checkpoint_age(pipeline: str) -> Expr:
+@_per_pipeline
+def checkpoint_age(pipeline: Scope) -> Expr:
     """Seconds since the last good checkpoint (what a rollback would return to)."""
     return _age("pipeline_checkpoint_timestamp_seconds", pipeline)
 
 
-def run_start_age(pipeline: str) -> Expr:
+@_per_pipeline
+def run_start_age(pipeline: Scope) -> Expr:
     """Seconds since the pipeline's last run started."""
     return _age("pipeline_last_run_start_timestamp_seconds", pipeline)
 
 
-def run_end_age(pipeline: str) -> Expr:
+@_per_pipeline
+def run_end_age(pipeline: Scope) -> Expr:
     """Seconds since the pipeline's last run finished (either way)."""
     return _age("pipeline_last_run_end_timestamp_seconds", pipeline)
 
 
-def last_success_age(pipeline: str) -> Expr:
+@_per_pipeline
+def last_success_age(pipeline: Scope) -> Expr:
     """Seconds since the pipeline's last successful run finished."""
     return _age("pipeline_last_success_timestamp_seconds", pipeline)
 
 
-def failed_ratio(pipeline: str, range_: str) -> Expr:
+@_per_pipeline
+def failed_ratio(pipeline: Scope, range_: str) -> Expr:
     """Records failed over records processed within the range."""
     failed = _increase("pipeline_records_failed_total", pipeline, range_)
     processed = _increase("pipeline_records_processed_total", pipeline, range_)
     return check(binop(failed, "/", processed))
 
 
-def last_run_duration(pipeline: str) -> Expr:
+@_per_pipeline
+def last_run_duration(pipeline: Scope) -> Expr:
     """Duration of the pipeline's last finished run."""
-    return check(agg("max", _of("pipeline_last_run_duration_seconds", pipeline)))
+    return check(_max("pipeline_last_run_duration_seconds", pipeline))
 
 
-def mean_run_duration(pipeline: str, baseline: str) -> Expr:
+@_per_pipeline
+def mean_run_duration(pipeline: Scope, baseline: str) -> Expr:
     """The pipeline's mean run duration across the baseline (its recent runs)."""
     total = _increase("pipeline_run_duration_seconds_sum", pipeline, baseline)
     count = _increase("pipeline_run_duration_seconds_count", pipeline, baseline)
     return check(binop(total, "/", count))
 
 
-def records_per_run(pipeline: str, range_: str) -> Expr:
+@_per_pipeline
+def records_per_run(pipeline: Scope, range_: str) -> Expr:
     """Records processed per finished run within the range."""
     records = _increase("pipeline_records_processed_total", pipeline, range_)
     return check(binop(records, "/", _increase("pipeline_runs_total", pipeline, range_)))
@@ -217,7 +314,7 @@ def slow_runs(pipelines: Sequence[str], baseline: str, ratio: float) -> Expr:
     """Those of ``pipelines`` whose last run took ``ratio`` times their baseline mean or more."""
     if not pipelines:
         raise ValueError("slow_runs needs at least one pipeline")
-    only = {"pipeline": "=~" + "|".join(re.escape(name) for name in pipelines)}
+    only = {"pipeline": one_of(pipelines)}
     by = ("pipeline", "instance")
 
     def grew(metric: str) -> Expr:
@@ -230,16 +327,18 @@ def slow_runs(pipelines: Sequence[str], baseline: str, ratio: float) -> Expr:
     return check(binop(binop(last, "/", mean), ">=", number(ratio)))
 
 
-def run_slowdown(pipeline: str, baseline: str, recent: str) -> Expr:
+@_per_pipeline
+def run_slowdown(pipeline: Scope, baseline: str, recent: str) -> Expr:
     """The last run over the baseline mean, if that run finished within ``recent``."""
     ratio = binop(last_run_duration(pipeline), "/", mean_run_duration(pipeline, baseline))
     finished = binop(_increase("pipeline_runs_total", pipeline, recent), ">", number(0))
     return check(binop(ratio, "and", finished))
 
 
-def upstreams(pipeline: str) -> Expr:
+@_per_pipeline
+def upstreams(pipeline: Scope) -> Expr:
     """The pipeline's upstream pipelines (lineage edges and the spec's ``upstream:``)."""
-    return check(agg("max", _of("pipeline_upstream_info", pipeline), ("upstream",)))
+    return check(_max("pipeline_upstream_info", pipeline, "upstream"))
 
 
 def lineage_edges() -> Expr:
@@ -252,5 +351,5 @@ def firing_pipelines(pipelines: Sequence[str]) -> Expr:
     """Those of ``pipelines`` with a firing alert (Prometheus' own ``ALERTS`` series)."""
     if not pipelines:
         raise ValueError("firing_pipelines needs at least one pipeline")
-    only = {"pipeline": "=~" + "|".join(re.escape(name) for name in pipelines)}
+    only = {"pipeline": one_of(pipelines)}
     return check(agg("max", selector("ALERTS", only, alertstate="firing"), ("pipeline",)))

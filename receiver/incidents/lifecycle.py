@@ -22,7 +22,9 @@ here runs under ``store.pipeline_lock(pipeline)`` (the worker takes it).
 The lifecycle is the only writer of incidents: ``correlate`` (the first
 stage) and ``apply`` (every later stage's ``StageResult``) each save once;
 ``apply`` renders the post-mortem (the report) in the same save when a
-result ends automation (resolved, escalated).
+result ends automation (resolved, escalated) — unless the worker is busy
+(``put_off_drafts``: a storm), when the draft is written right after the
+burst (``write_due_draft``) and readers render it on demand meanwhile.
 
 Example::
 
@@ -174,6 +176,10 @@ class Lifecycle:
         # open incident id -> SEV, and the count per SEV: the gauge, kept without recounting
         self._open_sevs: dict[int, str] = {}
         self._sev_counts: Counter[str] = Counter()
+        # Set by the worker pool while it runs: True while other work waits, and the
+        # post-mortem draft is then put off (incident id -> pipeline, oldest first).
+        self.put_off_drafts: Callable[[], bool] | None = None
+        self.drafts_due: dict[int, str] = {}
 
     # timeline, state and SEV --------------------------------------------------
     def note(
@@ -387,7 +393,7 @@ class Lifecycle:
             if self.metrics is not None and not recovered:
                 took = (ended - incident.opened_at).total_seconds()
                 self.metrics.time_to_recover.labels(sev=incident.sev).observe(max(took, 0.0))
-            await self.write_postmortem(incident)  # saved with the new state, in one write
+            await self._report(incident)  # saved with the new state (and the draft)
         else:
             await self._save(incident)
         return StageResult(incident=incident, change="resolved")
@@ -519,7 +525,7 @@ class Lifecycle:
             took = (result.recovered_at - incident.opened_at).total_seconds()
             self.metrics.time_to_recover.labels(sev=incident.sev).observe(max(took, 0.0))
         if any(t.state in _REPORTED_STATES for t in result.transitions):
-            await self.write_postmortem(incident)
+            await self._report(incident)
         else:
             await self._save(incident)
 
@@ -605,6 +611,36 @@ class Lifecycle:
                     await self.close(fresh)
                     closed += 1
         return closed
+
+    async def _report(self, incident: Incident) -> None:
+        """Save an incident that reached a reported state, with its draft unless put off."""
+        if self.render_postmortem is None or self.put_off_drafts is None:
+            await self.write_postmortem(incident)
+        elif self.put_off_drafts():
+            await self._save(incident)
+            self.drafts_due[incident.id] = incident.pipeline
+        else:
+            self.drafts_due.pop(incident.id, None)
+            await self.write_postmortem(incident)
+
+    async def write_due_draft(self) -> bool:
+        """Write the oldest post-mortem draft put off in a burst; False when none is due.
+
+        Under the pipeline's lock, from the incident as stored now (so the draft
+        also covers what happened since); an incident reopened meanwhile gets
+        its draft when it ends again.
+        """
+        if not self.drafts_due:
+            return False
+        incident_id = next(iter(self.drafts_due))
+        pipeline = self.drafts_due.pop(incident_id)
+        async with self.store.pipeline_lock(pipeline):
+            incident = await self.store.get_incident(incident_id)
+            if incident is not None and incident.state in ENDED_STATES:
+                assert self.render_postmortem is not None
+                incident.postmortem = self.render_postmortem(incident, self.spec)
+                await self._save(incident)
+        return True
 
     async def write_postmortem(self, incident: Incident) -> None:
         """Render the post-mortem draft (ledger actions attached) and save the incident.

@@ -108,7 +108,14 @@ class Outbox(Protocol):
 
 
 class Store(ActionLedger, Outbox, Protocol):
-    """Everything the receiver persists."""
+    """Everything the receiver persists.
+
+    ``max_pipeline_locks``: how many pipeline locks this process can hold
+    at once while each holder may also take an ``incident_lock`` (``None``: no
+    limit); the worker pool starts no more events together than that.
+    """
+
+    max_pipeline_locks: int | None
 
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the store can commit a write now."""

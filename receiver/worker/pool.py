@@ -17,17 +17,28 @@ SQLite, the next start) hands it to a worker again. While events are in
 flight a heartbeat renews their leases (every third of ``lease_seconds``), so
 work that outlives one lease is never claimed and run again elsewhere.
 
-Claimed events queue per pipeline (``FairQueue``): a slot runs one event of
-one pipeline, and an event waiting for its pipeline holds no slot, so a
+Claimed events queue per pipeline (``FairQueue``): a slot runs events of
+distinct pipelines, and an event waiting for its pipeline holds no slot, so a
 backlog on one pipeline never holds up the others. Diagnosis and recovery
-have separate bounded slots: ``concurrency`` events correlate and diagnose
-at once, and an event that reaches its recovery gives its slot up for one of
+have separate bounded slots: ``concurrency`` diagnosis slots correlate and
+diagnose, and an event that reaches its recovery gives its place up for one of
 ``action_concurrency`` action slots, so actions that hang never delay another
 pipeline's diagnosis (nor its action, while action slots are free). While no claimed event
 could start, the pool claims further ahead (up to ``max_claimed`` events
 held), to find other pipelines' events behind a backlog. On stop, events
 claimed but not started are handed back (their leases end at once) and the
 running ones drain.
+
+In a storm a free slot starts a *batch*: every ready event, up to
+``batch_size``, each of another pipeline, all in the same moment. Each runs
+the same stages as an event alone (a batch of one is the quiet case), and
+because they run in step, what they ask together is asked once: the
+diagnosis' Prometheus questions (``receiver.diagnosis.batching``) and their
+saves (the store's group commit). A slot is free again when its whole batch
+has left diagnosis. While more work waits, the post-mortem draft of an
+escalated or resolved incident is put off (``Lifecycle.put_off_drafts``) and
+written by this pool as soon as it is idle; readers render a missing draft
+on demand meanwhile.
 
 A recovery skipped because a step is still leased to another worker
 (``busy_until``) is waited out and tried again: this worker holds the
@@ -121,6 +132,7 @@ class WorkerPool:
         clock: Callable[[], datetime] = utcnow,
         heartbeat_seconds: float | None = None,
         max_claimed: int = 256,
+        batch_size: int = 32,
         action_concurrency: int = 16,
         sweep_seconds: float = 30.0,
         approval_poll_seconds: float = 2.0,
@@ -139,12 +151,21 @@ class WorkerPool:
         self.clock = clock
         self.heartbeat_seconds = heartbeat_seconds or lease_seconds / 3
         self.max_claimed = max(max_claimed, concurrency)
+        # a store that holds pipeline locks on connections of a bounded pool gets no more
+        # events holding them at once than it can serve (with an incident lock each)
+        locks = store.max_pipeline_locks
+        if locks is not None:
+            batch_size = min(batch_size, locks // max(concurrency, 1))
+        self.batch_size = max(batch_size, 1)
         self._wake = asyncio.Event()
         self._queue = FairQueue()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
-        # events in their correlate/diagnose part: the ``concurrency`` bound; an event in its
-        # recover part holds one of ``action_concurrency`` action slots instead
-        self._diagnosing: set[int] = set()
+        # events in their correlate/diagnose part, by the batch they started in: at most
+        # ``concurrency`` batches; an event in its recover part holds one of
+        # ``action_concurrency`` action slots instead
+        self._batch_of: dict[int, set[int]] = {}
+        self._batches = 0
+        self._drafting: asyncio.Task[None] | None = None
         self.action_concurrency = action_concurrency
         self._action_slots = asyncio.Semaphore(max(action_concurrency, 1))
         self.sweep_seconds = sweep_seconds
@@ -169,6 +190,7 @@ class WorkerPool:
         """Start the dispatcher; events waiting from before a crash are taken first."""
         await self.lifecycle.refresh_open_metrics()
         self._last_sweep = time.monotonic()  # just recounted
+        self.lifecycle.put_off_drafts = self._busy
         self._loop_task = asyncio.create_task(self._dispatch(), name="pipemedic-worker")
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="pipemedic-heartbeat")
 
@@ -182,7 +204,12 @@ class WorkerPool:
         self._wake.set()
 
     async def stop(self, drain_seconds: float = 30.0) -> None:
-        """Stop claiming, hand back unstarted events, let running ones finish (drain)."""
+        """Stop claiming, hand back unstarted events, let running ones finish (drain).
+
+        Drafts put off are written within what is left of ``drain_seconds``;
+        any left after that are rendered by readers on demand.
+        """
+        deadline = time.monotonic() + drain_seconds
         self._stopping = True
         self._wake.set()
         if self._loop_task is not None:
@@ -196,6 +223,14 @@ class WorkerPool:
                 task.cancel()
             if still:
                 await asyncio.wait(still)
+        if self._drafting is not None:
+            await asyncio.wait([self._drafting])
+        self.lifecycle.put_off_drafts = None
+        try:
+            while time.monotonic() < deadline and await self.lifecycle.write_due_draft():
+                pass
+        except Exception:
+            log.exception("post-mortem drafts at stop failed; readers render them")
         approvals = list(self._approvals.values())
         if approvals:  # an approved step running now: drain it like an event
             _done, still = await asyncio.wait(approvals, timeout=drain_seconds)
@@ -209,10 +244,11 @@ class WorkerPool:
                 await self._heartbeat_task
 
     async def run_until_idle(self, deadline_seconds: float = 30.0) -> None:
-        """Wait until the queue is empty and nothing is in flight (tests, tools)."""
+        """Wait until the queue is empty, nothing is in flight and no draft is put off."""
         deadline = time.monotonic() + deadline_seconds
         while time.monotonic() < deadline:
-            if not len(self._queue) and await self.store.queue_depth() == 0:
+            drafts = self.lifecycle.drafts_due or self._drafting is not None
+            if not len(self._queue) and not drafts and await self.store.queue_depth() == 0:
                 return
             self.wake()
             await asyncio.sleep(0.02)
@@ -223,7 +259,7 @@ class WorkerPool:
             self._wake.clear()
             # Claim only while nothing claimed could start: a free slot then finds
             # work, and a busy pool looks past backlogs for other pipelines' events.
-            limit = min(self.max_claimed - len(self._queue), self.concurrency)
+            limit = min(self.max_claimed - len(self._queue), self.concurrency * self.batch_size)
             claimed: list[AlertEvent] = []
             if limit > 0 and not self._queue.has_ready:
                 try:
@@ -235,6 +271,7 @@ class WorkerPool:
             for event in claimed:
                 self._queue.add(event)  # (held already: our own lease ran out mid-work)
             self._start_ready()
+            self._draft_when_idle()
             await self._sweep()
             await self._check_approvals()
             if claimed and len(claimed) == limit and not self._queue.has_ready:
@@ -243,22 +280,55 @@ class WorkerPool:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
     def _start_ready(self) -> None:
-        """Fill free slots with ready events, one pipeline per slot, pipelines in turn."""
-        while not self._stopping and len(self._diagnosing) < self.concurrency:
-            event = self._queue.start_next()
-            if event is None:
-                return
-            task = asyncio.create_task(self._process(event), name=f"event-{event.id}")
-            self._in_flight[event.id] = task
-            self._diagnosing.add(event.id)
-            task.add_done_callback(functools.partial(self._done, event))
+        """Fill free slots, each with a batch of ready events of distinct pipelines, in turn."""
+        while not self._stopping and self._batches < self.concurrency and self._queue.has_ready:
+            batch: set[int] = set()
+            while len(batch) < self.batch_size and (event := self._queue.start_next()):
+                task = asyncio.create_task(self._process(event), name=f"event-{event.id}")
+                self._in_flight[event.id] = task
+                batch.add(event.id)
+                self._batch_of[event.id] = batch
+                task.add_done_callback(functools.partial(self._done, event))
+            self._batches += 1
+
+    def _left_diagnosis(self, event_id: int) -> None:
+        """The event is past its diagnosis; its slot is free once its whole batch is."""
+        batch = self._batch_of.pop(event_id, None)
+        if batch is None:
+            return
+        batch.discard(event_id)
+        if not batch:
+            self._batches -= 1
 
     def _done(self, event: AlertEvent, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(event.id, None)
-        self._diagnosing.discard(event.id)
+        self._left_diagnosis(event.id)
         self._queue.finish(event)
         self._start_ready()
         self._wake.set()
+
+    def _busy(self) -> bool:
+        """Whether other events are being worked on or wait (drafts are then put off)."""
+        return len(self._in_flight) > 1 or self._queue.has_ready
+
+    def _draft_when_idle(self) -> None:
+        """Write the post-mortem drafts put off during a burst, while no event is in flight."""
+        if self._drafting is not None or not self.lifecycle.drafts_due or self._stopping:
+            return
+        if self._in_flight or self._queue.has_ready:
+            return
+
+        async def draft() -> None:
+            try:
+                while not (self._in_flight or self._queue.has_ready or self._stopping):
+                    if not await self.lifecycle.write_due_draft():
+                        break
+            except Exception:  # tried again at the next idle moment; readers render it meanwhile
+                log.exception("post-mortem draft failed")
+            finally:
+                self._drafting = None
+
+        self._drafting = asyncio.create_task(draft(), name="pipemedic-drafts")
 
     async def _hand_back(self, events: Sequence[AlertEvent]) -> None:
         """End the leases of claimed events this pool will not run, so others take them now."""
@@ -554,8 +624,8 @@ class WorkerPool:
         and their actions too while action slots are free. The pipeline's lock
         and its place in the fair queue stay with this event.
         """
-        if event.id in self._diagnosing:
-            self._diagnosing.discard(event.id)
+        if event.id in self._batch_of:
+            self._left_diagnosis(event.id)
             self._start_ready()
         async with self._action_slots:
             yield

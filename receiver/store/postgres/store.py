@@ -181,6 +181,9 @@ class PostgresStore:
         self._dsn = dsn
         self._pool = pool
         self._lock_pool = lock_pool
+        # each lock holds a connection of lock_pool; a pipeline lock's holder takes an
+        # incident lock too, so half of them can be pipeline locks without starving
+        self.max_pipeline_locks: int | None = max(lock_pool.get_max_size() // 2, 1)
         self._local_locks: dict[tuple[int, str], asyncio.Lock] = {}
         self._ingests: Batcher[Notification, IngestResult] = Batcher(self._flush_ingests)
 

@@ -217,6 +217,7 @@ class SqliteStore:
         self._locks: dict[str, asyncio.Lock] = {}
         self._incident_locks: dict[int, asyncio.Lock] = {}
         self._pending = 0
+        self.max_pipeline_locks: int | None = None  # in-process locks: no limit
 
     @classmethod
     async def open(cls, path: str | Path, **kwargs: Any) -> SqliteStore:

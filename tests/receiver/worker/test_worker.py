@@ -174,7 +174,7 @@ def pool(
 # bounds ---------------------------------------------------------------------------
 async def test_no_more_events_run_at_once_than_the_concurrency_bound(sqlite: SqliteStore) -> None:
     recover = GatedRecover()  # gates the diagnosis: actions have slots of their own
-    workers = pool(sqlite, FakeRecover(), concurrency=2, diagnose=recover.diagnose)
+    workers = pool(sqlite, FakeRecover(), concurrency=2, batch_size=1, diagnose=recover.diagnose)
     await sqlite.ingest(notification(*(alert_doc(f"etl_{i}") for i in range(6))))
     await workers.start()
     try:
@@ -187,6 +187,26 @@ async def test_no_more_events_run_at_once_than_the_concurrency_bound(sqlite: Sql
         await workers.stop()
     assert sorted(recover.calls) == [f"etl_{i}" for i in range(6)]
     assert recover.most_total == 2
+
+
+async def test_a_slot_runs_a_batch_of_pipelines_and_frees_when_all_left_diagnosis(
+    sqlite: SqliteStore,
+) -> None:
+    """One slot, batches of three: three pipelines diagnose together, the next three after."""
+    recover = GatedRecover()
+    workers = pool(sqlite, FakeRecover(), concurrency=1, batch_size=3, diagnose=recover.diagnose)
+    await sqlite.ingest(notification(*(alert_doc(f"etl_{i}") for i in range(7))))
+    await workers.start()
+    try:
+        await until(lambda: recover.total == 3, "a batch of three in flight")
+        await asyncio.sleep(0.3)  # room for a fourth to start, were the bound not kept
+        assert recover.total == 3 and sorted(recover.active) == ["etl_0", "etl_1", "etl_2"]
+        recover.gate.set()
+        await workers.run_until_idle()
+    finally:
+        await workers.stop()
+    assert sorted(recover.calls) == sorted(f"etl_{i}" for i in range(7))
+    assert recover.most_total == 3
 
 
 async def test_work_for_one_pipeline_is_serialised(sqlite: SqliteStore) -> None:
