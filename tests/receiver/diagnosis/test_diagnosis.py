@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import pytest
@@ -12,6 +15,7 @@ from recovery_evidence import EvidenceExporter, evidence_stack, wait_for
 from pipemedic.stack import PrometheusServer, free_port
 from pipemedic.vocabulary import CAUSE_NAMES
 from receiver.diagnosis import HANDLERS, diagnose, handler_for, queries
+from receiver.diagnosis.batching import BatchedQueries
 from receiver.diagnosis.prometheus import PrometheusAPI
 from receiver.models import Alert, Diagnosis
 from rules.spec import load_spec
@@ -228,3 +232,63 @@ async def test_an_alert_without_pipeline_is_unknown(prom: PrometheusAPI) -> None
     d = await diagnose(a, SPEC.pipeline(""), prom)
     assert d.cause == "unknown" and d.error and "pipeline" in d.error
     assert d.evidence == ()
+
+
+def _seen(d: Diagnosis) -> tuple[Any, ...]:
+    """What a diagnosis concluded and looked at; numbers masked (counters grow between asks)."""
+    digits = re.compile(r"\d+(\.\d+)?")
+    evidence = [(e.query, e.note, [r["labels"] for r in e.result]) for e in d.evidence]
+    return d.cause, d.handler, d.error, digits.sub("N", d.summary), evidence
+
+
+async def test_a_batch_of_mixed_pipelines_gets_the_diagnoses_each_gets_alone(
+    exporter: EvidenceExporter, prom: PrometheusAPI
+) -> None:
+    """Diagnosed together (one query per question) or one at a time: the same diagnoses.
+
+    ``batch.timeout`` has no series of its own: were its name not escaped in the
+    shared ``pipeline=~`` matcher, it would match ``batch_timeout``'s.
+    """
+    await broken(exporter, prom, "batch_timeout", "connectivity", "timeout")
+    await broken(exporter, prom, "batch_corrupt", "data", "corrupt_record")
+    exporter.healthy("batch_mem")
+    exporter.resources("batch_mem", memory_bytes=0.95e9)
+    exporter.healthy("batch_fine")
+    await wait_for(prom, f"{queries.memory_ratio('batch_mem')} > 0.9")
+    await wait_for(prom, queries.cpu_ratio("batch_fine"))
+    alerts = [
+        alert("batch_timeout", "connectivity"),
+        alert("batch_corrupt", "data"),
+        alert("batch_mem", "resources", "PipelineSLAViolation"),
+        alert("batch_fine", "resources"),
+        alert("batch.timeout", "connectivity"),
+        alert("batch_mem", "data"),  # the same pipeline twice: both get its rows
+    ]
+    alone = BatchedQueries(prom)
+    singles = [await diagnose(a, SPEC.pipeline(a.pipeline), alone) for a in alerts]
+    together = BatchedQueries(prom)
+    batch = await asyncio.gather(
+        *(diagnose(a, SPEC.pipeline(a.pipeline), together) for a in alerts)
+    )
+    assert [_seen(d) for d in batch] == [_seen(d) for d in singles]
+    assert [d.cause for d in batch] == [
+        "network_timeout",
+        "data_corruption",
+        "memory_limit",
+        "unknown",
+        "unknown",
+        "unknown",  # its data evidence is fine
+    ]
+    assert together.sent < alone.sent  # a question several pipelines ask goes out once
+
+
+async def test_a_batch_whose_shared_query_fails_is_unknown_for_every_pipeline() -> None:
+    port = free_port()
+    async with aiohttp.ClientSession() as session:
+        batched = BatchedQueries(PrometheusAPI(f"http://127.0.0.1:{port}", session, timeout=2))
+        found = await asyncio.gather(
+            *(diagnose(alert(p, "connectivity"), SPEC.pipeline(p), batched) for p in ("a", "b"))
+        )
+    assert [d.cause for d in found] == ["unknown", "unknown"]
+    assert all(d.error and f"127.0.0.1:{port}" in d.error for d in found)
+    assert batched.sent == 1

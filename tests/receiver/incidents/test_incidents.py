@@ -263,6 +263,28 @@ async def test_out_of_order_and_repeated_notifications(store: SqliteStore) -> No
     assert events(b).count("alert_joined") == 0
 
 
+async def test_a_draft_put_off_while_busy_is_written_after_from_the_stored_incident(
+    store: SqliteStore,
+) -> None:
+    """In a burst the escalation is saved at once and its draft written when the pool idles."""
+    w = World(store, outcome="escalated")
+    busy = True
+    w.lifecycle.put_off_drafts = lambda: busy
+    inc = await w.send(alert_doc("etl_orders", name="PipelineDown"))
+    assert inc.state == "escalated" and inc.postmortem is None and w.rendered == []
+    assert w.lifecycle.drafts_due == {inc.id: "etl_orders"}
+    # a person acts meanwhile: the draft is written from the incident as stored now
+    await w.lifecycle.act(inc.id, lambda i: w.lifecycle.note(i, "note", {"text": "on it"}))
+    assert await w.lifecycle.write_due_draft()
+    assert not await w.lifecycle.write_due_draft()  # none left
+    got = await store.get_incident(inc.id)
+    assert got is not None and got.postmortem == f"# post-mortem {inc.id} escalated"
+    assert w.rendered == [inc.id] and "note" in events(got)
+    busy = False  # quiet again: the next draft is written in the same save, as before
+    inc2 = await w.send(alert_doc("quiet_job", name="PipelineDown"))
+    assert inc2.postmortem and not w.lifecycle.drafts_due
+
+
 async def test_escalation_renders_postmortem_and_counts_open(store: SqliteStore) -> None:
     w = World(store, outcome="escalated")
     inc = await w.send(alert_doc("etl_orders", name="PipelineDown"))

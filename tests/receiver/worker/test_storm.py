@@ -4,7 +4,8 @@
 and diagnosed once, the open-incident gauge follows without recounting, and no
 event reloads the incident list (the per-event cost does not grow with the
 number of open incidents). Resolving a third of them lowers the gauge the same
-way.
+way. The events run in batches, and the post-mortem drafts put off meanwhile
+are all written (once per escalation or resolution) when the pool is idle.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from core_helpers import FakeDiagnose, FakeFiring, FakeRecover, alert_doc, later
 from receiver.incidents.lifecycle import Lifecycle
 from receiver.metrics import ReceiverMetrics
 from receiver.models import Incident, Notification
+from receiver.report.postmortem import render_postmortem
 from receiver.store.sqlite.store import SqliteStore
 from receiver.worker.pool import WorkerPool
-from rules.spec import parse_spec
+from rules.spec import Spec, parse_spec
 
 STORM = 300
 
@@ -40,6 +42,17 @@ class CountingStore:
     async def list_incidents(self, **kwargs: Any) -> list[Incident]:
         self.listings.append(kwargs)
         return await self.store.list_incidents(**kwargs)
+
+
+@dataclass
+class CountingDrafts:
+    """The real post-mortem renderer, counting the drafts per incident and state."""
+
+    drafts: list[tuple[int, str]] = field(default_factory=list)
+
+    def __call__(self, incident: Incident, spec: Spec | None = None) -> str:
+        self.drafts.append((incident.id, incident.state))
+        return render_postmortem(incident, spec)
 
 
 @pytest.fixture
@@ -63,9 +76,11 @@ async def test_a_storm_is_digested_without_reloading_the_open_incidents(
     metrics = ReceiverMetrics()
     spec = parse_spec("pipelines: {}\n", "spec.yml")
     diagnose = FakeDiagnose()
+    drafts = CountingDrafts()
+    lifecycle = Lifecycle(counting, spec, metrics=metrics, render_postmortem=drafts)  # type: ignore[arg-type]
     workers = WorkerPool(
         counting,  # type: ignore[arg-type]  # the real store behind a counter
-        Lifecycle(counting, spec, metrics=metrics),  # type: ignore[arg-type]
+        lifecycle,
         diagnose=diagnose,
         recover=FakeRecover("escalated"),
         firing=FakeFiring(True),
@@ -84,6 +99,8 @@ async def test_a_storm_is_digested_without_reloading_the_open_incidents(
         assert len(counting.listings) == listed_at_start  # no reload per event
         assert len(diagnose.calls) == STORM  # each opened incident diagnosed once
         assert open_gauge(metrics) == STORM  # escalated incidents are open
+        assert sorted(drafts.drafts) == [(i, "escalated") for i in range(1, STORM + 1)]
+        assert not lifecycle.drafts_due
         resolved = [
             {**doc, "status": "resolved", "endsAt": later(60).isoformat()} for doc in storm[:100]
         ]
@@ -98,3 +115,6 @@ async def test_a_storm_is_digested_without_reloading_the_open_incidents(
     assert len(incidents) == STORM
     assert sorted(i.state for i in incidents) == ["escalated"] * 200 + ["resolved"] * 100
     assert all(i.diagnosis is not None for i in incidents)
+    assert all(i.postmortem and f"{i.pipeline}" in i.postmortem for i in incidents)
+    resolved_drafts = [state for _, state in drafts.drafts[STORM:]]
+    assert resolved_drafts == ["resolved"] * 100
