@@ -11,7 +11,10 @@ process (SQLite, 32 connections). Measured in the same run:
   gauge) and diagnosed (time-to-diagnose count) in the receiver's ``/metrics``;
 * the ratio digestion / intake (goal <= 2x) and, at 1,000, the time to all
   diagnosed from the first request (goal <= 5 s);
-* the receiver's RSS after each phase.
+* the receiver's CPU time in each phase, and after the last diagnosis until it
+  is idle (the post-mortem drafts put off during the burst);
+* the receiver's RSS after each phase, and once its periodic sweep (every 30 s,
+  which recounts the open incidents) has run.
 
 Then a sustained load: 200 notifications/s across 1,000 pipelines for 60 s
 (new alerts joining the incidents), and the backlog left when it ends (time
@@ -129,7 +132,6 @@ class StormReceiver(Receiver):
             f"workers: {{concurrency: {WORKERS}, poll_interval_seconds: 0.05}}\n"
         )
 
-
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the receiver process used so far."""
         assert self.proc is not None
@@ -229,9 +231,20 @@ async def _storm(receiver: StormReceiver, size: int) -> dict[str, float]:
                 raise RuntimeError(f"{size}: only {diagnosed:.0f} diagnosed after 600 s")
             await asyncio.sleep(0.05)
     cpu2 = receiver.cpu_seconds()
+    # what was put off (the post-mortem drafts): until the receiver's CPU stays still
+    last = cpu2
+    while True:
+        await asyncio.sleep(0.5)
+        now_cpu = receiver.cpu_seconds()
+        if now_cpu - last < 0.02:
+            break
+        last = now_cpu
+    idle_at = time.monotonic() - 0.5
     return {
         "intake_cpu": cpu1 - cpu0,
         "digest_cpu": cpu2 - cpu1,
+        "after_cpu": last - cpu2,
+        "idle": idle_at - diagnosed_at,
         "intake": acked - started,
         "opened": opened_at - acked,
         "digest": diagnosed_at - acked,
@@ -287,8 +300,11 @@ def main() -> None:
                 with PrometheusServer(config, workdir=workdir / f"prom-{size}") as prom:
                     time.sleep(5)  # two scrapes: increase() has its samples
                     with StormReceiver(workdir / f"receiver-{size}", prom.url) as receiver:
+                        started = time.monotonic()
                         rss0 = receiver.rss_mb()
                         got = asyncio.run(_storm(receiver, size))
+                        time.sleep(max(0.0, started + 32 - time.monotonic()))
+                        swept = receiver.rss_mb()  # the periodic sweep has recounted
                         print(
                             f"storm {size:6d} pipelines (1 notification each, {WORKERS} workers): "
                             f"intake {got['intake']:.2f} s; after the last 200: all opened "
@@ -298,7 +314,9 @@ def main() -> None:
                             f"{got['intake_cpu']:.2f} s intake, "
                             f"{got['digest_cpu']:.2f} s digestion "
                             f"({got['digest_cpu'] / max(got['intake_cpu'], 0.01):.2f}x); "
-                            f"RSS {rss0:.0f} -> {got['rss']:.0f} MB",
+                            f"RSS {rss0:.0f} -> {got['rss']:.0f} MB; then drafts etc. "
+                            f"{got['after_cpu']:.2f} s CPU, idle {got['idle']:.1f} s after the "
+                            f"last diagnosis; RSS after the 30 s sweep {swept:.0f} MB",
                             flush=True,
                         )
                         if size == 1000:

@@ -35,7 +35,7 @@ the same stages as an event alone (a batch of one is the quiet case), and
 because they run in step, what they ask together is asked once: the
 diagnosis' Prometheus questions (``receiver.diagnosis.batching``) and their
 saves (the store's group commit). A slot is free again when its whole batch
-has left diagnosis. While more work waits, the post-mortem draft of an
+has left diagnosis. While a backlog is worked off, the post-mortem draft of an
 escalated or resolved incident is put off (``Lifecycle.put_off_drafts``) and
 written by this pool as soon as it is idle; readers render a missing draft
 on demand meanwhile.
@@ -308,8 +308,9 @@ class WorkerPool:
         self._wake.set()
 
     def _busy(self) -> bool:
-        """Whether other events are being worked on or wait (drafts are then put off)."""
-        return len(self._in_flight) > 1 or self._queue.has_ready
+        """Whether a backlog is being worked off (drafts are then put off): events wait
+        to start, or more run than there are slots (batches)."""
+        return self._queue.has_ready or len(self._in_flight) > self.concurrency
 
     def _draft_when_idle(self) -> None:
         """Write the post-mortem drafts put off during a burst, while no event is in flight."""

@@ -46,12 +46,16 @@ class CountingStore:
 
 @dataclass
 class CountingDrafts:
-    """The real post-mortem renderer, counting the drafts per incident and state."""
+    """The real post-mortem renderer, counting the drafts per incident and state, and how
+    many diagnoses had been made when each was written."""
 
+    diagnose: FakeDiagnose
     drafts: list[tuple[int, str]] = field(default_factory=list)
+    diagnosed: list[int] = field(default_factory=list)
 
     def __call__(self, incident: Incident, spec: Spec | None = None) -> str:
         self.drafts.append((incident.id, incident.state))
+        self.diagnosed.append(len(self.diagnose.calls))
         return render_postmortem(incident, spec)
 
 
@@ -76,7 +80,7 @@ async def test_a_storm_is_digested_without_reloading_the_open_incidents(
     metrics = ReceiverMetrics()
     spec = parse_spec("pipelines: {}\n", "spec.yml")
     diagnose = FakeDiagnose()
-    drafts = CountingDrafts()
+    drafts = CountingDrafts(diagnose)
     lifecycle = Lifecycle(counting, spec, metrics=metrics, render_postmortem=drafts)  # type: ignore[arg-type]
     workers = WorkerPool(
         counting,  # type: ignore[arg-type]  # the real store behind a counter
@@ -100,6 +104,9 @@ async def test_a_storm_is_digested_without_reloading_the_open_incidents(
         assert len(diagnose.calls) == STORM  # each opened incident diagnosed once
         assert open_gauge(metrics) == STORM  # escalated incidents are open
         assert sorted(drafts.drafts) == [(i, "escalated") for i in range(1, STORM + 1)]
+        # put off until the burst was diagnosed (but for the last few, in flight alone)
+        put_off = [n for n in drafts.diagnosed if n == STORM]
+        assert len(put_off) >= STORM - workers.concurrency
         assert not lifecycle.drafts_due
         resolved = [
             {**doc, "status": "resolved", "endsAt": later(60).isoformat()} for doc in storm[:100]
