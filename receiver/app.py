@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -42,7 +43,7 @@ from receiver.intake.auth import Authenticator
 from receiver.intake.handler import Intake
 from receiver.keys import CONFIG, HTTP_SESSION, INTAKE, METRICS, NOTIFY, SPEC, STORE, WORKER
 from receiver.metrics import ReceiverMetrics, metrics_handler
-from receiver.models import Alert, Diagnosis, Incident, OutboxMessage, TimelineEntry
+from receiver.models import Alert, Diagnosis, Incident, OutboxMessage, TimelineEntry, utcnow
 from receiver.notify.delivery import DeliveryWorker
 from receiver.notify.metrics import NotifyMetrics
 from receiver.notify.mobilize import PAGE_DESTINATION, Mobilizer
@@ -53,7 +54,9 @@ from receiver.people.actions import HumanActions
 from receiver.people.routes import HUMAN, add_people_routes
 from receiver.plugins import Tables, check_spec, load_plugins
 from receiver.recovery import Recoverer
+from receiver.recovery.downstream import DownstreamVerifier
 from receiver.recovery.metrics import RecoveryMetrics
+from receiver.recovery.verify import Verifier
 from receiver.report.postmortem import render_postmortem
 from receiver.report.web import add_routes
 from receiver.store import open_store
@@ -264,9 +267,11 @@ def create_app(
                 prom,
                 ttl_seconds=config.lineage_ttl_seconds,
                 max_depth=config.lineage_max_depth,
+                max_datasets=config.lineage_max_datasets,
             )
             if config.lineage_max_depth > 0
             else None,
+            merge_window_seconds=config.lineage_merge_window_seconds,
         )
         worker = worker_id or default_worker_id()
         recover_stage = (
@@ -286,6 +291,22 @@ def create_app(
             poll_interval=config.poll_interval_seconds,
             metrics=metrics,
             worker_id=worker,
+            downstream=DownstreamVerifier(
+                Verifier(
+                    prom,
+                    deadline_seconds=config.recovery.verify_deadline_seconds,
+                    interval_seconds=config.recovery.verify_interval_seconds,
+                    window_seconds=config.recovery.verify_window_seconds,
+                    clock=utcnow,
+                    sleep=asyncio.sleep,
+                ),
+                app[SPEC],
+                deadline_seconds=config.lineage_verify_deadline_seconds,
+                clock=utcnow,
+            )
+            if lifecycle.lineage is not None
+            else None,
+            downstream_poll_seconds=config.recovery.verify_interval_seconds,
         )
         app[WORKER] = pool
         app[HUMAN] = HumanActions(lifecycle)  # people act through the same lifecycle

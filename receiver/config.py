@@ -19,7 +19,7 @@ Example ``receiver.yml``::
     prometheus_url: http://127.0.0.1:9090
     spec: rules/pipelines.yml
     reopen_window: 30m
-    lineage: {ttl: 30s, max_depth: 5}   # downstream alerts join an upstream's incident (0: off)
+    lineage: {ttl: 30s, max_depth: 5, merge_window: 1h, max_datasets: 10, verify_deadline: 1h}
     recovery: {dry_run: true}
     external_url: https://pipemedic.example.com   # links in notifications (none without it)
     notify:
@@ -142,6 +142,12 @@ class ReceiverConfig:
     # it is walked (0: every pipeline's alerts are handled on their own)
     lineage_ttl_seconds: float = 30.0
     lineage_max_depth: int = 5
+    # a downstream pipeline's incident opened within this long of its upstream's is merged
+    lineage_merge_window_seconds: float = 3600.0
+    # datasets listed per downstream pipeline in a blast radius
+    lineage_max_datasets: int = 10
+    # a downstream pipeline not verified this long after its upstream recovered escalates
+    lineage_verify_deadline_seconds: float = 3600.0
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     external_url: str | None = None
     notify: NotifyConfig = field(default_factory=NotifyConfig)
@@ -322,7 +328,8 @@ def parse_config(raw: Any, source: str = "<string>") -> ReceiverConfig:
     parts = urlsplit(prometheus_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise reader.fail("prometheus_url", f"must be an http(s) URL, got {prometheus_url!r}")
-    lineage = reader.mapping(doc.get("lineage"), "lineage", frozenset({"ttl", "max_depth"}))
+    lineage_keys = {"ttl", "max_depth", "merge_window", "max_datasets", "verify_deadline"}
+    lineage = reader.mapping(doc.get("lineage"), "lineage", frozenset(lineage_keys))
     spec = doc.get("spec")
     return ReceiverConfig(
         listen=_listen(reader.string(doc.get("listen", defaults.listen), "listen"), reader),
@@ -360,6 +367,17 @@ def parse_config(raw: Any, source: str = "<string>") -> ReceiverConfig:
         ),
         lineage_max_depth=reader.integer(
             lineage.get("max_depth", defaults.lineage_max_depth), "lineage.max_depth", 0
+        ),
+        lineage_merge_window_seconds=reader.duration(
+            lineage.get("merge_window", defaults.lineage_merge_window_seconds),
+            "lineage.merge_window",
+        ),
+        lineage_verify_deadline_seconds=reader.duration(
+            lineage.get("verify_deadline", defaults.lineage_verify_deadline_seconds),
+            "lineage.verify_deadline",
+        ),
+        lineage_max_datasets=reader.integer(
+            lineage.get("max_datasets", defaults.lineage_max_datasets), "lineage.max_datasets", 0
         ),
         recovery=_recovery(doc.get("recovery"), reader),
         external_url=(

@@ -18,6 +18,7 @@ from pipemedic.vocabulary import IncidentState
 __all__ = [
     "DOWNSTREAM_EVENT",
     "INCIDENT_STATES",
+    "MERGED_EVENT",
     "ActionRecord",
     "Alert",
     "AlertEvent",
@@ -302,6 +303,8 @@ class OutboxMessage:
 
 # the timeline event of a downstream pipeline's alert joining an upstream's incident
 DOWNSTREAM_EVENT = "downstream_impact"
+# the timeline event on an upstream's incident naming a downstream incident merged into it
+MERGED_EVENT = "merged_from"
 
 
 @dataclass
@@ -370,8 +373,23 @@ class Incident:
             "actions": [a.to_json() for a in self.actions],
             "timeline": [t.to_json() for t in self.sorted_timeline()],
             "blast_radius": self.blast_radius(),
+            **self.merges(),
             "has_postmortem": self.postmortem is not None,
         }
+
+    def merges(self) -> dict[str, Any]:
+        """``merged_into``: the upstream incident this one was merged into (lineage), or None;
+        ``merged_from``: the downstream incidents merged into this one. Read from the
+        timeline (the ``closed`` and ``merged_from`` entries), like the blast radius."""
+        into: Any = None
+        merged_from: list[Any] = []
+        for entry in self.timeline:
+            detail = entry.detail if isinstance(entry.detail, Mapping) else {}
+            if entry.event == "closed" and detail.get("merged_into") is not None:
+                into = detail["merged_into"]
+            elif entry.event == MERGED_EVENT and detail.get("incident") is not None:
+                merged_from.append(detail["incident"])
+        return {"merged_into": into, "merged_from": merged_from}
 
     def fields_json(self) -> dict[str, Any]:
         """Return the incident's own fields (no alerts, actions, timeline or post-mortem)."""
@@ -418,7 +436,8 @@ class Incident:
         """The downstream pipelines whose alerts joined this incident, in joining order.
 
         Each: ``pipeline``, ``team``, ``impact``, ``hops`` (how far downstream),
-        ``cause`` (``upstream_failure``), ``alerts`` (firing, resolved). Read from the
+        ``datasets`` (what it writes: ``name``, ``updated_at``), ``cause``
+        (``upstream_failure``), ``alerts`` (firing, resolved). Read from the
         ``downstream_impact`` entries the lifecycle writes and the alerts' states,
         so it needs no field of its own and survives concurrent saves.
         """
@@ -434,6 +453,11 @@ class Incident:
                     "team": str(detail.get("team", "")),
                     "impact": str(detail.get("impact", "")),
                     "hops": detail.get("hops"),
+                    "datasets": [
+                        {"name": str(d.get("name", "")), "updated_at": d.get("updated_at")}
+                        for d in detail.get("datasets") or ()
+                        if isinstance(d, Mapping)
+                    ],
                     "cause": str(detail.get("cause", "")),
                     "alerts": {"firing": 0, "resolved": 0},
                 }

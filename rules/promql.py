@@ -171,15 +171,24 @@ def call(function: str, *args: Expr | str) -> Expr:
     return Expr(f"{function}({', '.join(rendered)})")
 
 
-def agg(op: str, expr: Expr, by: Iterable[str] = (), *, without: Iterable[str] = ()) -> Expr:
-    """Return an aggregation such as ``max by (pipeline) (expr)`` or ``max without (x) (expr)``."""
+def agg(
+    op: str,
+    expr: Expr,
+    by: Iterable[str] = (),
+    *,
+    without: Iterable[str] = (),
+    param: float | None = None,
+) -> Expr:
+    """Return an aggregation such as ``max by (pipeline) (expr)`` or ``max without (x) (expr)``;
+    ``param``: the parameter of ``topk``/``bottomk``/``quantile`` (``topk by (p) (5, expr)``)."""
     labels, dropped = tuple(by), tuple(without)
     if labels and dropped:
         raise ValueError("an aggregation groups either by or without labels, not both")
     grouping = f" by ({', '.join(labels)})" if labels else ""
     if dropped:
         grouping = f" without ({', '.join(dropped)})"
-    return Expr(f"{op}{grouping} ({expr.text})")
+    first = f"{number(param).text}, " if param is not None else ""
+    return Expr(f"{op}{grouping} ({first}{expr.text})")
 
 
 def _wrap(expr: Expr, need: int) -> str:

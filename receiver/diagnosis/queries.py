@@ -37,6 +37,7 @@ __all__ = [
     "dependency_probe_slowdown",
     "dependency_up",
     "disk_free",
+    "downstream_datasets",
     "errors_by_reason",
     "exporter_targets_up",
     "failed_ratio",
@@ -345,6 +346,23 @@ def lineage_edges() -> Expr:
     """Every edge ``upstream -> pipeline`` of the lineage graph, in one query (cached by
     ``receiver.incidents.lineage``: one lookup serves every alert until it expires)."""
     return check(agg("max", selector("pipeline_upstream_info"), ("pipeline", "upstream")))
+
+
+def downstream_datasets(per_pipeline: int) -> Expr:
+    """The datasets every pipeline with an upstream writes, newest ``per_pipeline`` each.
+
+    Those pipelines are the ones any blast radius can list, so one query (cached
+    with the graph by ``receiver.incidents.lineage``) serves every incident; the
+    exporter bounds the datasets overall (``--max-datasets``), ``topk`` per pipeline.
+    """
+    written = binop(
+        selector("pipeline_dataset_last_update_timestamp_seconds"),
+        "and",
+        selector("pipeline_upstream_info"),
+        on=("pipeline",),
+    )
+    newest = agg("max", written, ("pipeline", "dataset"))
+    return check(agg("topk", newest, ("pipeline",), param=per_pipeline))
 
 
 def firing_pipelines(pipelines: Sequence[str]) -> Expr:

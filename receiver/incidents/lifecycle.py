@@ -6,6 +6,7 @@ States (``receiver.models.INCIDENT_STATES``)::
        \\________\\____________\\___________\\-> escalated -> resolved | closed
     recovered -> recovering   (an alert joins with another cause whose symptom persists)
     resolved -> open          (a new firing alert within the reopen window)
+    any open state -> closed  (merged into its upstream's incident: ``merge``, not a transition)
 
 ``recovered``: a recovery's verification saw the condition clear; the
 incident waits for its alerts to resolve (time to recover is measured
@@ -50,6 +51,7 @@ from receiver.incidents.timeline import merge_timelines
 from receiver.metrics import ReceiverMetrics, count_by_sev
 from receiver.models import (
     DOWNSTREAM_EVENT,
+    MERGED_EVENT,
     Alert,
     AlertEvent,
     Diagnosis,
@@ -78,7 +80,8 @@ __all__ = [
 ]
 
 S = IncidentState
-# state -> the states it may move to
+# state -> the states it may move to (one exception: ``Lifecycle.merge`` closes an open
+# incident merged into its upstream's, outside these moves)
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.OPEN: frozenset({S.DIAGNOSING, S.ESCALATED, S.RESOLVED}),
     S.DIAGNOSING: frozenset({S.RECOVERING, S.ESCALATED, S.RESOLVED}),
@@ -142,6 +145,15 @@ def alert_sev(alert: Alert, spec: Spec) -> tuple[str, str]:
     return sev_for(degradation, impact), f"computed: degradation={degradation}, impact={impact}"
 
 
+def _mergeable(incident: Incident) -> bool:
+    """Whether a downstream incident may be merged into its upstream's (``Lifecycle.merge``)."""
+    return incident.state in OPEN_STATES and incident.acknowledged_by is None
+
+
+def _detail(entry: TimelineEntry) -> Mapping[str, Any]:
+    return entry.detail if isinstance(entry.detail, Mapping) else {}
+
+
 def _alert_key(doc: dict[str, Any]) -> tuple[str, str]:
     return (str(doc.get("fingerprint", "")), str(doc.get("startsAt", "")))
 
@@ -164,6 +176,7 @@ class Lifecycle:
         clock: Callable[[], datetime] = utcnow,
         mobilize: Mobilize | None = None,
         lineage: UpstreamGraph | None = None,
+        merge_window_seconds: float = 3600.0,
     ) -> None:
         self.store = store
         self.spec = spec
@@ -173,6 +186,8 @@ class Lifecycle:
         self.clock = clock
         self.mobilize = mobilize
         self.lineage = lineage
+        # a downstream incident opened this close to its upstream's is merged into it
+        self.merge_window = timedelta(seconds=merge_window_seconds)
         # open incident id -> SEV, and the count per SEV: the gauge, kept without recounting
         self._open_sevs: dict[int, str] = {}
         self._sev_counts: Counter[str] = Counter()
@@ -285,7 +300,7 @@ class Lifecycle:
             incident = None
         if incident is None:
             incident = await self._open(event)
-            return StageResult(incident=incident, change="opened", work=True)
+            return await self._opened(incident)
         known = self._keys(incident, None)
         if _key(alert) in self._keys(incident, "resolved"):  # resolved before this firing came
             return StageResult(incident=incident, change="stale")
@@ -328,7 +343,8 @@ class Lifecycle:
         )
         self._add_alert(incident, alert)
         if upstream is not None:  # the downstream team hears of it with the opening
-            self._downstream(incident, alert, upstream[1], at=event.received_at)
+            datasets = await self._datasets(alert.pipeline)
+            self._downstream(incident, alert, upstream[1], datasets, at=event.received_at)
         detected: dict[str, Any] = {"alert": alert.name, "fingerprint": alert.fingerprint}
         if upstream is not None:
             detected.update(pipeline=alert.pipeline, upstream_alert=upstream[2])
@@ -430,6 +446,7 @@ class Lifecycle:
                 if found is None or found.state not in OPEN_STATES:
                     raise
                 return await self._join_as_downstream(event, found, hops)
+            incident = await self._merge_downstream(incident)
             return StageResult(incident=incident, change="downstream")
         return None
 
@@ -442,14 +459,27 @@ class Lifecycle:
         if _key(alert) in self._keys(incident, None):
             return StageResult(incident=incident, change="repeated")
         self._add_alert(incident, alert)
-        self._downstream(incident, alert, hops, at=event.received_at)
+        datasets = await self._datasets(alert.pipeline)
+        self._downstream(incident, alert, hops, datasets, at=event.received_at)
         sev, why = alert_sev(alert, self.spec)
         self.raise_sev(incident, sev, f"downstream {alert.pipeline}: {alert.name}: {why}")
         await self._save(incident)
         return StageResult(incident=incident, change="downstream")
 
-    def _downstream(self, incident: Incident, alert: Alert, hops: int, at: datetime) -> None:
-        """Record a downstream pipeline's alert as impact, diagnosed ``upstream_failure``."""
+    async def _datasets(self, pipeline: str) -> list[dict[str, Any]]:
+        """The datasets a downstream pipeline writes (cached with the graph), for its entry."""
+        return await self.lineage.datasets(pipeline) if self.lineage is not None else []
+
+    def _downstream(
+        self,
+        incident: Incident,
+        alert: Alert,
+        hops: int,
+        datasets: list[dict[str, Any]],
+        at: datetime,
+    ) -> None:
+        """Record a downstream pipeline's alert as impact, diagnosed ``upstream_failure``,
+        with the datasets it writes (what its consumers find stale)."""
         spec = self.spec.pipeline(alert.pipeline)
         self.note(
             incident,
@@ -461,6 +491,7 @@ class Lifecycle:
                 "team": alert.labels.get("team") or spec.team,
                 "impact": spec.impact,
                 "hops": hops,
+                "datasets": datasets,
                 "cause": "upstream_failure",
                 "summary": f"{incident.pipeline} is upstream of {alert.pipeline} "
                 f"({hops} hop{'s' if hops != 1 else ''}) and has incident {incident.id or 'new'}",
@@ -474,6 +505,140 @@ class Lifecycle:
             },
             at=at,
         )
+
+    # lineage: incidents opened in either order end up as one -------------------------
+    async def _opened(self, incident: Incident) -> StageResult:
+        """After a pipeline's own incident opened: merge it, or merge into it, by lineage.
+
+        A downstream incident opened before its upstream's (its alert was handled
+        first) is merged into the upstream's when that opens; the upstream's
+        opening between this pipeline's look (``_join_upstream``) and its own
+        opening is caught here by looking again, so either order ends as one.
+        """
+        if self.lineage is None:
+            return StageResult(incident=incident, change="opened", work=True)
+        for name, hops in await self.lineage.upstreams(incident.pipeline):
+            up = await self.store.open_incident(name)
+            if up is not None and up.state in OPEN_STATES:
+                into = await self.merge(incident.id, up.id, hops)
+                if into is not None:
+                    return StageResult(incident=into, change="merged")
+                break
+        incident = await self._merge_downstream(incident)
+        return StageResult(incident=incident, change="opened", work=True)
+
+    async def _merge_downstream(self, incident: Incident) -> Incident:
+        """Merge the open incidents of pipelines downstream of ``incident``'s into it.
+
+        Returns the incident as stored after the merges (itself when none merged).
+        """
+        assert self.lineage is not None
+        merged = False
+        for name, hops in await self.lineage.downstreams(incident.pipeline):
+            down = await self.store.open_incident(name)
+            if down is None or down.id == incident.id or not _mergeable(down):
+                continue
+            if abs(down.opened_at - incident.opened_at) > self.merge_window:
+                continue
+            merged = await self.merge(down.id, incident.id, hops) is not None or merged
+        if not merged:
+            return incident
+        return await self.store.get_incident(incident.id) or incident
+
+    async def merge(self, down_id: int, up_id: int, hops: int) -> Incident | None:
+        """Merge incident ``down_id`` (a downstream pipeline's) into ``up_id`` as downstream
+        impact; return the upstream incident as saved, None when nothing was merged.
+
+        Any open incident (escalated and recovered ones too: automation could not
+        tell it was upstream impact) is merged unless a person acknowledged it:
+        then it is theirs. Exactly once across replicas: under the downstream
+        incident's lock its stored copy is read again and merged only while it
+        is still mergeable. It is closed first (entry ``closed`` with
+        ``merged_into``; a waiting approval is cancelled, and a recovery running
+        for it stops before its next attempt since the incident is closed), then
+        its alerts move to the upstream's incident with a ``downstream_impact``
+        entry per pipeline and a ``merged_from`` entry. Closing first means a
+        crash in between loses nothing: the moved alerts' next notification
+        joins the upstream's incident as any downstream alert does.
+        """
+        async with self.store.incident_lock(down_id):
+            down = await self.store.get_incident(down_id)
+            up = await self.store.get_incident(up_id)
+            if down is None or up is None or not _mergeable(down):
+                return None
+            if up.state not in OPEN_STATES:
+                return None
+            now = self.clock()
+            pending = down.pending_approval
+            if pending is not None:
+                why = f"merged into incident {up.id} of upstream {up.pipeline}"
+                self.note(down, "approval_cancelled", {"step": pending.get("step"), "why": why})
+                down.pending_approval = None
+            before, down.state = down.state, S.CLOSED
+            self.note(
+                down,
+                "closed",
+                {
+                    "merged_into": up.id,
+                    "upstream": up.pipeline,
+                    "hops": hops,
+                    "why": f"{up.pipeline} is upstream of {down.pipeline} and has incident "
+                    f"{up.id}: recovering it is what fixes this one",
+                },
+                at=now,
+            )
+            log.info(
+                "incident %d %s: merged into incident %d of %s",
+                down.id,
+                down.pipeline,
+                up.id,
+                up.pipeline,
+                extra={"incident": down.id, "pipeline": down.pipeline, "state": "closed"},
+            )
+            down.closed_at = now
+            down.version += 1
+            await self.store.save_incident(down)
+            self._track(down)
+            await self._absorb(up, down, hops, before, now)
+            return up
+
+    async def _absorb(
+        self, up: Incident, down: Incident, hops: int, before: str, at: datetime
+    ) -> None:
+        """Move a merged incident's alerts into ``up``: impact per pipeline, SEV, pointer."""
+        merged = [_detail(t).get("incident") for t in up.timeline if t.event == MERGED_EVENT]
+        if down.id in merged:
+            return  # merged already (a save that crashed after this one)
+        farther = {r["pipeline"]: r["hops"] for r in down.blast_radius()}
+        known = self._keys(up, None)
+        seen: set[str] = set()
+        for doc in down.alerts:
+            if _alert_key(doc) in known:
+                continue
+            up.alerts.append(doc)
+            alert = Alert.from_json(doc)
+            if alert.pipeline in seen:
+                continue
+            seen.add(alert.pipeline)
+            extra = farther.get(alert.pipeline)
+            distance = hops + extra if isinstance(extra, int) else hops
+            datasets = await self._datasets(alert.pipeline)
+            self._downstream(up, alert, distance, datasets, at=at)
+        self.note(
+            up,
+            MERGED_EVENT,
+            {
+                "incident": down.id,
+                "pipeline": down.pipeline,
+                "hops": hops,
+                "state": before,
+                "alerts": len(down.alerts),
+                "actions": len(down.actions),
+            },
+            at=at,
+        )
+        self.raise_sev(up, down.sev, f"merged incident {down.id} of downstream {down.pipeline}")
+        await self._save(up)
 
     async def _holding_upstream(self, alert: Alert) -> Incident | None:
         """The upstream incident this downstream alert joined, if any (for its resolution)."""

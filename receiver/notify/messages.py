@@ -128,6 +128,7 @@ def render(
         _cause(incident),
         _automation(incident),
         *_roles(incident, team),
+        *_blast_radius(incident),
         *_event_lines(event, detail),
         _Line("Asked of you", (_trusted(spec.ask),)),
     ]
@@ -218,6 +219,28 @@ def _roles(incident: Incident, team: Team | None) -> list[_Line]:
             if person is not None and person.chat:  # a spec handle: mentioned on purpose
                 parts.append(_trusted(f" (@{person.chat.lstrip('@')})"))
     return [_Line("Roles", tuple(parts))] if parts else [_Line("Roles", (_trusted("none"),))]
+
+
+def _blast_radius(incident: Incident, shown: int = 5) -> list[_Line]:
+    """The downstream pipelines (lineage) and the datasets they write, the first ``shown``."""
+    found = incident.blast_radius()
+    if not found:
+        return []
+    parts: list[tuple[str, bool]] = []
+    for r in found[:shown]:
+        if parts:
+            parts.append(_trusted("; "))
+        parts.append(_untrusted(r["pipeline"]))
+        names = [d["name"] for d in r["datasets"]]
+        if names:
+            parts += [_trusted(" ("), _untrusted(", ".join(names[:3])), _trusted(")")]
+    more = len(found) - shown
+    if more > 0:
+        parts.append(_trusted(f"; and {more} more"))
+    teams = sorted({r["team"] for r in found if r["team"]})
+    if teams:
+        parts += [_trusted(" · teams "), _untrusted(", ".join(teams))]
+    return [_Line(f"Blast radius ({len(found)} downstream)", tuple(parts))]
 
 
 def _event_lines(event: str, detail: Any) -> list[_Line]:

@@ -149,17 +149,21 @@ def render_live(incident: Incident, view: PageView, now: datetime) -> str:
 
 
 def _blast_radius(incident: Incident) -> str:
-    """The downstream pipelines whose alerts joined this incident, with their teams."""
+    """The downstream pipelines whose alerts joined this incident, their teams and datasets."""
     found = incident.blast_radius()
     if not found:
         return ""
     rows = "".join(
         f"<tr><td>{_e(r['pipeline'])}</td><td>{_e(r['team'] or '-')}</td>"
         f"<td>{_e(r['impact'] or '-')}</td><td>{_e(r['hops'])}</td>"
+        f'<td class="wrap">{", ".join(_e(d["name"]) for d in r["datasets"]) or "-"}</td>'
         f"<td>{_e(r['alerts']['firing'])} firing, {_e(r['alerts']['resolved'])} resolved</td></tr>"
         for r in found
     )
-    head = "<tr><th>Pipeline</th><th>Team</th><th>Impact</th><th>Hops</th><th>Alerts</th></tr>"
+    head = (
+        "<tr><th>Pipeline</th><th>Team</th><th>Impact</th><th>Hops</th><th>Datasets</th>"
+        "<th>Alerts</th></tr>"
+    )
     return (
         f"<h3>Blast radius ({len(found)} downstream)</h3>"
         f'<table class="blast"><thead>{head}</thead><tbody>{rows}</tbody></table>'

@@ -19,13 +19,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from pipemedic.vocabulary import cause
+from pipemedic.vocabulary import ALERT_KINDS, by_alert, cause
 from receiver.diagnosis import queries
 from receiver.diagnosis.prometheus import PrometheusError, PrometheusQuery, sample_value
 from rules.promql import Expr, agg, binop, call, check, number, selector
-from rules.spec import DiagnosisThresholds
+from rules.spec import DiagnosisThresholds, PipelineSpec
 
-__all__ = ["SIGNALS", "Signal", "Symptom", "Verification", "Verifier", "symptoms"]
+__all__ = [
+    "ALERT_CHECKS",
+    "SIGNALS",
+    "Signal",
+    "Symptom",
+    "Verification",
+    "Verifier",
+    "alert_symptoms",
+    "symptoms",
+]
 
 DEFAULT_THRESHOLDS = DiagnosisThresholds()
 
@@ -108,6 +117,70 @@ def symptoms(
     return out
 
 
+# Alert kind (pipemedic.vocabulary.alerts) -> the query, operator and spec threshold of its
+# own condition: present while the alert's condition holds for the pipeline, judged by the
+# spec field the kind names in its ``thresholds``. Verifies a pipeline that had no recovery
+# of its own (a downstream pipeline once its upstream recovered, receiver.recovery.downstream).
+AlertCheck = tuple[Callable[[str, str], Expr], str, Callable[[PipelineSpec], float], str]
+ALERT_CHECKS: Final[dict[str, AlertCheck]] = {
+    "staleness": (
+        lambda p, r: queries.staleness(p),
+        ">",
+        lambda s: s.max_staleness_seconds,
+        "its output data still older than max_staleness",
+    ),
+    "error_rate": (
+        lambda p, r: queries.failed_ratio(p, r),
+        ">",
+        lambda s: s.max_error_rate,
+        "its failed ratio still above max_error_rate",
+    ),
+    "sla": (
+        lambda p, r: queries.last_run_duration(p),
+        ">",
+        lambda s: s.sla_seconds,
+        "its last run still longer than its sla",
+    ),
+    "never_reported": (
+        lambda p, r: queries.heartbeat_age(p),
+        ">",
+        lambda s: s.heartbeat_timeout_seconds,
+        "still no sign of life within heartbeat_timeout",
+    ),
+    "dependency": (
+        lambda p, r: queries.dependency_up(p),
+        "==",
+        lambda s: 0,
+        "a dependency probe still down",
+    ),
+}
+assert set(ALERT_CHECKS) <= {k.kind for k in ALERT_KINDS}, "ALERT_CHECKS names unknown kinds"
+# kinds whose condition is new errors of a reason within the verify window
+_ALERT_REASONS: Final[dict[str, frozenset[str]]] = {"schema_change": frozenset({"schema_change"})}
+
+
+def alert_symptoms(alert_name: str, spec: PipelineSpec, window_seconds: float) -> list[Symptom]:
+    """Return the queries that show an alert's own condition still holding for ``spec``'s
+    pipeline: the pipeline reported down, and the alert kind's condition (``ALERT_CHECKS``)
+    against the spec's threshold. Someone else's alert (no kind) is judged by the first only."""
+    p, recent = spec.name, queries.window(window_seconds)
+    down = check(binop(queries.pipeline_up(p), "==", number(0)))
+    out = [Symptom(down.text, "pipeline reported down")]
+    kind = by_alert(alert_name)
+    if kind is None:
+        return out
+    found = ALERT_CHECKS.get(kind.kind)
+    if found is not None:
+        build, op, threshold, note = found
+        query = check(binop(build(p, recent), op, number(threshold(spec))))
+        out.append(Symptom(query.text, note))
+    reasons = _ALERT_REASONS.get(kind.kind)
+    if reasons:
+        query = queries.errors_by_reason(p, recent)
+        out.append(Symptom(query.text, f"new errors ({', '.join(sorted(reasons))})", reasons))
+    return out
+
+
 class Verifier:
     """Poll the symptom queries until they are all empty or the deadline passes."""
 
@@ -141,6 +214,13 @@ class Verifier:
             if rows:
                 present.append(s.note)
         return present
+
+    async def present(self, checks: list[Symptom]) -> list[str] | None:
+        """Check once: the notes of the symptoms present (None: Prometheus not answering)."""
+        try:
+            return await self._still(checks)
+        except PrometheusError:
+            return None
 
     async def cleared_now(
         self,

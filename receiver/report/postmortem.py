@@ -206,13 +206,15 @@ def _impact_resolution(incident: Incident) -> str:
 
 
 def _blast_radius(incident: Incident) -> str:
-    """The downstream pipelines whose alerts joined this incident (lineage), and their teams."""
+    """The downstream pipelines whose alerts joined this incident (lineage), their teams and
+    the datasets they write."""
     rows = [
         (
             md.code(r["pipeline"]),
             md.text(r["team"] or "-"),
             md.text(r["impact"] or "-"),
             md.text(r["hops"] if r["hops"] is not None else "-"),
+            ", ".join(md.code(d["name"]) for d in r["datasets"]) or "-",
             md.text(f"{r['alerts']['firing']} firing, {r['alerts']['resolved']} resolved"),
         )
         for r in incident.blast_radius()
@@ -223,7 +225,7 @@ def _blast_radius(incident: Incident) -> str:
         f"{len(rows)} downstream pipeline{'s' if len(rows) != 1 else ''} alerted because "
         f"{md.code(incident.pipeline)} failed (cause `upstream_failure`; no recovery ran on "
         f"them); teams told: {md.text(', '.join(teams) or '-')}.\n\n"
-        + md.table(("Pipeline", "Team", "Impact", "Hops", "Alerts"), rows)
+        + md.table(("Pipeline", "Team", "Impact", "Hops", "Datasets", "Alerts"), rows)
     )
 
 

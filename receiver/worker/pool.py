@@ -48,6 +48,11 @@ lost the store), and the recoverer then takes the step over.
 One recovery per fault: an alert joining an incident whose recovery was
 verified (``recovered``) is diagnosed, and with the same cause starts nothing.
 
+Downstream pipelines (lineage) of a ``recovered`` incident are verified every
+``downstream_poll_seconds`` (``DownstreamCheck``, off the event path, like the
+approval waits): each is recorded verified or, past its deadline, still
+failing, which escalates the incident.
+
 Example::
 
     pool = WorkerPool(store, lifecycle, diagnose=my_diagnose, recover=recoverer.recover,
@@ -74,6 +79,7 @@ from receiver.store.base import Store
 from receiver.worker.fairqueue import FairQueue
 from receiver.worker.stages import (
     Diagnose,
+    DownstreamCheck,
     FiringCheck,
     Recover,
     RecoveryOutcome,
@@ -136,6 +142,8 @@ class WorkerPool:
         action_concurrency: int = 16,
         sweep_seconds: float = 30.0,
         approval_poll_seconds: float = 2.0,
+        downstream: DownstreamCheck | None = None,
+        downstream_poll_seconds: float = 5.0,
     ) -> None:
         self.store = store
         self.lifecycle = lifecycle
@@ -177,6 +185,11 @@ class WorkerPool:
         self.approval_poll_seconds = approval_poll_seconds
         self._last_approval_check = 0.0
         self._approvals: dict[int, asyncio.Task[None]] = {}
+        # downstream verification of recovered incidents (lineage): one round at a time
+        self.downstream = downstream
+        self.downstream_poll_seconds = downstream_poll_seconds
+        self._last_downstream_check = 0.0
+        self._downstream_task: asyncio.Task[None] | None = None
         # the stages every event goes through, in order
         self.stages: tuple[Stage, ...] = (
             self.lifecycle.correlate,
@@ -238,6 +251,10 @@ class WorkerPool:
                 task.cancel()
             if still:
                 await asyncio.wait(still)
+        if self._downstream_task is not None:  # checks only: judged again after restart
+            self._downstream_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._downstream_task
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -274,6 +291,7 @@ class WorkerPool:
             self._draft_when_idle()
             await self._sweep()
             await self._check_approvals()
+            self._check_downstream()
             if claimed and len(claimed) == limit and not self._queue.has_ready:
                 continue
             with contextlib.suppress(TimeoutError):
@@ -444,6 +462,55 @@ class WorkerPool:
                 ctx.recovery = result.recovery
             if result.stop:
                 break
+
+    # downstream verification (lineage) -----------------------------------------
+    def _check_downstream(self) -> None:
+        """Start a round of downstream verification when one is due and none runs."""
+        now = time.monotonic()
+        if (
+            self.downstream is None
+            or self._stopping
+            or now - self._last_downstream_check < self.downstream_poll_seconds
+            or (self._downstream_task is not None and not self._downstream_task.done())
+        ):
+            return
+        self._last_downstream_check = now
+        self._downstream_task = asyncio.create_task(
+            self.verify_downstream(), name="pipemedic-downstream"
+        )
+
+    async def verify_downstream(self) -> None:
+        """Verify the downstream pipelines of recovered incidents; once, across replicas.
+
+        Under the incident's pipeline lock the incident is read again, so a
+        pipeline judged by another replica meanwhile is not judged twice (the
+        check looks only at pipelines without a verdict since the recovery).
+        """
+        assert self.downstream is not None
+        try:
+            found = await self.store.list_incidents(state="recovered", limit=1000)
+            for listed in found:
+                if not listed.blast_radius():
+                    continue
+                async with self.store.pipeline_lock(listed.pipeline):
+                    incident = await self.store.get_incident(listed.id)
+                    if incident is None or incident.state != "recovered":
+                        continue
+                    verdict = await self.downstream(incident)
+                    moves: tuple[Transition, ...] = ()
+                    if verdict.still_failing:
+                        names = ", ".join(verdict.still_failing)
+                        why = (
+                            f"requires manual intervention: {incident.pipeline} recovered but "
+                            f"downstream {names} still failing"
+                        )
+                        moves = (self.lifecycle.escalation(incident, why),)
+                    result = StageResult(entries=verdict.entries, transitions=moves)
+                    await self.lifecycle.apply(incident, result)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("downstream verification failed; tried again next round")
 
     # one event -------------------------------------------------------------
     async def _process(self, event: AlertEvent) -> None:

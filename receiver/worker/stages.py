@@ -30,6 +30,8 @@ from rules.spec import PipelineSpec
 
 __all__ = [
     "Diagnose",
+    "DownstreamCheck",
+    "DownstreamVerdict",
     "FiringCheck",
     "Recover",
     "RecoveryOutcome",
@@ -97,6 +99,25 @@ class RecoveryOutcome(Protocol):
 
     @property
     def approval(self) -> dict[str, Any] | None: ...  # approval_needed: the waiting step
+
+
+@dataclass(frozen=True)
+class DownstreamVerdict:
+    """What verifying an incident's downstream pipelines found (``DownstreamCheck``).
+
+    ``entries``: one per pipeline judged (verified, or still failing past the
+    deadline); ``still_failing``: those pipelines, for the escalation's reason.
+    """
+
+    entries: tuple[TimelineEntry, ...] = ()
+    still_failing: tuple[str, ...] = ()
+
+
+class DownstreamCheck(Protocol):
+    """Verify the downstream pipelines of a recovered incident
+    (``receiver.recovery.downstream.DownstreamVerifier``)."""
+
+    async def __call__(self, incident: Incident) -> DownstreamVerdict: ...
 
 
 class Recover(Protocol):

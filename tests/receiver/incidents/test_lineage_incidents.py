@@ -7,7 +7,9 @@ real SQLite, diagnosis and recovery are the counting stand-ins of core_helpers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +21,16 @@ from receiver.errors import PrometheusError
 from receiver.incidents.lifecycle import Lifecycle
 from receiver.incidents.lineage import UpstreamGraph
 from receiver.models import Alert, AlertEvent, Incident
+from receiver.notify.messages import render
 from receiver.notify.mobilize import Mobilizer
+from receiver.people.incident_page import PageView, render_live
+from receiver.recovery.downstream import DownstreamVerifier, awaiting
+from receiver.recovery.verify import Verifier, alert_symptoms
 from receiver.report.postmortem import render_postmortem
 from receiver.store.sqlite.store import SqliteStore
 from receiver.testing import StaticPrometheus, row
 from receiver.worker.pool import WorkerPool
+from receiver.worker.stages import StageResult
 from rules.spec import Spec, parse_spec
 
 SPEC_YAML = """
@@ -268,3 +275,250 @@ async def test_a_held_copy_saved_later_keeps_the_downstream_alert(store: SqliteS
     assert after is not None and after.state == "escalated"
     assert [r["pipeline"] for r in after.blast_radius()] == ["orders_mart"]
     assert any(a["fingerprint"] == "orders_mart-PipelineDataStale" for a in after.alerts)
+
+
+# the blast radius lists the datasets each downstream pipeline writes ----------------------
+HOSTILE_DATASET = 'warehouse/<script>alert("x")</script> @channel https://evil.example'
+DATASETS = [
+    row(1_765_000_000, pipeline="orders_mart", dataset="warehouse/orders_mart"),
+    row(1_765_000_100, pipeline="orders_mart", dataset=HOSTILE_DATASET),
+    row(1_765_000_200, pipeline="revenue_report", dataset="s3://finance/revenue"),
+]
+
+
+def with_datasets(**more: Any) -> StaticPrometheus:
+    return StaticPrometheus(
+        {queries.lineage_edges(): EDGES, queries.downstream_datasets(10): DATASETS, **more}
+    )
+
+
+async def test_the_blast_radius_lists_the_datasets_downstream_pipelines_write(
+    store: SqliteStore,
+) -> None:
+    w = World(store, with_datasets())
+    await w.send(failing("raw_orders"))
+    await w.send(failing("orders_mart", "PipelineDataStale"))
+    down = await w.send(failing("revenue_report", "PipelineDataStale"))
+    assert down is not None
+    radius = {r["pipeline"]: r for r in down.to_json()["blast_radius"]}
+    # newest first, with the time the exporter last saw each written
+    assert [d["name"] for d in radius["orders_mart"]["datasets"]] == [
+        HOSTILE_DATASET,
+        "warehouse/orders_mart",
+    ]
+    assert radius["orders_mart"]["datasets"][1]["updated_at"] == "2025-12-06T05:46:40.000Z"
+    assert [d["name"] for d in radius["revenue_report"]["datasets"]] == ["s3://finance/revenue"]
+    # one query of the datasets per graph refresh, for the whole storm
+    assert w.prom.asked.count(queries.downstream_datasets(10).text) == 1
+
+    page = render_live(down, PageView("alice", "responder", "t", None), w.clock())
+    assert "s3://finance/revenue" in page
+    assert "<script>" not in page and "&lt;script&gt;alert(&quot;x&quot;)" in page
+    text = render_postmortem(down, w.spec)
+    assert "`s3://finance/revenue`" in text and "| Datasets |" in text
+    message = render("opened", down, w.spec.team("ingest"))
+    assert "Blast radius (2 downstream)" in message.markdown
+    assert "s3://finance/revenue" not in message.markdown  # links are defused in chat
+    assert "@channel" not in message.markdown and "@channel" not in message.html
+    assert "<script>" not in message.html
+
+
+async def test_a_pipeline_without_reported_outputs_has_no_datasets(store: SqliteStore) -> None:
+    w = World(store, StaticPrometheus({queries.lineage_edges(): EDGES}))
+    await w.send(failing("raw_orders"))
+    down = await w.send(failing("orders_mart", "PipelineDataStale"))
+    assert down is not None and down.blast_radius()[0]["datasets"] == []
+    assert "| - |" in render_postmortem(down, w.spec)
+
+
+# either order: a downstream incident opened first is merged into its upstream's ------------
+async def test_a_downstream_incident_opened_first_is_merged_when_the_upstream_opens(
+    store: SqliteStore,
+) -> None:
+    w = World(store, with_datasets())
+    own = await w.send(failing("orders_mart", "PipelineDataStale"))  # upstream healthy yet
+    assert own is not None and own.pipeline == "orders_mart"
+    assert w.recover.calls == [(own.id, "orders_mart-PipelineDataStale")]
+    up = await w.send(failing("raw_orders"))
+    assert up is not None and up.pipeline == "raw_orders"
+    merged = await store.get_incident(own.id)
+    assert merged is not None and merged.state == "closed" and merged.closed_at is not None
+    closing = next(t for t in merged.timeline if t.event == "closed")
+    assert closing.detail["merged_into"] == up.id and closing.detail["upstream"] == "raw_orders"
+    assert merged.to_json()["merged_into"] == up.id
+    assert up.to_json()["merged_from"] == [own.id]
+    pointer = next(t for t in up.timeline if t.event == "merged_from")
+    assert pointer.detail["incident"] == own.id and pointer.detail["actions"] == 0
+    assert [r["pipeline"] for r in up.blast_radius()] == ["orders_mart"]
+    assert up.blast_radius()[0]["datasets"][0]["name"] == HOSTILE_DATASET
+    assert any(a["fingerprint"] == "orders_mart-PipelineDataStale" for a in up.alerts)
+    assert await store.open_incident("orders_mart") is None
+    # the moved alert's resolution lands on the upstream's incident
+    w.clock.now = later(300)
+    await w.send(failing("raw_orders", status="resolved", ends=later(290)))
+    done = await w.send(failing("orders_mart", "PipelineDataStale", status="resolved"))
+    assert done is not None and done.id == up.id and done.state == "resolved"
+    # and a repeat of its firing notification is a repeat, not a new incident
+    await w.send(failing("orders_mart", "PipelineDataStale"))
+    assert [i.pipeline for i in await store.list_incidents(state="open", limit=10)] == []
+
+
+async def test_the_upstream_first_order_gives_the_same_incident(store: SqliteStore) -> None:
+    w = World(store, with_datasets())
+    up = await w.send(failing("raw_orders"))
+    down = await w.send(failing("orders_mart", "PipelineDataStale"))
+    assert up is not None and down is not None and down.id == up.id
+    assert [i.pipeline for i in await store.list_incidents(limit=10)] == ["raw_orders"]
+
+
+async def test_a_merge_cancels_the_waiting_approval_and_runs_once(store: SqliteStore) -> None:
+    w = World(store, StaticPrometheus({queries.lineage_edges(): EDGES}))
+    own = await w.send(failing("orders_mart", "PipelineDataStale"))
+    assert own is not None
+    held = await store.get_incident(own.id)
+    assert held is not None
+    w.lifecycle.request_approval(held, {"step": "rerun", "strategy": "rerun"})
+    await w.lifecycle.apply(held, StageResult(entries=()))  # empty: the request rides on the
+    await w.lifecycle.escalate(held, "a person must look")  # next save (escalated: mergeable)
+    up = await w.send(failing("raw_orders"))
+    assert up is not None
+    merged = await store.get_incident(own.id)
+    assert merged is not None and merged.pending_approval is None
+    cancelled = next(t for t in merged.timeline if t.event == "approval_cancelled")
+    assert f"incident {up.id}" in cancelled.detail["why"]
+    # a second replica racing the same merge changes nothing
+    assert await w.lifecycle.merge(own.id, up.id, 1) is None
+    again = await store.get_incident(up.id)
+    assert again is not None and again.to_json()["merged_from"] == [own.id]
+    assert sum(1 for t in again.timeline if t.event == "downstream_impact") == 1
+
+
+async def test_concurrent_merges_of_one_incident_happen_once(store: SqliteStore) -> None:
+    w = World(store, StaticPrometheus({queries.lineage_edges(): EDGES}))
+    own = await w.send(failing("orders_mart", "PipelineDataStale"))
+    assert own is not None
+    w.lifecycle.lineage = None  # the upstream opens without looking downstream: replicas merge
+    up = await w.send(failing("raw_orders"))
+    assert up is not None and up.to_json()["merged_from"] == []
+    done = await asyncio.gather(*(w.lifecycle.merge(own.id, up.id, 1) for _ in range(5)))
+    assert sum(1 for d in done if d is not None) == 1
+    after = await store.get_incident(up.id)
+    assert after is not None and after.to_json()["merged_from"] == [own.id]
+    assert len([a for a in after.alerts if a["fingerprint"].startswith("orders_mart")]) == 1
+
+
+async def test_an_incident_outside_the_merge_window_or_escalated_stays_apart(
+    store: SqliteStore,
+) -> None:
+    w = World(store, StaticPrometheus({queries.lineage_edges(): EDGES}))
+    w.lifecycle.merge_window = timedelta(seconds=60)
+    own = await w.send(failing("orders_mart", "PipelineDataStale", starts=later(-3600)))
+    assert own is not None
+    up = await w.send(failing("raw_orders"))
+    assert up is not None and up.id != own.id
+    stays = await store.get_incident(own.id)
+    assert stays is not None and stays.state != "closed"
+
+
+async def test_an_incident_a_person_acknowledged_stays_theirs(store: SqliteStore) -> None:
+    w = World(store, StaticPrometheus({queries.lineage_edges(): EDGES}))
+    own = await w.send(failing("orders_mart", "PipelineDataStale"))
+    assert own is not None
+
+    def take(incident: Incident) -> None:
+        incident.acknowledged_by, incident.acknowledged_at = "bob", w.clock()
+
+    await w.lifecycle.act(own.id, take)
+    up = await w.send(failing("raw_orders"))
+    assert up is not None and up.id != own.id and up.to_json()["merged_from"] == []
+    stays = await store.get_incident(own.id)
+    assert stays is not None and stays.state != "closed"
+
+
+# once the upstream recovered, each downstream pipeline is verified ----------------------
+def verifying(w: World, deadline_seconds: float = 600) -> list[str]:
+    """Give the pool a downstream verifier on ``w.prom``; return the stale-data queries."""
+    verifier = Verifier(
+        w.prom,
+        deadline_seconds=60,
+        interval_seconds=1,
+        window_seconds=60,
+        clock=w.clock,
+        sleep=asyncio.sleep,
+    )
+    w.pool.downstream = DownstreamVerifier(
+        verifier, w.spec, deadline_seconds=deadline_seconds, clock=w.clock
+    )
+    checks = alert_symptoms("PipelineDataStale", w.spec.pipeline("orders_mart"), 60)
+    return [s.query for s in checks]
+
+
+async def test_a_downstream_pipeline_is_verified_after_its_upstream_recovered(
+    store: SqliteStore,
+) -> None:
+    w = World(store, StaticPrometheus({queries.lineage_edges(): EDGES}))
+    stale_query = verifying(w)[1]
+    assert "pipeline_last_update_timestamp_seconds" in stale_query and "14400" in stale_query
+    w.prom.answers[stale_query] = [row(20000, pipeline="orders_mart")]  # still stale
+    up = await w.send(failing("raw_orders"))
+    await w.send(failing("orders_mart", "PipelineDataStale"))
+    assert up is not None
+    await w.pool.verify_downstream()  # still stale, within the deadline: nothing said yet
+    held = await store.get_incident(up.id)
+    assert held is not None and held.state == "recovered"
+    assert awaiting(held) == {"orders_mart": ["PipelineDataStale"]}
+    judged = {"downstream_verified", "downstream_still_failing"}
+    assert not any(t.event in judged for t in held.timeline)
+    del w.prom.answers[stale_query]  # its next run refreshed the data
+    await w.pool.verify_downstream()
+    await w.pool.verify_downstream()  # judged once per recovery
+    after = await store.get_incident(up.id)
+    assert after is not None and after.state == "recovered"
+    verified = [t for t in after.timeline if t.event == "downstream_verified"]
+    assert len(verified) == 1 and verified[0].detail["pipeline"] == "orders_mart"
+    assert "its output data still older than max_staleness" in verified[0].detail["checks"]
+    assert awaiting(after) == {}
+    assert len(w.recover.calls) == 1  # no recovery of its own
+    # the upstream's and the downstream's alerts resolving close it out
+    w.clock.now = later(300)
+    await w.send(failing("raw_orders", status="resolved", ends=later(290)))
+    done = await w.send(failing("orders_mart", "PipelineDataStale", status="resolved"))
+    assert done is not None and done.state == "resolved"
+
+
+async def test_a_downstream_pipeline_still_failing_after_the_deadline_escalates(
+    store: SqliteStore,
+) -> None:
+    w = World(store, StaticPrometheus({queries.lineage_edges(): EDGES}))
+    stale_query = verifying(w, deadline_seconds=600)[1]
+    w.prom.answers[stale_query] = [row(20000, pipeline="orders_mart")]
+    up = await w.send(failing("raw_orders"))
+    await w.send(failing("orders_mart", "PipelineDataStale"))
+    assert up is not None
+    w.clock.now = later(30 + 601)
+    await w.pool.verify_downstream()
+    after = await store.get_incident(up.id)
+    assert after is not None and after.state == "escalated"
+    still = next(t for t in after.timeline if t.event == "downstream_still_failing")
+    assert still.detail["pipeline"] == "orders_mart" and still.detail["waited_seconds"] >= 600
+    assert still.detail["still"] == ["its output data still older than max_staleness"]
+    escalated = next(t for t in after.timeline if t.event == "escalated")
+    assert "downstream orders_mart still failing" in escalated.detail["reason"]
+    assert after.postmortem is not None  # escalation drafts it in the same save
+    await w.pool.verify_downstream()  # escalated: nothing more to judge
+    again = await store.get_incident(up.id)
+    assert again is not None
+    assert [t.event for t in again.timeline].count("downstream_still_failing") == 1
+
+
+async def test_prometheus_not_answering_judges_nothing(store: SqliteStore) -> None:
+    w = World(store, StaticPrometheus({queries.lineage_edges(): EDGES}))
+    for query in verifying(w, deadline_seconds=0):
+        w.prom.answers[query] = PrometheusError("down")
+    up = await w.send(failing("raw_orders"))
+    await w.send(failing("orders_mart", "PipelineDataStale"))
+    assert up is not None
+    await w.pool.verify_downstream()
+    after = await store.get_incident(up.id)
+    assert after is not None and after.state == "recovered"
+    assert awaiting(after) == {"orders_mart": ["PipelineDataStale"]}
