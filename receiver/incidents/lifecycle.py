@@ -552,9 +552,10 @@ class Lifecycle:
         Any open incident (escalated and recovered ones too: automation could not
         tell it was upstream impact) is merged unless a person acknowledged it:
         then it is theirs. Exactly once across replicas: under the downstream
-        incident's lock its stored copy is read again and merged only while it
-        is still mergeable. It is closed first (entry ``closed`` with
-        ``merged_into``; a waiting approval is cancelled, and a recovery running
+        incident's lock its stored copy is read again and closed only while it
+        is still mergeable; only that writer moves its alerts. It is closed
+        first (entry ``closed`` with ``merged_into``; a waiting approval is
+        cancelled, and a recovery running
         for it stops before its next attempt since the incident is closed), then
         its alerts move to the upstream's incident with a ``downstream_impact``
         entry per pipeline and a ``merged_from`` entry. Closing first means a
@@ -598,9 +599,10 @@ class Lifecycle:
             down.closed_at = now
             down.version += 1
             await self.store.save_incident(down)
-            self._track(down)
-            await self._absorb(up, down, hops, before, now)
-            return up
+        self._track(down)
+        # only the writer that closed it gets here; the upstream's own lock guards this save
+        await self._absorb(up, down, hops, before, now)
+        return up
 
     async def _absorb(
         self, up: Incident, down: Incident, hops: int, before: str, at: datetime

@@ -8,7 +8,7 @@ real SQLite, diagnosis and recovery are the counting stand-ins of core_helpers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from receiver.people.incident_page import PageView, render_live
 from receiver.recovery.downstream import DownstreamVerifier, awaiting
 from receiver.recovery.verify import Verifier, alert_symptoms
 from receiver.report.postmortem import render_postmortem
+from receiver.store.postgres.store import PostgresStore
 from receiver.store.sqlite.store import SqliteStore
 from receiver.testing import StaticPrometheus, row
 from receiver.worker.pool import WorkerPool
@@ -62,7 +63,7 @@ EDGES = [
 class World:
     """A store, a lifecycle with the lineage graph, a pool; events handed over one by one."""
 
-    def __init__(self, store: SqliteStore, prom: StaticPrometheus) -> None:
+    def __init__(self, store: SqliteStore | PostgresStore, prom: StaticPrometheus) -> None:
         self.store = store
         self.prom = prom
         self.spec: Spec = parse_spec(SPEC_YAML, "spec.yml")
@@ -522,3 +523,29 @@ async def test_prometheus_not_answering_judges_nothing(store: SqliteStore) -> No
     after = await store.get_incident(up.id)
     assert after is not None and after.state == "recovered"
     assert awaiting(after) == {"orders_mart": ["PipelineDataStale"]}
+
+
+async def test_replicas_on_postgresql_merge_an_incident_once(
+    postgres_server: Callable[[], str],
+) -> None:
+    """Two replicas (two stores on one PostgreSQL) race to merge the same incident."""
+    dsn = postgres_server()
+    stores = [await PostgresStore.open(dsn) for _ in range(2)]
+    try:
+        w = World(stores[0], StaticPrometheus({queries.lineage_edges(): EDGES}))
+        own = await w.send(failing("orders_mart", "PipelineDataStale"))
+        w.lifecycle.lineage = None  # the upstream opens without merging: the replicas do
+        up = await w.send(failing("raw_orders"))
+        assert own is not None and up is not None and own.id != up.id
+        replicas = [w.lifecycle, Lifecycle(stores[1], w.spec, clock=w.clock)]
+        done = await asyncio.gather(*(r.merge(own.id, up.id, 1) for r in replicas * 3))
+        assert sum(1 for d in done if d is not None) == 1
+        after = await stores[1].get_incident(up.id)
+        merged = await stores[1].get_incident(own.id)
+        assert after is not None and merged is not None and merged.state == "closed"
+        assert after.to_json()["merged_from"] == [own.id]
+        assert [t.event for t in after.timeline].count("downstream_impact") == 1
+        assert [a["fingerprint"] for a in after.alerts].count("orders_mart-PipelineDataStale") == 1
+    finally:
+        for store in stores:
+            await store.close()
