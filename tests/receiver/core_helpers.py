@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -179,3 +181,16 @@ receivers:
       - url: {url}
         send_resolved: true
 """
+
+
+async def until(check: Callable[[], Awaitable[Any]], what: str, deadline: float = 90.0) -> Any:
+    """Poll ``check`` until it returns something truthy and return that; fail after a
+    generous deadline naming ``what`` and the last answer (real servers answer late)."""
+    end = time.monotonic() + deadline
+    last: Any = None
+    while time.monotonic() < end:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"not reached within {deadline:.0f}s: {what}; last: {last}")

@@ -153,12 +153,20 @@ class EvidenceExporter:
         self._thread.join(10)
 
 
-def prometheus_config(*targets: str) -> str:
+def prometheus_config(
+    *targets: str, rule_files: str | None = None, alertmanager: str | None = None
+) -> str:
+    """Scrape ``targets`` every 500ms; evaluate ``rule_files`` (a glob), alert ``alertmanager``."""
     listed = ", ".join(f'"{t}"' for t in targets)
+    rules = f"rule_files: ['{rule_files}']\n" if rule_files else ""
+    alerting = (
+        f"alerting: {{alertmanagers: [{{static_configs: [{{targets: ['{alertmanager}']}}]}}]}}\n"
+        if alertmanager
+        else ""
+    )
     return (
         f"global: {{scrape_interval: {SCRAPE}, scrape_timeout: 400ms, "
-        "evaluation_interval: 500ms}\n"
-        "scrape_configs:\n"
+        "evaluation_interval: 500ms}\n" + rules + alerting + "scrape_configs:\n"
         f"  - job_name: pipelines\n    static_configs: [{{targets: [{listed}]}}]\n"
     )
 

@@ -13,7 +13,6 @@ only when the downstream alerts resolve too.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -22,12 +21,11 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from core_helpers import ALERTMANAGER_TO_RECEIVER, FakeRecover
-from recovery_evidence import SCRAPE, EvidenceExporter, wait_for
+from core_helpers import until
+from lineage_stack import start_lineage_stack
+from recovery_evidence import EvidenceExporter, wait_for
 
-from pipemedic.stack import AlertmanagerServer, PrometheusServer, free_port
-from receiver.app import create_app
-from receiver.config import parse_config
+from pipemedic.stack import AlertmanagerServer, PrometheusServer
 from receiver.diagnosis.prometheus import PrometheusAPI
 
 pytestmark = pytest.mark.slow
@@ -59,17 +57,6 @@ def exporter() -> Iterator[EvidenceExporter]:
     found.stop()
 
 
-async def until(check: Callable[[], Awaitable[Any]], what: str, deadline: float = 90.0) -> Any:
-    end = time.monotonic() + deadline
-    last: Any = None
-    while time.monotonic() < end:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"not reached within {deadline:.0f}s: {what}; last: {last}")
-
-
 async def test_one_failing_source_with_twenty_downstream_is_one_incident(
     tmp_path: Path,
     exporter: EvidenceExporter,
@@ -79,31 +66,16 @@ async def test_one_failing_source_with_twenty_downstream_is_one_incident(
 ) -> None:
     now = time.time()
     exporter.send({"pipeline": "src", "event": "data_updated", "timestamp": now - 10})
-    prom_port = free_port()
-    recover = FakeRecover("recovered")
-    config = parse_config(
-        {
-            "store": f"sqlite:///{tmp_path / 'receiver.db'}",
-            "prometheus_url": f"http://127.0.0.1:{prom_port}",
-            "workers": {"poll_interval_seconds": 0.1, "concurrency": 4},
-        }
-    )
-    receiver = await aiohttp_server(
-        create_app(config, spec=exporter.spec, recover=lambda *_: recover), host="127.0.0.1"
-    )
-    am = await asyncio.to_thread(
-        alertmanager_server, ALERTMANAGER_TO_RECEIVER.format(url=receiver.make_url("/alerts"))
-    )
     (tmp_path / "lineage.rules.yml").write_text(RULES)
-    prom_config = (
-        f"global: {{scrape_interval: {SCRAPE}, scrape_timeout: 400ms, "
-        "evaluation_interval: 500ms}\n"
-        f"rule_files: ['{tmp_path}/lineage.rules.yml']\n"
-        f"alerting: {{alertmanagers: [{{static_configs: [{{targets: ['{am.address}']}}]}}]}}\n"
-        "scrape_configs:\n"
-        f"  - job_name: pipelines\n    static_configs: [{{targets: ['{exporter.address}']}}]\n"
+    stack = await start_lineage_stack(
+        tmp_path,
+        exporter,
+        f"{tmp_path}/lineage.rules.yml",
+        prometheus_server,
+        alertmanager_server,
+        aiohttp_server,
     )
-    server = await asyncio.to_thread(prometheus_server, prom_config, port=prom_port)
+    receiver, server, recover = stack.receiver, stack.prometheus, stack.recover
     async with aiohttp.ClientSession() as http:
         prom = PrometheusAPI(server.url, http)
         edges = await wait_for(prom, "pipeline_upstream_info", lambda rows: len(rows) == 20)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -27,16 +26,15 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from core_helpers import ALERTMANAGER_TO_RECEIVER, FakeRecover
+from core_helpers import until
+from lineage_stack import start_lineage_stack
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import error_message_run
 from openlineage.client.transport.http import HttpConfig, HttpTransport
-from recovery_evidence import SCRAPE, EvidenceExporter, wait_for
+from recovery_evidence import EvidenceExporter, wait_for
 
-from pipemedic.stack import AlertmanagerServer, PrometheusServer, free_port
-from receiver.app import create_app
-from receiver.config import parse_config
+from pipemedic.stack import AlertmanagerServer, PrometheusServer
 from receiver.diagnosis.prometheus import PrometheusAPI
 from rules.generate import generate
 from rules.output import render_all, write_files
@@ -101,15 +99,19 @@ def emit(client: OpenLineageClient, *events: RunEvent) -> None:
         client.emit(event)
 
 
-async def until(check: Callable[[], Awaitable[Any]], what: str, deadline: float = 90.0) -> Any:
-    end = time.monotonic() + deadline
-    last: Any = None
-    while time.monotonic() < end:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"not reached within {deadline:.0f}s: {what}; last: {last}")
+async def mart_run(client: OpenLineageClient, ended_seconds_ago: float) -> None:
+    """One orders_mart run (a minute long): it reads shop.orders and writes its tables."""
+    run_id = str(uuid.uuid4())
+    finished = run(
+        RunState.COMPLETE,
+        "orders_mart_dag",
+        run_id,
+        ended_seconds_ago,
+        reads=["shop.orders"],
+        writes=MART_OUTPUTS,
+    )
+    started = run(RunState.START, "orders_mart_dag", run_id, ended_seconds_ago + 60)
+    await asyncio.to_thread(emit, client, started, finished)
 
 
 async def test_openlineage_learned_lineage_makes_one_incident_with_its_blast_radius(
@@ -130,34 +132,19 @@ async def test_openlineage_learned_lineage_makes_one_incident_with_its_blast_rad
         run(RunState.START, "orders_raw_dag", raw_ok, 660),
         run(RunState.COMPLETE, "orders_raw_dag", raw_ok, 600, writes=["shop.orders"]),
     )
-    prom_port = free_port()
-    recover = FakeRecover("recovered")
-    config = parse_config(
-        {
-            "store": f"sqlite:///{tmp_path / 'receiver.db'}",
-            "prometheus_url": f"http://127.0.0.1:{prom_port}",
-            "workers": {"poll_interval_seconds": 0.1, "concurrency": 4},
-            "lineage": {"ttl": 0.5},
-            "recovery": {"verify_interval_seconds": 0.5},
-        }
-    )
-    receiver = await aiohttp_server(
-        create_app(config, spec=exporter.spec, recover=lambda *_: recover), host="127.0.0.1"
-    )
-    am = await asyncio.to_thread(
-        alertmanager_server, ALERTMANAGER_TO_RECEIVER.format(url=receiver.make_url("/alerts"))
-    )
     rules_dir = tmp_path / "rules"
     write_files(rules_dir, render_all(generate(exporter.spec), exporter.spec.source))
-    prom_config = (
-        f"global: {{scrape_interval: {SCRAPE}, scrape_timeout: 400ms, "
-        "evaluation_interval: 500ms}\n"
-        f"rule_files: ['{rules_dir}/*.rules.yml']\n"
-        f"alerting: {{alertmanagers: [{{static_configs: [{{targets: ['{am.address}']}}]}}]}}\n"
-        "scrape_configs:\n"
-        f"  - job_name: pipelines\n    static_configs: [{{targets: ['{exporter.address}']}}]\n"
+    stack = await start_lineage_stack(
+        tmp_path,
+        exporter,
+        f"{rules_dir}/*.rules.yml",
+        prometheus_server,
+        alertmanager_server,
+        aiohttp_server,
+        lineage={"ttl": 0.5},
+        recovery={"verify_interval_seconds": 0.5},
     )
-    server = await asyncio.to_thread(prometheus_server, prom_config, port=prom_port)
+    receiver, server, recover = stack.receiver, stack.prometheus, stack.recover
     async with aiohttp.ClientSession() as http:
         prom = PrometheusAPI(server.url, http)
 
@@ -196,20 +183,7 @@ async def test_openlineage_learned_lineage_makes_one_incident_with_its_blast_rad
         assert [i["pipeline"] for i in opened] == ["orders_raw"]
 
         # orders_mart reports its last run: two hours ago, reading shop.orders (the edge)
-        mart = str(uuid.uuid4())
-        await asyncio.to_thread(
-            emit,
-            client,
-            run(RunState.START, "orders_mart_dag", mart, 7260),
-            run(
-                RunState.COMPLETE,
-                "orders_mart_dag",
-                mart,
-                7200,
-                reads=["shop.orders"],
-                writes=MART_OUTPUTS,
-            ),
-        )
+        await mart_run(client, 7200)
         edges = await wait_for(prom, "pipeline_upstream_info", lambda rows: len(rows) == 1)
         assert edges[0]["metric"]["upstream"] == "orders_raw"
         assert edges[0]["metric"]["pipeline"] == "orders_mart"
@@ -239,20 +213,7 @@ async def test_openlineage_learned_lineage_makes_one_incident_with_its_blast_rad
         assert "PipelineDataStale" in stale
 
         # orders_mart's next run refreshes its data: it is verified by its own alert's condition
-        again = str(uuid.uuid4())
-        await asyncio.to_thread(
-            emit,
-            client,
-            run(RunState.START, "orders_mart_dag", again, 2),
-            run(
-                RunState.COMPLETE,
-                "orders_mart_dag",
-                again,
-                0,
-                reads=["shop.orders"],
-                writes=MART_OUTPUTS,
-            ),
-        )
+        await mart_run(client, 0)
 
         async def verified() -> list[dict[str, Any]]:
             doc = await incident(opened[0]["id"])

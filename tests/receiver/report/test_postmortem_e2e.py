@@ -12,7 +12,6 @@ the facts of exactly that incident.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from core_helpers import ALERTMANAGER_TO_RECEIVER
+from core_helpers import ALERTMANAGER_TO_RECEIVER, until
 
 from pipemedic.stack import AlertmanagerServer, PrometheusServer
 from receiver.app import create_app
@@ -40,18 +39,6 @@ teams:
 
 def _iso(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-async def _poll(
-    check: Callable[[], Awaitable[Any]], what: str, deadline_seconds: float = 90.0
-) -> Any:
-    deadline = time.monotonic() + deadline_seconds
-    while time.monotonic() < deadline:
-        found = await check()
-        if found:
-            return found
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 async def test_postmortem_of_an_incident_from_real_alertmanager_notifications(
@@ -101,12 +88,12 @@ async def test_postmortem_of_an_incident_from_real_alertmanager_notifications(
             return found[0] if found and found[0]["state"] == state else None
 
         await post_to_alertmanager(alert)
-        escalated = await _poll(lambda: incident_in("escalated"), "the incident to escalate")
+        escalated = await until(lambda: incident_in("escalated"), "the incident to escalate")
         assert escalated["sev"] == "SEV2" and escalated["diagnosis"]["cause"] == "unknown"
 
         ends = datetime.now(UTC)
         await post_to_alertmanager({**alert, "endsAt": _iso(ends)})
-        resolved = await _poll(lambda: incident_in("resolved"), "the resolved notification")
+        resolved = await until(lambda: incident_in("resolved"), "the resolved notification")
         assert resolved["has_postmortem"]
 
         incident_id = resolved["id"]
@@ -227,7 +214,7 @@ async def test_postmortem_lists_recovery_attempts_made_through_the_receiver(
 
         await post_to_alertmanager(alert)
         try:
-            await _poll(recovered, "a successful recovery action")
+            await until(recovered, "a successful recovery action")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; the incident: {seen}") from None
         await post_to_alertmanager({**alert, "endsAt": _iso(datetime.now(UTC))})
@@ -236,7 +223,7 @@ async def test_postmortem_lists_recovery_attempts_made_through_the_receiver(
             found = await incident()
             return found if found and found["state"] == "resolved" else None
 
-        done = await _poll(resolved, "the resolved notification")
+        done = await until(resolved, "the resolved notification")
         async with http.get(receiver.make_url(f"/incidents/{done['id']}/postmortem")) as r:
             text = await r.text()
 
