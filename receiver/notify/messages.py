@@ -1,8 +1,9 @@
 """Render one notification: Markdown for chat, HTML (apprise adds the plain part) for email.
 
 Every message says the SEV, pipeline and state, the cause with its key
-evidence in one line, what automation did, who holds which role, what is
-asked of the reader and, only when the receiver knows its ``external_url``,
+evidence in one line, what automation did, who holds which role, the blast
+radius when downstream pipelines joined (lineage: their datasets, their
+teams), what is asked of the reader and, only when the receiver knows its ``external_url``,
 a link to the incident page (never a loopback link).
 
 Alert labels and annotations, diagnosis summaries and people's notes are
