@@ -8,6 +8,7 @@ real SQLite, diagnosis and recovery are the counting stand-ins of core_helpers.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -546,6 +547,56 @@ async def test_replicas_on_postgresql_merge_an_incident_once(
         assert after.to_json()["merged_from"] == [own.id]
         assert [t.event for t in after.timeline].count("downstream_impact") == 1
         assert [a["fingerprint"] for a in after.alerts].count("orders_mart-PipelineDataStale") == 1
+    finally:
+        for store in stores:
+            await store.close()
+
+
+class ListingTogether:
+    """A store whose ``list_incidents`` answers only once every caller has asked (a race)."""
+
+    def __init__(self, store: PostgresStore, barrier: asyncio.Barrier) -> None:
+        self._store, self._barrier = store, barrier
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def list_incidents(self, **kwargs: Any) -> list[Incident]:
+        found = await self._store.list_incidents(**kwargs)
+        await self._barrier.wait()
+        return found
+
+
+async def test_replicas_on_postgresql_verify_a_downstream_pipeline_once(
+    postgres_server: Callable[[], str],
+) -> None:
+    """Two replicas' pools judge the same recovered incident at once: one verdict."""
+    dsn = postgres_server()
+    stores = [await PostgresStore.open(dsn) for _ in range(2)]
+    try:
+        w = World(stores[0], StaticPrometheus({queries.lineage_edges(): EDGES}))
+        verifying(w)
+        up = await w.send(failing("raw_orders"))
+        await w.send(failing("orders_mart", "PipelineDataStale"))
+        assert up is not None
+        listed = asyncio.Barrier(4)  # every round has listed the incident before any judges
+        w.pool.store = ListingTogether(stores[0], listed)
+        other = WorkerPool(
+            ListingTogether(stores[1], listed),
+            Lifecycle(stores[1], w.spec, clock=w.clock),
+            diagnose=FakeDiagnose(),
+            recover=FakeRecover(),
+            firing=FakeFiring(False),
+            clock=w.clock,
+            downstream=w.pool.downstream,
+        )
+        assert isinstance(w.pool.downstream, DownstreamVerifier)
+        ticks = itertools.count(1)  # each verdict its own instant: equal entries would merge
+        w.pool.downstream.clock = lambda: later(30 + next(ticks) / 1000)
+        await asyncio.gather(*(p.verify_downstream() for p in [w.pool, other] * 2))
+        after = await stores[1].get_incident(up.id)
+        assert after is not None
+        assert [t.event for t in after.timeline].count("downstream_verified") == 1
     finally:
         for store in stores:
             await store.close()
