@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from pipemedic.vocabulary.causes import Category
+from pipemedic.vocabulary.causes import Category, Symptom
 
 __all__ = ["ALERT_KINDS", "AlertKind", "alert_kind", "by_alert"]
 
@@ -32,7 +32,11 @@ class AlertKind:
     ``for`` (the spec's ``for.<kind>`` overrides it); ``keep_firing_for``:
     how long it keeps firing after the condition clears (``None``: not at
     all; the spec's ``keep_firing_for.<kind>`` overrides it); ``rule_module``:
-    the module under ``rules/kinds/`` with its ``RULES``.
+    the module under ``rules/kinds/`` with its ``RULES``; ``clears``: the
+    alert's own condition, present while ``signal op threshold`` returns a
+    series (the threshold: the spec field first in ``thresholds``, else 0),
+    which verifies a pipeline that had no recovery of its own (a downstream
+    pipeline once its upstream recovered); ``None``: only "not reported down".
     """
 
     kind: str
@@ -43,6 +47,7 @@ class AlertKind:
     for_: str
     keep_firing_for: str | None
     rule_module: str
+    clears: Symptom | None = None
 
 
 def _row(
@@ -54,9 +59,11 @@ def _row(
     *,
     for_: str,
     keep_firing_for: str | None = None,
+    clears: Symptom | None = None,
 ) -> AlertKind:
+    module = f"rules.kinds.{kind}"
     return AlertKind(
-        kind, alert, category, degradation, thresholds, for_, keep_firing_for, f"rules.kinds.{kind}"
+        kind, alert, category, degradation, thresholds, for_, keep_firing_for, module, clears
     )
 
 
@@ -80,8 +87,17 @@ ALERT_KINDS: Final[tuple[AlertKind, ...]] = (
         ("max_error_rate",),
         for_="5m",
         keep_firing_for="5m",
+        clears=Symptom("failed_ratio", ">", "its failed ratio still above max_error_rate"),
     ),
-    _row("sla", "PipelineSLAViolation", _C.RESOURCES, "performance", ("sla_seconds",), for_="0s"),
+    _row(
+        "sla",
+        "PipelineSLAViolation",
+        _C.RESOURCES,
+        "performance",
+        ("sla_seconds",),
+        for_="0s",
+        clears=Symptom("last_run_duration", ">", "its last run still longer than its sla"),
+    ),
     _row(
         "staleness",
         "PipelineDataStale",
@@ -89,6 +105,7 @@ ALERT_KINDS: Final[tuple[AlertKind, ...]] = (
         "performance",
         ("max_staleness_seconds",),
         for_="5m",
+        clears=Symptom("staleness", ">", "its output data still older than max_staleness"),
     ),
     _row(
         "dependency",
@@ -97,6 +114,7 @@ ALERT_KINDS: Final[tuple[AlertKind, ...]] = (
         "significant",
         for_="2m",
         keep_firing_for="2m",
+        clears=Symptom("dependency_up", "==", "a dependency probe still down"),
     ),
     _row(
         "never_reported",
@@ -105,8 +123,16 @@ ALERT_KINDS: Final[tuple[AlertKind, ...]] = (
         "unavailable",
         ("heartbeat_timeout_seconds",),
         for_="1m",
+        clears=Symptom("heartbeat_age", ">", "still no sign of life within heartbeat_timeout"),
     ),
-    _row("schema_change", "PipelineSchemaChange", _C.DATA, "significant", for_="0s"),
+    _row(
+        "schema_change",
+        "PipelineSchemaChange",
+        _C.DATA,
+        "significant",
+        for_="0s",
+        clears=Symptom("schema_changes", ">", "new schema changes of its outputs"),
+    ),
     _row(
         "volume_anomaly",
         "PipelineVolumeAnomaly",

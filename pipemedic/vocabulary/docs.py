@@ -57,14 +57,20 @@ def _alerts() -> list[str]:
         f"{_names(REQUIRED_ANNOTATIONS)}: the receiver routes and files incidents by them",
         "(`pipemedic rules check` refuses a rule without them).",
         "",
-        "| kind | alert | category | degradation | thresholds (spec) | for | keep_firing_for |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "A pipeline with no recovery of its own (a downstream pipeline, once its upstream's",
+        "incident recovered) is verified by its alert's own condition: not reported down, and",
+        'the column "still failing while" (docs/incidents.md, "Across the lineage graph").',
+        "",
+        "| kind | alert | category | degradation | thresholds (spec) | for | keep_firing_for "
+        "| still failing while |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for k in ALERT_KINDS:
         thresholds = ", ".join(f"`{t}`" for t in k.thresholds) or "-"
+        clears = k.clears.note if k.clears is not None else "-"
         lines.append(
             f"| `{k.kind}` | `{k.alert}` | {k.category} | {k.degradation} | {thresholds} | "
-            f"{k.for_} | {k.keep_firing_for or '-'} |"
+            f"{k.for_} | {k.keep_firing_for or '-'} | {clears} |"
         )
     return lines
 

@@ -22,11 +22,11 @@ from typing import Final
 from pipemedic.vocabulary import ALERT_KINDS, by_alert, cause
 from receiver.diagnosis import queries
 from receiver.diagnosis.prometheus import PrometheusError, PrometheusQuery, sample_value
-from rules.promql import Expr, agg, binop, call, check, number, selector
+from rules.promql import Expr, agg, binop, call, check, matrix, number, selector
 from rules.spec import DiagnosisThresholds, PipelineSpec
 
 __all__ = [
-    "ALERT_CHECKS",
+    "ALERT_SIGNALS",
     "SIGNALS",
     "Signal",
     "Symptom",
@@ -117,67 +117,44 @@ def symptoms(
     return out
 
 
-# Alert kind (pipemedic.vocabulary.alerts) -> the query, operator and spec threshold of its
-# own condition: present while the alert's condition holds for the pipeline, judged by the
-# spec field the kind names in its ``thresholds``. Verifies a pipeline that had no recovery
-# of its own (a downstream pipeline once its upstream recovered, receiver.recovery.downstream).
-AlertCheck = tuple[Callable[[str, str], Expr], str, Callable[[PipelineSpec], float], str]
-ALERT_CHECKS: Final[dict[str, AlertCheck]] = {
-    "staleness": (
-        lambda p, r: queries.staleness(p),
-        ">",
-        lambda s: s.max_staleness_seconds,
-        "its output data still older than max_staleness",
-    ),
-    "error_rate": (
-        lambda p, r: queries.failed_ratio(p, r),
-        ">",
-        lambda s: s.max_error_rate,
-        "its failed ratio still above max_error_rate",
-    ),
-    "sla": (
-        lambda p, r: queries.last_run_duration(p),
-        ">",
-        lambda s: s.sla_seconds,
-        "its last run still longer than its sla",
-    ),
-    "never_reported": (
-        lambda p, r: queries.heartbeat_age(p),
-        ">",
-        lambda s: s.heartbeat_timeout_seconds,
-        "still no sign of life within heartbeat_timeout",
-    ),
-    "dependency": (
-        lambda p, r: queries.dependency_up(p),
-        "==",
-        lambda s: 0,
-        "a dependency probe still down",
+# Alert-kind signal (``AlertKind.clears.signal`` in pipemedic.vocabulary.alerts) -> its
+# per-pipeline query over the verify window. The kind's row names the signal, the operator
+# and (its first ``thresholds`` field) the spec threshold; this table only builds queries.
+ALERT_SIGNALS: Final[dict[str, Callable[[str, str], Expr]]] = {
+    "staleness": lambda p, r: queries.staleness(p),
+    "failed_ratio": lambda p, r: queries.failed_ratio(p, r),
+    "last_run_duration": lambda p, r: queries.last_run_duration(p),
+    "heartbeat_age": lambda p, r: queries.heartbeat_age(p),
+    "dependency_up": lambda p, r: queries.dependency_up(p),
+    "schema_changes": lambda p, r: agg(
+        "sum",
+        call(
+            "increase",
+            matrix(selector("pipeline_errors_total", pipeline=p, reason="schema_change"), r),
+        ),
     ),
 }
-assert set(ALERT_CHECKS) <= {k.kind for k in ALERT_KINDS}, "ALERT_CHECKS names unknown kinds"
-# kinds whose condition is new errors of a reason within the verify window
-_ALERT_REASONS: Final[dict[str, frozenset[str]]] = {"schema_change": frozenset({"schema_change"})}
+_NAMED = {k.clears.signal for k in ALERT_KINDS if k.clears is not None}
+assert set(ALERT_SIGNALS) >= _NAMED, (
+    f"alert kinds name unknown signals: {_NAMED - set(ALERT_SIGNALS)}"
+)
 
 
 def alert_symptoms(alert_name: str, spec: PipelineSpec, window_seconds: float) -> list[Symptom]:
     """Return the queries that show an alert's own condition still holding for ``spec``'s
-    pipeline: the pipeline reported down, and the alert kind's condition (``ALERT_CHECKS``)
-    against the spec's threshold. Someone else's alert (no kind) is judged by the first only."""
+    pipeline: the pipeline reported down, and the condition its alert kind's row gives
+    (``AlertKind.clears``) against the spec's threshold. Someone else's alert (no kind),
+    or a kind without one, is judged by the first only."""
     p, recent = spec.name, queries.window(window_seconds)
     down = check(binop(queries.pipeline_up(p), "==", number(0)))
     out = [Symptom(down.text, "pipeline reported down")]
     kind = by_alert(alert_name)
-    if kind is None:
+    if kind is None or kind.clears is None:
         return out
-    found = ALERT_CHECKS.get(kind.kind)
-    if found is not None:
-        build, op, threshold, note = found
-        query = check(binop(build(p, recent), op, number(threshold(spec))))
-        out.append(Symptom(query.text, note))
-    reasons = _ALERT_REASONS.get(kind.kind)
-    if reasons:
-        query = queries.errors_by_reason(p, recent)
-        out.append(Symptom(query.text, f"new errors ({', '.join(sorted(reasons))})", reasons))
+    threshold = float(getattr(spec, kind.thresholds[0])) if kind.thresholds else 0.0
+    build = ALERT_SIGNALS[kind.clears.signal]
+    query = check(binop(build(p, recent), kind.clears.op, number(threshold)))
+    out.append(Symptom(query.text, kind.clears.note))
     return out
 
 

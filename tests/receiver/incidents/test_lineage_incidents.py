@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from core_helpers import Clock, FakeDiagnose, FakeFiring, FakeRecover, alert_doc, later
 
+from pipemedic.vocabulary import ALERT_KINDS
 from receiver.diagnosis import queries
 from receiver.errors import PrometheusError
 from receiver.incidents.lifecycle import Lifecycle
@@ -600,3 +601,21 @@ async def test_replicas_on_postgresql_verify_a_downstream_pipeline_once(
     finally:
         for store in stores:
             await store.close()
+
+
+def test_every_alert_kind_gives_its_own_verification_with_the_spec_threshold() -> None:
+    spec = parse_spec("defaults: {max_staleness: 2h, sla: 30m, max_error_rate: 0.2}\n", "s.yml")
+    pipeline = spec.pipeline('a"b} or vector(1)')  # an alert's label: not in the spec
+    for kind in ALERT_KINDS:
+        found = alert_symptoms(kind.alert, pipeline, 60)
+        assert found[0].note == "pipeline reported down"
+        if kind.clears is None:
+            assert len(found) == 1
+            continue
+        (own,) = found[1:]
+        assert own.note == kind.clears.note
+        assert 'pipeline="a\\"b} or vector(1)"' in own.query  # one escaped literal
+    stale = alert_symptoms("PipelineDataStale", pipeline, 60)[1].query
+    assert stale.endswith("> 7200")
+    assert alert_symptoms("PipelineHighErrorRate", pipeline, 60)[1].query.endswith("> 0.2")
+    assert len(alert_symptoms("SomeoneElsesAlert", pipeline, 60)) == 1
