@@ -138,6 +138,7 @@ def render_live(incident: Incident, view: PageView, now: datetime) -> str:
         f" · {ack}</p>",
         _pending(i, now),
         f'<table class="people"><tbody>{people}</tbody></table>',
+        _merges(i),
         _blast_radius(i),
         "<h3>Timeline</h3>",
         _timeline(i.timeline, now),
@@ -146,6 +147,20 @@ def render_live(incident: Incident, view: PageView, now: datetime) -> str:
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _merges(incident: Incident) -> str:
+    """Links between an incident merged into its upstream's and that one (lineage)."""
+    merges = incident.merges()
+    parts = []
+    if isinstance(merges["merged_into"], int):
+        n = merges["merged_into"]
+        parts.append(f'merged into the upstream\'s <a href="/incidents/{n}">#{n}</a>')
+    ids = [n for n in merges["merged_from"] if isinstance(n, int)]
+    if ids:
+        links = ", ".join(f'<a href="/incidents/{n}">#{n}</a>' for n in ids)
+        parts.append(f"downstream incidents merged into it: {links}")
+    return f'<p class="muted">{" · ".join(parts)}</p>' if parts else ""
 
 
 def _blast_radius(incident: Incident) -> str:

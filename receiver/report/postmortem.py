@@ -220,11 +220,18 @@ def _blast_radius(incident: Incident) -> str:
         for r in incident.blast_radius()
     ]
     teams = sorted({r["team"] for r in incident.blast_radius() if r["team"]})
+    merged = incident.merges()["merged_from"]
+    also = (
+        f" Incidents opened for them before this one and merged into it: "
+        f"{md.text(', '.join(f'#{n}' for n in merged))}."
+        if merged
+        else ""
+    )
     return (
         "## Blast radius\n\n"
         f"{len(rows)} downstream pipeline{'s' if len(rows) != 1 else ''} alerted because "
         f"{md.code(incident.pipeline)} failed (cause `upstream_failure`; no recovery ran on "
-        f"them); teams told: {md.text(', '.join(teams) or '-')}.\n\n"
+        f"them here); teams told: {md.text(', '.join(teams) or '-')}.{also}\n\n"
         + md.table(("Pipeline", "Team", "Impact", "Hops", "Datasets", "Alerts"), rows)
     )
 

@@ -356,6 +356,12 @@ async def test_a_downstream_incident_opened_first_is_merged_when_the_upstream_op
     assert up.blast_radius()[0]["datasets"][0]["name"] == HOSTILE_DATASET
     assert any(a["fingerprint"] == "orders_mart-PipelineDataStale" for a in up.alerts)
     assert await store.open_incident("orders_mart") is None
+    view = PageView("alice", "responder", "t", None)
+    assert f'merged into the upstream\'s <a href="/incidents/{up.id}">' in render_live(
+        merged, view, w.clock()
+    )
+    assert f'<a href="/incidents/{own.id}">#{own.id}</a>' in render_live(up, view, w.clock())
+    assert f"merged into it: #{own.id}" in render_postmortem(up, w.spec)
     # the moved alert's resolution lands on the upstream's incident
     w.clock.now = later(300)
     await w.send(failing("raw_orders", status="resolved", ends=later(290)))
