@@ -533,30 +533,35 @@ async def test_prometheus_not_answering_judges_nothing(store: SqliteStore) -> No
     assert awaiting(after) == {"orders_mart": ["PipelineDataStale"]}
 
 
-async def test_replicas_on_postgresql_merge_an_incident_once(
-    postgres_server: Callable[[], str],
-) -> None:
-    """Two replicas (two stores on one PostgreSQL) race to merge the same incident."""
+@pytest.fixture
+async def replicas(postgres_server: Callable[[], str]) -> AsyncIterator[list[PostgresStore]]:
+    """Two replicas' stores on one fresh PostgreSQL database."""
     dsn = postgres_server()
     stores = [await PostgresStore.open(dsn) for _ in range(2)]
-    try:
-        w = World(stores[0], StaticPrometheus({queries.lineage_edges(): EDGES}))
-        own = await w.send(failing("orders_mart", "PipelineDataStale"))
-        w.lifecycle.lineage = None  # the upstream opens without merging: the replicas do
-        up = await w.send(failing("raw_orders"))
-        assert own is not None and up is not None and own.id != up.id
-        replicas = [w.lifecycle, Lifecycle(stores[1], w.spec, clock=w.clock)]
-        done = await asyncio.gather(*(r.merge(own.id, up.id, 1) for r in replicas * 3))
-        assert sum(1 for d in done if d is not None) == 1
-        after = await stores[1].get_incident(up.id)
-        merged = await stores[1].get_incident(own.id)
-        assert after is not None and merged is not None and merged.state == "closed"
-        assert after.to_json()["merged_from"] == [own.id]
-        assert [t.event for t in after.timeline].count("downstream_impact") == 1
-        assert [a["fingerprint"] for a in after.alerts].count("orders_mart-PipelineDataStale") == 1
-    finally:
-        for store in stores:
-            await store.close()
+    yield stores
+    for store in stores:
+        await store.close()
+
+
+async def test_replicas_on_postgresql_merge_an_incident_once(
+    replicas: list[PostgresStore],
+) -> None:
+    """Two replicas (two stores on one PostgreSQL) race to merge the same incident."""
+    stores = replicas
+    w = World(stores[0], StaticPrometheus({queries.lineage_edges(): EDGES}))
+    own = await w.send(failing("orders_mart", "PipelineDataStale"))
+    w.lifecycle.lineage = None  # the upstream opens without merging: the replicas do
+    up = await w.send(failing("raw_orders"))
+    assert own is not None and up is not None and own.id != up.id
+    lifecycles = [w.lifecycle, Lifecycle(stores[1], w.spec, clock=w.clock)]
+    done = await asyncio.gather(*(r.merge(own.id, up.id, 1) for r in lifecycles * 3))
+    assert sum(1 for d in done if d is not None) == 1
+    after = await stores[1].get_incident(up.id)
+    merged = await stores[1].get_incident(own.id)
+    assert after is not None and merged is not None and merged.state == "closed"
+    assert after.to_json()["merged_from"] == [own.id]
+    assert [t.event for t in after.timeline].count("downstream_impact") == 1
+    assert [a["fingerprint"] for a in after.alerts].count("orders_mart-PipelineDataStale") == 1
 
 
 class ListingTogether:
@@ -575,38 +580,33 @@ class ListingTogether:
 
 
 async def test_replicas_on_postgresql_verify_a_downstream_pipeline_once(
-    postgres_server: Callable[[], str],
+    replicas: list[PostgresStore],
 ) -> None:
     """Two replicas' pools judge the same recovered incident at once: one verdict."""
-    dsn = postgres_server()
-    stores = [await PostgresStore.open(dsn) for _ in range(2)]
-    try:
-        w = World(stores[0], StaticPrometheus({queries.lineage_edges(): EDGES}))
-        verifying(w)
-        up = await w.send(failing("raw_orders"))
-        await w.send(failing("orders_mart", "PipelineDataStale"))
-        assert up is not None
-        listed = asyncio.Barrier(4)  # every round has listed the incident before any judges
-        w.pool.store = ListingTogether(stores[0], listed)
-        other = WorkerPool(
-            ListingTogether(stores[1], listed),
-            Lifecycle(stores[1], w.spec, clock=w.clock),
-            diagnose=FakeDiagnose(),
-            recover=FakeRecover(),
-            firing=FakeFiring(False),
-            clock=w.clock,
-            downstream=w.pool.downstream,
-        )
-        assert isinstance(w.pool.downstream, DownstreamVerifier)
-        ticks = itertools.count(1)  # each verdict its own instant: equal entries would merge
-        w.pool.downstream.clock = lambda: later(30 + next(ticks) / 1000)
-        await asyncio.gather(*(p.verify_downstream() for p in [w.pool, other] * 2))
-        after = await stores[1].get_incident(up.id)
-        assert after is not None
-        assert [t.event for t in after.timeline].count("downstream_verified") == 1
-    finally:
-        for store in stores:
-            await store.close()
+    stores = replicas
+    w = World(stores[0], StaticPrometheus({queries.lineage_edges(): EDGES}))
+    verifying(w)
+    up = await w.send(failing("raw_orders"))
+    await w.send(failing("orders_mart", "PipelineDataStale"))
+    assert up is not None
+    listed = asyncio.Barrier(4)  # every round has listed the incident before any judges
+    w.pool.store = ListingTogether(stores[0], listed)
+    other = WorkerPool(
+        ListingTogether(stores[1], listed),
+        Lifecycle(stores[1], w.spec, clock=w.clock),
+        diagnose=FakeDiagnose(),
+        recover=FakeRecover(),
+        firing=FakeFiring(False),
+        clock=w.clock,
+        downstream=w.pool.downstream,
+    )
+    assert isinstance(w.pool.downstream, DownstreamVerifier)
+    ticks = itertools.count(1)  # each verdict its own instant: equal entries would merge
+    w.pool.downstream.clock = lambda: later(30 + next(ticks) / 1000)
+    await asyncio.gather(*(p.verify_downstream() for p in [w.pool, other] * 2))
+    after = await stores[1].get_incident(up.id)
+    assert after is not None
+    assert [t.event for t in after.timeline].count("downstream_verified") == 1
 
 
 def test_every_alert_kind_gives_its_own_verification_with_the_spec_threshold() -> None:
