@@ -885,10 +885,7 @@ class Lifecycle:
         """
         if self.metrics is None:
             return
-        found: dict[int, str] = {}
-        for state in OPEN_STATES:
-            for i in await self.store.list_incidents(state=state, limit=100_000):
-                found[i.id] = i.sev
+        found = await self.store.incident_sevs(OPEN_STATES)  # ids and SEVs, not incidents
         self._open_sevs = found
         self._sev_counts = Counter(found.values())
         self.metrics.set_open_incidents(count_by_sev(found.values()))

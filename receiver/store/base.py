@@ -20,7 +20,7 @@ Three groups of methods:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -204,6 +204,11 @@ class Store(ActionLedger, Outbox, Protocol):
         offset: int = 0,
     ) -> list[Incident]:
         """Return incidents, newest first."""
+        ...
+
+    async def incident_sevs(self, states: Collection[str]) -> dict[int, str]:
+        """Return the SEV of every incident in one of ``states``, by id (a count, not
+        the incidents: the open-incidents gauge's recount reads only this)."""
         ...
 
     async def close(self) -> None: ...

@@ -85,6 +85,7 @@ SELECT * FROM incidents WHERE pipeline = $1 AND state <> 'closed' ORDER BY id DE
 LAST_INCIDENT = "SELECT * FROM incidents WHERE pipeline = $1 ORDER BY id DESC LIMIT 1"
 GET_INCIDENT = "SELECT * FROM incidents WHERE id = $1"
 INCIDENT_VERSION = "SELECT version FROM incidents WHERE id = $1"
+INCIDENT_SEVS = "SELECT id, sev FROM incidents WHERE state = ANY($1::text[])"
 APPROVALS_WAITING = """
 SELECT id, pipeline, pending_approval FROM incidents
 WHERE state = 'recovering' AND pending_approval IS NOT NULL

@@ -34,7 +34,7 @@ import asyncio
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -338,6 +338,11 @@ class PostgresStore:
         async with self._conn() as conn:
             found = await conn.fetchval(sql.INCIDENT_VERSION, incident_id)
         return None if found is None else int(found)
+
+    async def incident_sevs(self, states: Collection[str]) -> dict[int, str]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(sql.INCIDENT_SEVS, list(states))
+        return {int(r["id"]): str(r["sev"]) for r in rows}
 
     async def open_incident(self, pipeline: str) -> Incident | None:
         found = await self._incidents(sql.OPEN_INCIDENT, pipeline)

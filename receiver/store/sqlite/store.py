@@ -26,7 +26,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -358,6 +358,16 @@ class SqliteStore:
                 "SELECT json_extract(doc, '$.version') FROM incidents WHERE id = ?", (incident_id,)
             ).fetchone()
             return None if row is None else int(row[0] or 0)
+
+        return await self._writer.submit(read)
+
+    async def incident_sevs(self, states: Collection[str]) -> dict[int, str]:
+        wanted = list(states)
+        marks = ", ".join("?" for _ in wanted)
+        sql = f"SELECT id, sev FROM incidents WHERE state IN ({marks})"  # noqa: S608  # ? only
+
+        def read(conn: sqlite3.Connection) -> dict[int, str]:
+            return {int(i): str(sev) for i, sev in conn.execute(sql, wanted)}
 
         return await self._writer.submit(read)
 

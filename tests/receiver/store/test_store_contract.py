@@ -653,3 +653,17 @@ async def test_incident_version_is_read_alone(store: Store) -> None:
     await store.save_incident(inc)
     assert await store.incident_version(inc.id) == 1
     assert await store.incident_version(inc.id + 1000) is None
+
+
+async def test_incident_sevs_names_the_sev_of_each_incident_in_the_states(store: Store) -> None:
+    ids = {
+        name: (await store.create_incident(incident(f"etl_{name}", sev=sev, state=state))).id
+        for name, sev, state in (
+            ("a", "SEV1", "open"),
+            ("b", "SEV3", "escalated"),
+            ("c", "SEV2", "resolved"),
+        )
+    }
+    assert await store.incident_sevs(("open", "escalated")) == {ids["a"]: "SEV1", ids["b"]: "SEV3"}
+    assert await store.incident_sevs(("resolved",)) == {ids["c"]: "SEV2"}
+    assert await store.incident_sevs(("closed", "x' OR 1=1 --")) == {}
