@@ -30,7 +30,6 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 from collections import Counter
@@ -56,6 +55,7 @@ from receiver.models import (
 )
 from receiver.store.base import StoreError, StoreUnavailable
 from receiver.store.batching import Batcher, credit
+from receiver.store.locks import KeyedLocks
 from receiver.store.postgres import ledger as pg_ledger
 from receiver.store.postgres import outbox, sql
 from receiver.store.postgres.migrate import migrate
@@ -184,7 +184,7 @@ class PostgresStore:
         # each lock holds a connection of lock_pool; a pipeline lock's holder takes an
         # incident lock too, so half of them can be pipeline locks without starving
         self.max_pipeline_locks: int | None = max(lock_pool.get_max_size() // 2, 1)
-        self._local_locks: dict[tuple[int, str], asyncio.Lock] = {}
+        self._local_locks: KeyedLocks[tuple[int, str]] = KeyedLocks()
         self._ingests: Batcher[Notification, IngestResult] = Batcher(self._flush_ingests)
 
     @classmethod
@@ -311,8 +311,7 @@ class PostgresStore:
     @asynccontextmanager
     async def _advisory_lock(self, namespace: int, key: str, what: str) -> AsyncIterator[None]:
         # In-process first, so a replica waits with at most one session per key.
-        local = self._local_locks.setdefault((namespace, key), asyncio.Lock())
-        async with local:
+        async with self._local_locks.hold((namespace, key)):
             where = f"PostgreSQL at {redact_dsn(self._dsn)}: cannot lock {what}"
             try:
                 conn = await self._lock_pool.acquire()

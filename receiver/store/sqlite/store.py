@@ -26,8 +26,8 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from receiver.store.codec import (
     incident_from_doc,
     incident_to_doc,
 )
+from receiver.store.locks import KeyedLocks
 from receiver.store.sqlite import outbox
 from receiver.store.sqlite.checkpoint import (
     WAL_SIZE_LIMIT_BYTES,
@@ -214,8 +215,8 @@ class SqliteStore:
             _connect(self.path, busy_timeout_ms, synchronous.upper(), self._checkpointer is None),
             on_commit=on_commit,
         )
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._incident_locks: dict[int, asyncio.Lock] = {}
+        self._locks: KeyedLocks[str] = KeyedLocks()
+        self._incident_locks: KeyedLocks[int] = KeyedLocks()
         self._pending = 0
         self.max_pipeline_locks: int | None = None  # in-process locks: no limit
 
@@ -333,24 +334,10 @@ class SqliteStore:
 
     # incidents -------------------------------------------------------------
     def pipeline_lock(self, pipeline: str) -> AbstractAsyncContextManager[None]:
-        lock = self._locks.setdefault(pipeline, asyncio.Lock())
-
-        @asynccontextmanager
-        async def hold() -> AsyncIterator[None]:
-            async with lock:
-                yield
-
-        return hold()
+        return self._locks.hold(pipeline)
 
     def incident_lock(self, incident_id: int) -> AbstractAsyncContextManager[None]:
-        lock = self._incident_locks.setdefault(incident_id, asyncio.Lock())
-
-        @asynccontextmanager
-        async def hold() -> AsyncIterator[None]:
-            async with lock:
-                yield
-
-        return hold()
+        return self._incident_locks.hold(incident_id)
 
     async def incident_version(self, incident_id: int) -> int | None:
         def read(conn: sqlite3.Connection) -> int | None:
