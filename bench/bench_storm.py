@@ -14,7 +14,10 @@ process (SQLite, 32 connections). Measured in the same run:
 * the receiver's CPU time in each phase, and after the last diagnosis until it
   is idle (the post-mortem drafts put off during the burst);
 * the receiver's RSS after each phase, and once its periodic sweep (every 30 s,
-  which recounts the open incidents) has run.
+  which recounts the open incidents) has run;
+* a stricter baseline: the same notifications posted to an intake-only receiver
+  (``workers: 0``), and the first request to all diagnosed against that time
+  (the worker digests while notifications arrive, which slows intake itself).
 
 Then a sustained load: 200 notifications/s across 1,000 pipelines for 60 s
 (new alerts joining the incidents), and the backlog left when it ends (time
@@ -120,8 +123,8 @@ class StormReceiver(Receiver):
     The same process as ``_load.Receiver`` (its ``argv``), with its own receiver.yml.
     """
 
-    def __init__(self, folder: Path, prometheus_url: str) -> None:
-        super().__init__(folder, store=f"sqlite:///{folder / 'receiver.db'}", workers=WORKERS)
+    def __init__(self, folder: Path, prometheus_url: str, workers: int = WORKERS) -> None:
+        super().__init__(folder, store=f"sqlite:///{folder / 'receiver.db'}", workers=workers)
         self.prometheus_url = prometheus_url
 
     def prepare(self) -> None:
@@ -129,7 +132,7 @@ class StormReceiver(Receiver):
             f"store: sqlite:///{self.workdir / 'receiver.db'}\n"
             f"prometheus_url: {self.prometheus_url}\n"
             "queue: {max_depth: 10000000}\n"
-            f"workers: {{concurrency: {WORKERS}, poll_interval_seconds: 0.05}}\n"
+            f"workers: {{concurrency: {self.workers}, poll_interval_seconds: 0.05}}\n"
         )
 
     def cpu_seconds(self) -> float:
@@ -207,6 +210,15 @@ async def _post_all(session: aiohttp.ClientSession, url: str, bodies: list[bytes
                     raise RuntimeError(f"POST /alerts answered {resp.status}: {await resp.text()}")
 
     await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
+
+
+async def _intake_alone(receiver: StormReceiver, size: int) -> tuple[float, float]:
+    """Post the storm's notifications to an intake-only receiver: (seconds, its CPU seconds)."""
+    bodies = [json.dumps(notification(f"storm_{i}", 0)).encode() for i in range(size)]
+    async with aiohttp.ClientSession() as session:
+        cpu0, started = receiver.cpu_seconds(), time.monotonic()
+        await _post_all(session, receiver.url, bodies)
+        return time.monotonic() - started, receiver.cpu_seconds() - cpu0
 
 
 async def _storm(receiver: StormReceiver, size: int) -> dict[str, float]:
@@ -299,6 +311,11 @@ def main() -> None:
                 )
                 with PrometheusServer(config, workdir=workdir / f"prom-{size}") as prom:
                     time.sleep(5)  # two scrapes: increase() has its samples
+                    # the stricter baseline: the same notifications taken in by a receiver
+                    # that works on none of them (workers: 0), so intake has the CPU alone
+                    alone_dir = workdir / f"intake-only-{size}"
+                    with StormReceiver(alone_dir, prom.url, workers=0) as intake_only:
+                        alone, alone_cpu = asyncio.run(_intake_alone(intake_only, size))
                     with StormReceiver(workdir / f"receiver-{size}", prom.url) as receiver:
                         started = time.monotonic()
                         rss0 = receiver.rss_mb()
@@ -316,7 +333,10 @@ def main() -> None:
                             f"({got['digest_cpu'] / max(got['intake_cpu'], 0.01):.2f}x); "
                             f"RSS {rss0:.0f} -> {got['rss']:.0f} MB; then drafts etc. "
                             f"{got['after_cpu']:.2f} s CPU, idle {got['idle']:.1f} s after the "
-                            f"last diagnosis; RSS after the 30 s sweep {swept:.0f} MB",
+                            f"last diagnosis; RSS after the 30 s sweep {swept:.0f} MB; "
+                            f"intake alone (workers: 0) {alone:.2f} s, CPU {alone_cpu:.2f} s: "
+                            f"first request to all diagnosed = {got['total'] / alone:.2f}x of it "
+                            f"(CPU {(got['intake_cpu'] + got['digest_cpu']) / alone_cpu:.2f}x)",
                             flush=True,
                         )
                         if size == 1000:
