@@ -44,11 +44,11 @@ from receiver.intake.handler import Intake
 from receiver.keys import CONFIG, HTTP_SESSION, INTAKE, METRICS, NOTIFY, SPEC, STORE, WORKER
 from receiver.metrics import ReceiverMetrics, metrics_handler
 from receiver.models import Alert, Diagnosis, Incident, OutboxMessage, TimelineEntry, utcnow
-from receiver.notify.delivery import DeliveryWorker
+from receiver.notify.delivery import DeliveryRunner, DeliveryWorker, build_senders, pager_for
 from receiver.notify.metrics import NotifyMetrics
-from receiver.notify.mobilize import PAGE_DESTINATION, Mobilizer
-from receiver.notify.paging import AlertmanagerPager, PageRenewer
-from receiver.notify.send import AppriseSender, Sender
+from receiver.notify.mobilize import Mobilizer
+from receiver.notify.paging import PageRenewer
+from receiver.notify.process import DeliveryProcess
 from receiver.people.access import ACCESS, Access, access_middleware
 from receiver.people.actions import HumanActions
 from receiver.people.routes import HUMAN, add_people_routes
@@ -176,19 +176,13 @@ def create_app(
     tables = plugins if plugins is not None else load_plugins()
     check_spec(app[SPEC], tables)
     recover_factory: RecoverFactory | None = recover_with(tables) if recover is _UNSET else recover
-    # Destinations are expanded and checked now: a missing ${VAR} stops start-up.
-    senders: dict[str, Sender] = {
-        "*": AppriseSender.prepare(app[SPEC], threads=max(config.notify.concurrency, 1))
-    }
-    pager: AlertmanagerPager | None = None
-    if config.notify.alertmanager_url is not None:
-        pager = AlertmanagerPager(
-            config.notify.alertmanager_url,
-            external_url=config.external_url,
-            resend_seconds=config.notify.page_resend_seconds,
-        )
-        senders[PAGE_DESTINATION] = pager
-    mobilizer = Mobilizer(app[SPEC], paging=config.notify.alertmanager_url is not None)
+    # Destinations are expanded and checked now: a missing ${VAR} stops start-up (the
+    # delivery process builds its own from the same spec and environment).
+    senders = build_senders(app[SPEC], config)
+    pager = pager_for(config)  # the page renewer's, in this process
+    mobilizer = Mobilizer(app[SPEC], paging=pager is not None)
+    # an in-memory SQLite store cannot be shared with another process
+    in_process = config.notify.isolation == "task" or config.store_url.endswith(":memory:")
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = await store_opener(
@@ -215,16 +209,21 @@ def create_app(
             yield
 
     async def notify_ctx(app: web.Application) -> AsyncIterator[None]:
-        delivery = DeliveryWorker(
-            app[STORE],
-            senders,
-            app[SPEC],
-            metrics=NotifyMetrics(metrics.registry),
-            external_url=config.external_url,
-            worker_id=f"{worker_id}:notify" if worker_id else None,
-            concurrency=max(config.notify.concurrency, 1),
-            lease_seconds=config.notify.lease_seconds,
-            max_age_seconds=config.notify.max_age_seconds,
+        notify_id = f"{worker_id}:notify" if worker_id else None
+        delivery: DeliveryRunner = (
+            DeliveryWorker(
+                app[STORE],
+                senders,
+                app[SPEC],
+                metrics=NotifyMetrics(metrics.registry),
+                external_url=config.external_url,
+                worker_id=notify_id,
+                concurrency=max(config.notify.concurrency, 1),
+                lease_seconds=config.notify.lease_seconds,
+                max_age_seconds=config.notify.max_age_seconds,
+            )
+            if in_process
+            else DeliveryProcess(config, app[SPEC], registry=metrics.registry, worker_id=notify_id)
         )
         app[NOTIFY] = delivery
         renewer = (
@@ -245,7 +244,12 @@ def create_app(
         yield
         if renewer is not None:
             await renewer.stop()
-        await delivery.stop()
+        if pager is not None:
+            await pager.close()
+        await delivery.stop()  # the worker closes its senders; the child builds its own
+        if not in_process:
+            for sender in senders.values():
+                await sender.close()
 
     def mobilize(incident: Incident, entry: TimelineEntry) -> list[OutboxMessage]:
         found = mobilizer.messages_for(incident, entry)

@@ -118,6 +118,9 @@ class NotifyConfig:
     alertmanager_url: str | None = None
     # an open page is posted again this often; each post holds it 4 intervals (as Prometheus)
     page_resend_seconds: float = 60.0
+    # "process": deliver from a child process at a lower CPU priority (receiver.notify.process);
+    # "task": from a task of the receiver's event loop
+    isolation: str = "process"
 
 
 @dataclass(frozen=True)
@@ -284,9 +287,14 @@ def _http_url(value: Any, path: str, reader: _Reader) -> str:
 
 def _notify(raw: Any, reader: _Reader) -> NotifyConfig:
     section = reader.mapping(
-        raw, "notify", frozenset({"concurrency", "max_age", "lease_seconds", "paging"})
+        raw,
+        "notify",
+        frozenset({"concurrency", "max_age", "lease_seconds", "paging", "isolation"}),
     )
     defaults = NotifyConfig()
+    isolation = reader.string(section.get("isolation", defaults.isolation), "notify.isolation")
+    if isolation not in ("process", "task"):
+        raise reader.fail("notify.isolation", f"must be process or task, got {isolation!r}")
     paging = reader.mapping(
         section.get("paging"), "notify.paging", frozenset({"alertmanager_url", "resend_interval"})
     )
@@ -308,6 +316,7 @@ def _notify(raw: Any, reader: _Reader) -> NotifyConfig:
             paging.get("resend_interval", defaults.page_resend_seconds),
             "notify.paging.resend_interval",
         ),
+        isolation=isolation,
     )
 
 

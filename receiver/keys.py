@@ -8,7 +8,7 @@ from aiohttp import web
 from receiver.config import ReceiverConfig
 from receiver.intake.handler import Intake
 from receiver.metrics import ReceiverMetrics
-from receiver.notify.delivery import DeliveryWorker
+from receiver.notify.delivery import DeliveryRunner
 from receiver.store.base import Store
 from receiver.worker.pool import WorkerPool
 from rules.spec import Spec
@@ -22,4 +22,4 @@ METRICS: web.AppKey[ReceiverMetrics] = web.AppKey("metrics", ReceiverMetrics)
 WORKER: web.AppKey[WorkerPool] = web.AppKey("worker", WorkerPool)
 HTTP_SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("http_session", aiohttp.ClientSession)
 INTAKE: web.AppKey[Intake] = web.AppKey("intake", Intake)
-NOTIFY: web.AppKey[DeliveryWorker] = web.AppKey("notify", DeliveryWorker)
+NOTIFY: web.AppKey[DeliveryRunner] = web.AppKey("notify", DeliveryRunner)

@@ -31,17 +31,57 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from typing import Protocol
 
+from receiver.config import ReceiverConfig
 from receiver.models import OutboxMessage, TimelineEntry, utcnow
 from receiver.notify.messages import render
 from receiver.notify.metrics import NotifyMetrics
-from receiver.notify.send import Delivery, Sender
+from receiver.notify.mobilize import PAGE_DESTINATION
+from receiver.notify.paging import AlertmanagerPager
+from receiver.notify.send import AppriseSender, Delivery, Sender
 from receiver.store.base import Store
 from rules.spec import Spec
 
-__all__ = ["DeliveryWorker", "backoff"]
+__all__ = ["DeliveryRunner", "DeliveryWorker", "backoff", "build_senders", "pager_for"]
 
 log = logging.getLogger(__name__)
+
+
+class DeliveryRunner(Protocol):
+    """What the receiver holds: this worker, or ``receiver.notify.process.DeliveryProcess``."""
+
+    async def start(self) -> None: ...
+
+    def wake(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def pager_for(config: ReceiverConfig) -> AlertmanagerPager | None:
+    """Return the Alertmanager pager ``notify.paging`` configures (None: paging off)."""
+    if config.notify.alertmanager_url is None:
+        return None
+    return AlertmanagerPager(
+        config.notify.alertmanager_url,
+        external_url=config.external_url,
+        resend_seconds=config.notify.page_resend_seconds,
+    )
+
+
+def build_senders(spec: Spec, config: ReceiverConfig) -> dict[str, Sender]:
+    """Return the senders by destination key: apprise (``"*"``) and, with paging, the pager.
+
+    ``NotifyConfigError`` names a destination whose ``${VAR}`` is unset or
+    whose URL apprise refuses.
+    """
+    senders: dict[str, Sender] = {
+        "*": AppriseSender.prepare(spec, threads=max(config.notify.concurrency, 1))
+    }
+    pager = pager_for(config)
+    if pager is not None:
+        senders[PAGE_DESTINATION] = pager
+    return senders
 
 
 def backoff(

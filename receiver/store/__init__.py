@@ -22,10 +22,13 @@ async def open_store(
     *,
     on_commit: CommitObserver | None = None,
     on_checkpoint: CheckpointObserver | None = None,
+    secondary: bool = False,
 ) -> Store:
     """Open the store a URL names; ``StoreError`` says what is wrong with the URL.
 
     ``on_checkpoint`` sees SQLite's background WAL checkpoints (PostgreSQL has none).
+    ``secondary``: a helper process of the receiver that owns the SQLite file
+    (``SqliteStore``); PostgreSQL has no owner, every process is a peer.
     """
     if url.startswith(("postgresql://", "postgres://")):
         from receiver.store.postgres.store import PostgresStore
@@ -57,4 +60,5 @@ async def open_store(
         synchronous=options.get("synchronous", "FULL"),
         on_commit=on_commit,
         on_checkpoint=on_checkpoint,
+        secondary=secondary,
     )

@@ -10,7 +10,10 @@ commit that callers wait on.
 
 The SQLite store belongs to one receiver process: on opening it releases the
 leases a previous (killed) process held, so acknowledged events it had not
-finished are processed again at once.
+finished are processed again at once. A ``secondary`` store is that process's
+helper in another process (the notification delivery process,
+``receiver.notify.process``): it releases nothing and leaves WAL checkpoints to
+the primary.
 
 Example::
 
@@ -195,15 +198,17 @@ class SqliteStore:
         checkpoint_interval: float = 0.1,
         checkpoint_restart_frames: int = WAL_SIZE_LIMIT_BYTES // 4096,
         on_checkpoint: CheckpointObserver | None = None,
+        secondary: bool = False,
     ) -> None:
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise StoreError(f"synchronous must be FULL, NORMAL or EXTRA, got {synchronous!r}")
         self.path = str(path)
         self._clock = clock
         # ":memory:" has no WAL to checkpoint (and no file a second connection could open)
+        self.secondary = secondary
         self._checkpointer = (
             None
-            if self.path == ":memory:"
+            if self.path == ":memory:" or secondary
             else Checkpointer(
                 self.path,
                 interval=checkpoint_interval,
@@ -212,7 +217,12 @@ class SqliteStore:
             )
         )
         self._writer = GroupCommitWriter(
-            _connect(self.path, busy_timeout_ms, synchronous.upper(), self._checkpointer is None),
+            _connect(
+                self.path,
+                busy_timeout_ms,
+                synchronous.upper(),
+                self._checkpointer is None and not secondary,
+            ),
             on_commit=on_commit,
         )
         self._locks: KeyedLocks[str] = KeyedLocks()
@@ -222,14 +232,15 @@ class SqliteStore:
 
     @classmethod
     async def open(cls, path: str | Path, **kwargs: Any) -> SqliteStore:
-        """Open (creating if needed) the database and release stale leases."""
+        """Open (creating if needed) the database and release stale leases (not ``secondary``)."""
         store = cls(path, **kwargs)
         await asyncio.to_thread(store._writer.start)
         try:
             if store._checkpointer is not None:
                 await asyncio.to_thread(store._checkpointer.start)
-            store._pending = await store._writer.submit(_release_leases)
-            await store._writer.submit(_move_children)
+            if not store.secondary:
+                store._pending = await store._writer.submit(_release_leases)
+                await store._writer.submit(_move_children)
         except BaseException:
             await store.close()
             raise

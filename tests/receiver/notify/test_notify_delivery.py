@@ -78,9 +78,19 @@ async def test_an_escalation_reaches_chat_and_the_commanders_email_once(
         client = await _escalating_app(tmp_path, chat, mail)
         try:
 
+            line = 'pipemedic_notifications_total{destination_kind="mmost",event="escalated"'
+
             async def delivered() -> bool:
                 inc = await _incident(client)
-                return [t.event for t in inc.timeline].count("notification_sent") == 3
+                # the delivery process reports its metrics shortly after it records
+                metrics = await (await client.get("/metrics")).text()
+                sent = [t.event for t in inc.timeline].count("notification_sent")
+                lines = metrics.splitlines()
+                return (
+                    sent == 3
+                    and f'{line},outcome="sent"}} 1.0' in lines
+                    and "pipemedic_notification_outbox_depth 0.0" in lines
+                )
 
             await wait_for(delivered)
             inc = await _incident(client)
