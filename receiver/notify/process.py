@@ -92,6 +92,12 @@ class DeliveryProcess:
         self._stopping = False
         self._supervisor: asyncio.Task[None] | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """The running child's process id (None before start and between restarts)."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.is_alive() else None
+
     async def start(self) -> None:
         self._spawn()
         self._supervisor = asyncio.create_task(self._supervise(), name="pipemedic-notify-process")

@@ -1,11 +1,24 @@
-"""Build incidents and specs with people and destinations for the notification tests."""
+"""Incidents and specs with people and destinations, and a poll helper, for notify tests."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from receiver.models import ActionRecord, Diagnosis, Evidence, Incident
 from rules.spec import Spec, parse_spec
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], deadline: float = 90.0) -> None:
+    """Poll ``check`` until true; fail with a clear message after ``deadline`` seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while not await check():
+        if loop.time() > end:
+            raise AssertionError(f"condition not met within {deadline}s")
+        await asyncio.sleep(0.02)
+
 
 HOSTILE = "@channel <!everyone> [x](http://evil.example) *bold*\r\nBcc: victim@evil.example"
 

@@ -8,36 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from core_helpers import T0, FakeDiagnose, FakeRecover, alert_doc, config, notification_doc, stages
-from notify_helpers import HOSTILE, spec_with
+from notify_helpers import HOSTILE, spec_with, wait_for
 
 from pipemedic.sinks import ChatSink, MailSink
 from receiver.app import create_app
 from receiver.incidents.lifecycle import Lifecycle
-from receiver.keys import STORE
+from receiver.keys import NOTIFY, STORE
 from receiver.models import Incident, OutboxMessage
 from receiver.notify.delivery import DeliveryWorker, backoff
 from receiver.notify.metrics import NotifyMetrics
 from receiver.notify.mobilize import Mobilizer
+from receiver.notify.process import DeliveryProcess
 from receiver.notify.send import AppriseSender
 from receiver.store import open_store
 from receiver.store.base import Store
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], deadline: float = 90.0) -> None:
-    """Poll ``check`` until true; fail with a clear message after ``deadline`` seconds."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not await check():
-        if loop.time() > end:
-            raise AssertionError(f"condition not met within {deadline}s")
-        await asyncio.sleep(0.02)
 
 
 def _destinations(chat: ChatSink, mail: MailSink) -> str:
@@ -49,11 +40,15 @@ def _destinations(chat: ChatSink, mail: MailSink) -> str:
 
 
 async def _escalating_app(
-    tmp_path: Path, chat: ChatSink, mail: MailSink, labels: dict[str, str] | None = None
+    tmp_path: Path,
+    chat: ChatSink,
+    mail: MailSink,
+    labels: dict[str, str] | None = None,
+    isolation: str = "process",
 ) -> TestClient[Any, Any]:
     spec = spec_with(_destinations(chat, mail))
     app = create_app(
-        config(tmp_path, external_url="https://pm.example.com"),
+        config(tmp_path, external_url="https://pm.example.com", notify={"isolation": isolation}),
         spec=spec,
         **stages(diagnose=FakeDiagnose("logic_error"), recover=FakeRecover("escalated")),
     )
@@ -70,14 +65,15 @@ async def _incident(client: TestClient[Any, Any]) -> Incident:
     return found[0] if found else Incident(0, "", "none", "SEV5", T0)
 
 
+@pytest.mark.parametrize("isolation", ["process", "task"])
 async def test_an_escalation_reaches_chat_and_the_commanders_email_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, isolation: str
 ) -> None:
     caplog.set_level(logging.INFO, logger="receiver")
     with ChatSink() as chat, MailSink() as mail:
-        client = await _escalating_app(tmp_path, chat, mail)
+        client = await _escalating_app(tmp_path, chat, mail, isolation=isolation)
+        assert isinstance(client.app[NOTIFY], DeliveryProcess) == (isolation == "process")
         try:
-
             line = 'pipemedic_notifications_total{destination_kind="mmost",event="escalated"'
 
             async def delivered() -> bool:

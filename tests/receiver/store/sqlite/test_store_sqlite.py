@@ -50,6 +50,23 @@ async def test_leases_of_a_dead_process_are_released_on_open(tmp_path: Path) -> 
         await store.close()
 
 
+async def test_a_secondary_store_leaves_the_primarys_leases_and_checkpoints(
+    tmp_path: Path,
+) -> None:
+    primary = await SqliteStore.open(tmp_path / "s.db")
+    await primary.ingest(Notification.from_json(notification_doc(alert_doc("a"))))
+    assert len(await primary.claim_events("live-worker", 10, lease_seconds=3600)) == 1
+    # the notification delivery process opens the same file while the receiver runs
+    secondary = await open_store(f"sqlite:///{tmp_path / 's.db'}", secondary=True)
+    try:
+        assert isinstance(secondary, SqliteStore) and secondary._checkpointer is None
+        assert await primary.claim_events("other", 10, lease_seconds=3600) == []  # still leased
+        assert await secondary.claim_events("other", 10, lease_seconds=3600) == []
+    finally:
+        await secondary.close()
+        await primary.close()
+
+
 async def test_open_store_urls(tmp_path: Path) -> None:
     store = await open_store(f"sqlite:///{tmp_path / 'u.db'}?synchronous=NORMAL")
     await store.ping()
