@@ -181,8 +181,14 @@ def create_app(
     senders = build_senders(app[SPEC], config)
     pager = pager_for(config)  # the page renewer's, in this process
     mobilizer = Mobilizer(app[SPEC], paging=pager is not None)
-    # an in-memory SQLite store cannot be shared with another process
-    in_process = config.notify.isolation == "task" or config.store_url.endswith(":memory:")
+    # No child process when there is nothing to send (no destination, no paging: the idle
+    # worker only gives up rows a former spec left), or the store is in-memory SQLite
+    # (another process cannot open it).
+    in_process = (
+        config.notify.isolation == "task"
+        or config.store_url.endswith(":memory:")
+        or (pager is None and not any(t.notify for t in app[SPEC].teams.values()))
+    )
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = await store_opener(
