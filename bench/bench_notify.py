@@ -67,8 +67,8 @@ from rules.people import build_plugin
 from rules.spec import Spec, parse_spec
 
 N = 100
-# a multiple of the 4 variants: each runs in each place twice (BENCH_NOTIFY_ROUNDS to vary)
-ROUNDS = int(os.environ.get("BENCH_NOTIFY_ROUNDS", "8"))
+# a multiple of the 5 variants: each runs in each place twice (BENCH_NOTIFY_ROUNDS to vary)
+ROUNDS = int(os.environ.get("BENCH_NOTIFY_ROUNDS", "10"))
 SENDS = 4  # sends at once, both sides (the receiver's default notify.concurrency)
 ACTIONS = 200  # recovery actions timed while the escalations are saved and delivered
 ACTION_GAP = 0.01
@@ -161,7 +161,8 @@ async def _round(
 ) -> tuple[list[float], list[float]]:
     """Escalate N incidents at once; return (delivery latencies, action latencies).
 
-    ``mode``: ``process`` or ``task`` (``notify.isolation``), or ``none`` (no notifications).
+    ``mode``: ``process`` or ``task`` (``notify.isolation``), ``process-idle`` (the child
+    under SCHED_IDLE), or ``none`` (no notifications).
     """
     spec = _spec(sink.address)
     path = workdir / f"bench-{time.monotonic_ns()}.db"
@@ -180,11 +181,11 @@ async def _round(
         delivery = DeliveryWorker(
             store, {"*": AppriseSender.prepare(spec, threads=SENDS)}, spec, concurrency=SENDS
         )
-    elif mode == "process":
+    elif mode.startswith("process"):
         config = parse_config(
             {"store": f"sqlite:///{path}", "notify": {"concurrency": SENDS}}, "bench"
         )
-        delivery = DeliveryProcess(config, spec)
+        delivery = DeliveryProcess(config, spec, idle=mode == "process-idle")
     if delivery is not None:
         await delivery.start()
     incidents = await _incidents(store, mode)
@@ -245,7 +246,10 @@ def ms(values: list[float], q: float) -> str:
     return f"{_pct(values, q) * 1000:.2f}"
 
 
-VARIANTS = ("process", "task", "a", "b")  # a, b: without notifications (A/A)
+# the ways of delivering (notify.isolation, and process under SCHED_IDLE), then
+# twice without notifications: a, and b as the A/A noise floor
+DELIVERING = ("process", "process-idle", "task")
+VARIANTS = (*DELIVERING, "a", "b")
 QUANTILES = (0.5, 0.9, 0.99)
 
 
@@ -253,12 +257,16 @@ def _spread(values: list[float]) -> str:
     return f"median {statistics.median(values):.2f}x ({min(values):.2f}-{max(values):.2f}x)"
 
 
+def _qs(values: list[float]) -> str:
+    return "/".join(ms(values, q) for q in QUANTILES)
+
+
 async def _bench(workdir: Path) -> None:
     runner, port = await serve_action_endpoint()
     url = f"http://127.0.0.1:{port}/act"
     sink = await asyncio.to_thread(RemoteSink)
-    delivery: dict[str, list[float]] = {"process": [], "task": []}
-    per_round: dict[str, list[float]] = {}
+    delivery: dict[str, list[float]] = {v: [] for v in DELIVERING}
+    per_round: dict[tuple[float, str], list[float]] = {}
     pooled: dict[str, list[float]] = {v: [] for v in VARIANTS}
     try:
         spec = _spec(sink.address)
@@ -268,30 +276,23 @@ async def _bench(workdir: Path) -> None:
                 shift = (n - 1) % len(VARIANTS)  # each variant first, second, ... in turn
                 order = VARIANTS[shift:] + VARIANTS[:shift]
                 got = {
-                    v: await _round(workdir, sink, "none" if v in "ab" else v, url, session)
+                    v: await _round(workdir, sink, v if v in DELIVERING else "none", url, session)
                     for v in order
                 }
                 for v in VARIANTS:
                     pooled[v] += got[v][1]
-                for mode in delivery:
+                for mode in DELIVERING:
                     delivery[mode].append(_pct(got[mode][0], 0.99) / _pct(bare, 0.99))
-                without, again = got["a"][1], got["b"][1]
+                without = got["a"][1]
                 for q in QUANTILES:
-                    for v in ("process", "task", "b"):
-                        key = f"p{round(q * 100)} {v}"
+                    for v in (*DELIVERING, "b"):
                         ratio = _pct(got[v][1], q) / _pct(without, q)
-                        per_round.setdefault(key, []).append(ratio)
+                        per_round.setdefault((q, v), []).append(ratio)
                 print(
-                    f"round {n} ({'/'.join(order)}): delivery p99 process "
-                    f"{_pct(got['process'][0], 0.99) * 1000:.0f} ms, task "
-                    f"{_pct(got['task'][0], 0.99) * 1000:.0f} ms, bare apprise "
-                    f"{_pct(bare, 0.99) * 1000:.0f} ms | action ms p50/p90/p99: "
-                    + ", ".join(
-                        f"{v} {'/'.join(ms(got[v][1], q) for q in QUANTILES)}"
-                        for v in ("process", "task")
-                    )
-                    + f", without {'/'.join(ms(without, q) for q in QUANTILES)}"
-                    + f", without again {'/'.join(ms(again, q) for q in QUANTILES)}",
+                    f"round {n} ({'/'.join(order)}): delivery p99 "
+                    + ", ".join(f"{v} {ms(got[v][0], 0.99)}" for v in DELIVERING)
+                    + f", bare apprise {ms(bare, 0.99)} ms | action ms p50/p90/p99: "
+                    + ", ".join(f"{v} {_qs(got[v][1])}" for v in VARIANTS),
                     flush=True,
                 )
     finally:
@@ -302,20 +303,12 @@ async def _bench(workdir: Path) -> None:
     for q in QUANTILES:
         name = f"p{round(q * 100)}"
         base = _pct(pooled["a"], q)
-        print(
-            f"action {name}: per round {mode_ratios(per_round, name)}; pooled "
-            + ", ".join(
-                f"{v}/without {_pct(pooled[v], q) / base:.2f}x" for v in ("process", "task", "b")
+        print(f"action {name} vs without (b: without again, the A/A noise floor):")
+        for v in (*DELIVERING, "b"):
+            print(
+                f"  {v}: per round {_spread(per_round[(q, v)])}, "
+                f"pooled {_pct(pooled[v], q) / base:.2f}x"
             )
-            + " (b: without again, the A/A noise)"
-        )
-
-
-def mode_ratios(per_round: dict[str, list[float]], name: str) -> str:
-    return ", ".join(
-        f"{label} {_spread(per_round[f'{name} {v}'])}"
-        for v, label in (("process", "process/without"), ("task", "task/without"), ("b", "A/A"))
-    )
 
 
 def main() -> None:

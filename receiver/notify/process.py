@@ -77,8 +77,10 @@ class DeliveryProcess:
         *,
         registry: CollectorRegistry | None = None,
         worker_id: str | None = None,
+        idle: bool = False,
     ) -> None:
         self.config = config
+        self.idle = idle
         self.spec = spec
         self.worker_id = worker_id or f"{os.uname().nodename}:{os.getpid()}:notify"
         self.metrics = _Latest()
@@ -134,6 +136,7 @@ class DeliveryProcess:
                 reports_write,
                 logging.getLevelName(root.level).lower(),
                 "json" if json_logs else "text",
+                self.idle,
             ),
             name="pipemedic-notify",
             daemon=True,
@@ -213,11 +216,14 @@ def _child(
     reports: Connection,
     log_level: str,
     log_format: str,
+    idle: bool,
 ) -> None:
     """The child's main: deliver until SIGTERM or until the receiver is gone."""
     from pipemedic import log as logs
 
     os.nice(NICE)
+    if idle:  # runs only on a core nobody else wants; preempted at once when one does
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     logs.configure(log_level, log_format)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C is the receiver's to handle
     asyncio.run(_deliver(config, spec, worker_id, wake, reports))
