@@ -1,4 +1,4 @@
-"""Deliver notifications from a child process of its own, at a lower CPU priority.
+"""Deliver notifications from a child process of its own, at the lowest CPU priority.
 
 In the receiver's process, apprise's send threads, the rendering and the
 recording of each message take the GIL and CPU from the event loop that
@@ -7,9 +7,16 @@ the whole ``DeliveryWorker`` in a long-lived child (``notify.isolation:
 process``, the default): it opens the store itself and claims outbox rows
 through the same leases replicas use (a second process is just another
 claimant; on SQLite a ``secondary`` store that releases nothing and leaves
-checkpoints to the receiver), builds its own senders from the spec, and
-runs at nice ``NICE``, so the receiver's event loop never runs apprise code
-and the kernel prefers the receiver when both want a core.
+checkpoints to the receiver) and builds its own senders from the spec, so
+the receiver's event loop never runs apprise code.
+
+The child runs under ``SCHED_IDLE`` (and nice +10): it gets a core only when
+nothing else wants one and is preempted at once when the receiver wakes up,
+so it never delays a recovery action (with nice alone it still did, at the
+tail). A child starved that way would tell people late while the receiver
+is saturated, so when the oldest waiting message is older than
+``STARVED_SECONDS`` it returns to normal scheduling at nice +10 (a tenth of
+the receiver's share, never nothing) until the outbox has caught up.
 
 The receiver wakes it with one byte on a pipe when the lifecycle wrote
 rows (as it wakes the in-process worker); the child also polls. It sends
@@ -48,11 +55,15 @@ from receiver.notify.metrics import NotifyMetrics
 from receiver.store import open_store
 from rules.spec import Spec
 
-__all__ = ["NICE", "DeliveryProcess"]
+__all__ = ["NICE", "STARVED_SECONDS", "DeliveryProcess", "run_idle"]
 
 log = logging.getLogger(__name__)
 
 NICE = 10  # added to the child's niceness: about a tenth of the CPU the receiver gets
+# the oldest waiting message's age above which a SCHED_IDLE child takes its nice +10 share,
+# and below which (caught up) it goes back to SCHED_IDLE
+STARVED_SECONDS = 10.0
+CAUGHT_UP_SECONDS = 1.0
 _REPORT_SECONDS = 0.25  # the child's metrics, when they changed, at most this often
 _RESTART_SECONDS = (1.0, 30.0)  # first wait before restarting a dead child, and the cap
 
@@ -77,7 +88,7 @@ class DeliveryProcess:
         *,
         registry: CollectorRegistry | None = None,
         worker_id: str | None = None,
-        idle: bool = False,
+        idle: bool = True,
     ) -> None:
         self.config = config
         self.idle = idle
@@ -222,15 +233,19 @@ def _child(
     from pipemedic import log as logs
 
     os.nice(NICE)
-    if idle:  # runs only on a core nobody else wants; preempted at once when one does
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     logs.configure(log_level, log_format)
+    idle = _schedule(idle=True) if idle else False
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C is the receiver's to handle
-    asyncio.run(_deliver(config, spec, worker_id, wake, reports))
+    asyncio.run(_deliver(config, spec, worker_id, wake, reports, idle))
 
 
 async def _deliver(
-    config: ReceiverConfig, spec: Spec, worker_id: str, wake: Connection, reports: Connection
+    config: ReceiverConfig,
+    spec: Spec,
+    worker_id: str,
+    wake: Connection,
+    reports: Connection,
+    idle: bool,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -270,15 +285,48 @@ async def _deliver(
             reports.send_bytes(snapshot)
             last = snapshot
 
+    idle_now = idle
     try:
         report()  # the first: up and delivering
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), _REPORT_SECONDS)
             report()
+            oldest = metrics.registry.get_sample_value(
+                "pipemedic_notification_outbox_oldest_age_seconds"
+            )
+            if idle and run_idle(idle_now, oldest or 0.0) != idle_now:
+                idle_now = _schedule(idle=not idle_now, oldest=oldest or 0.0)
     finally:
         loop.remove_reader(wake.fileno())
         await worker.stop()
         await store.close()
         with contextlib.suppress(OSError):
             report()
+
+
+def run_idle(idle_now: bool, oldest_age: float) -> bool:
+    """Whether the child should run under SCHED_IDLE, given its oldest waiting message's age."""
+    if idle_now:
+        return oldest_age <= STARVED_SECONDS
+    return oldest_age < CAUGHT_UP_SECONDS
+
+
+def _schedule(*, idle: bool, oldest: float = 0.0) -> bool:
+    """Switch this process to SCHED_IDLE or back to normal; return whether it is idle now."""
+    try:
+        if idle:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        else:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except OSError as exc:  # e.g. not allowed back to normal: stay as we are
+        log.warning("notification delivery: cannot change CPU scheduling: %s", exc)
+        return not idle
+    if not idle:
+        log.warning(
+            "notification delivery: the oldest message waits %.0f s; sending at nice +%d "
+            "(normal scheduling) until caught up",
+            oldest,
+            NICE,
+        )
+    return idle
