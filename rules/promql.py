@@ -92,6 +92,8 @@ def quote(value: str) -> str:
     character becomes a ``\\u``/``\\U`` escape; a lone surrogate (not
     encodable) becomes U+FFFD. Nothing in ``value`` can end the literal.
     """
+    if value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'  # nothing to escape (the common case: a name)
     out = ['"']
     for ch in value:
         if ch in _SIMPLE_ESCAPES:

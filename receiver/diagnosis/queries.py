@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec
 
 from rules.durations import format_duration, parse_duration
-from rules.promql import Expr, agg, binop, call, check, matrix, number, one_of, selector
+from rules.promql import Expr, agg, binop, call, check, matrix, number, one_of, quote, selector
 
 __all__ = [
     "PipelineExpr",
@@ -95,6 +95,17 @@ class PipelineExpr(Expr):
         return self.many(Pipelines(tuple(names)))
 
 
+# Stands for the pipeline in a question's template (quoted, it cannot be any other literal).
+_ANY_PIPELINE = "\x00pipeline\x00"
+_ANY_PIPELINE_QUOTED = quote(_ANY_PIPELINE)
+
+
+@functools.lru_cache(maxsize=512)
+def _template(build: Callable[..., Expr], args: tuple[Any, ...], kwargs: tuple[Any, ...]) -> Expr:
+    """The question built (and parsed: ``check``) once, for a stand-in pipeline name."""
+    return build(_ANY_PIPELINE, *args, **dict(kwargs))
+
+
 def _per_pipeline(
     build: Callable[Concatenate[Scope, _P], Expr],
 ) -> Callable[Concatenate[Scope, _P], Expr]:
@@ -102,19 +113,23 @@ def _per_pipeline(
 
     Only for builders whose every selector is aggregated (so the per-pipeline
     answer has no ``pipeline`` label of its own) and which take hashable arguments.
+    A pipeline's query is its question's checked template with the name quoted
+    in: the same text as built directly, without parsing it again per pipeline.
     """
 
     @functools.wraps(build)
     def one(scope: Scope, /, *args: _P.args, **kwargs: _P.kwargs) -> Expr:
-        expr = build(scope, *args, **kwargs)
         if not isinstance(scope, str):
-            return expr
-        question = (build.__qualname__, args, tuple(sorted(kwargs.items())))
+            return build(scope, *args, **kwargs)
+        keywords = tuple(sorted(kwargs.items()))
+        template = _template(build, args, keywords)
+        text = template.text.replace(_ANY_PIPELINE_QUOTED, quote(scope))
+        question = (build.__qualname__, args, keywords)
 
         def ask(pipelines: Pipelines) -> Expr:
             return build(pipelines, *args, **kwargs)
 
-        return PipelineExpr(expr.text, expr.precedence, scope, question, ask)
+        return PipelineExpr(text, template.precedence, scope, question, ask)
 
     return one
 
