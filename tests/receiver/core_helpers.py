@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -183,14 +183,23 @@ receivers:
 """
 
 
-async def until(check: Callable[[], Awaitable[Any]], what: str, deadline: float = 90.0) -> Any:
-    """Poll ``check`` until it returns something truthy and return that; fail after a
-    generous deadline naming ``what`` and the last answer (real servers answer late)."""
+async def until(
+    check: Callable[[], Any],
+    what: str = "the condition",
+    deadline: float = 90.0,
+    *,
+    every: float = 0.05,
+) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy and return that;
+    fail after a generous deadline naming ``what`` and the last answer (real servers
+    answer late; a deadline, never a timed assertion)."""
     end = time.monotonic() + deadline
     last: Any = None
     while time.monotonic() < end:
-        last = await check()
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
         if last:
             return last
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(every)
     raise AssertionError(f"not reached within {deadline:.0f}s: {what}; last: {last}")

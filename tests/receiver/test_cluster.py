@@ -25,6 +25,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from core_helpers import until
 
 from pipemedic.stack import AlertmanagerServer, PrometheusServer, free_port
 from receiver.models import Incident
@@ -107,20 +108,6 @@ class Replica:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
-
-
-async def until(predicate: Callable[[], Any], what: str, deadline: float = 90.0) -> Any:
-    """Poll until ``predicate`` (sync or async) is truthy; fail naming ``what``."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        assert loop.time() < end, f"not reached within {deadline:.0f}s: {what}"
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture

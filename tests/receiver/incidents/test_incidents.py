@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from core_helpers import (
     alert_doc,
     later,
     notification_doc,
+    until,
 )
 
 from pipemedic.vocabulary import cause
@@ -382,15 +382,6 @@ async def test_the_postmortem_includes_entries_stored_after_the_incident_was_rea
         assert f"`{event}`" in got.postmortem, got.postmortem
         assert events(got).count(event) == 1, events(got)  # kept once, not doubled
     assert events(got).count("escalated") == 1
-
-
-async def until(predicate: Callable[[], Awaitable[bool]], deadline: float = 30.0) -> None:
-    """Poll ``predicate`` until true; fail after a generous deadline (no timed assertions)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not await predicate():
-        assert loop.time() < end, "condition not reached before the deadline"
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ run a delivery worker and a page renewer.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
@@ -27,7 +26,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from core_helpers import alert_doc, notification_doc
+from core_helpers import alert_doc, notification_doc, until
 
 from pipemedic.sinks import ChatSink, MailSink
 from pipemedic.stack import AlertmanagerServer, PrometheusServer, free_port
@@ -87,20 +86,6 @@ def receivers() -> Iterator[list[ReceiverProcess]]:
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as s:
         yield s
-
-
-async def until(check: Callable[[], Any], what: str, deadline: float = 120.0) -> Any:
-    """Poll ``check`` (sync or async) until truthy; fail naming ``what``."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        assert loop.time() < end, f"not reached within {deadline:.0f}s: {what}"
-        await asyncio.sleep(0.1)
 
 
 def _pages(am: AlertmanagerServer) -> list[dict[str, Any]]:

@@ -271,8 +271,9 @@ async def test_a_retry_in_the_same_round_is_not_an_earlier_round(tmp_path: Path)
         )
         stored = (await store.actions_since(round_started - timedelta(seconds=1)))[0]
         assert stored.started_at < round_started  # what the guard has to allow for
-        incident = Incident(id=1, pipeline="etl_orders", state="recovering", sev="SEV3",
-                            opened_at=round_started)
+        incident = Incident(
+            id=1, pipeline="etl_orders", state="recovering", sev="SEV3", opened_at=round_started
+        )
         guard = Guard(RecoveryConfig(), store, lambda: round_started + timedelta(seconds=1))
         assert await guard.check(incident, first.target, 300, round_started) is None
         later_round = round_started + timedelta(seconds=2)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from core_helpers import until
 
 from receiver.models import (
     ActionRecord,
@@ -117,15 +118,6 @@ async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 @pytest.fixture
 async def store(opener: Opener) -> Store:
     return await opener()
-
-
-async def until(predicate: Callable[[], Awaitable[bool]], deadline: float = 30.0) -> None:
-    """Poll ``predicate`` until true; fail after a generous deadline (no timed assertions)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not await predicate():
-        assert loop.time() < end, "condition not reached before the deadline"
-        await asyncio.sleep(0.02)
 
 
 # durable queue ------------------------------------------------------------------

@@ -32,6 +32,7 @@ from core_helpers import (
     FakeResult,
     alert_doc,
     notification_doc,
+    until,
 )
 
 from pipemedic.stack import PrometheusServer, free_port
@@ -92,20 +93,6 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
     """An empty real Prometheus: verification finds no symptom there."""
     with PrometheusServer("global: {}\n", workdir=tmp_path_factory.mktemp("worker-prom")) as p:
         yield p
-
-
-async def until(predicate: Callable[[], Any], what: str, deadline: float = 60.0) -> Any:
-    """Poll ``predicate`` (sync or async) until truthy; fail naming ``what`` after the deadline."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        assert loop.time() < end, f"not reached within {deadline:.0f}s: {what}"
-        await asyncio.sleep(0.02)
 
 
 def notification(*alerts: dict[str, Any]) -> Notification:

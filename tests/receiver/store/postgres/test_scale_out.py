@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
+from core_helpers import until
 
 from receiver.models import ActionRecord, Alert, Incident, Notification, TimelineEntry
 from receiver.store.postgres.ledger import TAKEOVER_EVENT
@@ -54,19 +55,6 @@ async def replicas(dsn: str) -> AsyncIterator[list[PostgresStore]]:
     yield stores
     for store in stores:
         await store.close()
-
-
-async def until(predicate: Callable[[], object], deadline: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        assert loop.time() < end, "condition not reached before the deadline"
-        await asyncio.sleep(0.05)
 
 
 async def test_replicas_starting_together_migrate_the_schema_once(dsn: str) -> None:
