@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -37,6 +38,7 @@ from receiver.notify.messages import Message, render
 from receiver.notify.mobilize import PAGE_EVENTS, Mobilizer
 from receiver.notify.send import Delivery
 from receiver.store.base import Store
+from rules.severity import SEVS, sev_rank
 from rules.spec import Spec
 
 __all__ = ["HOLD_INTERVALS", "PAGE_ALERT", "AlertmanagerPager", "PageRenewer", "page_alerts"]
@@ -190,23 +192,38 @@ class PageRenewer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.resend_seconds)
 
-    async def paged(self) -> list[Incident]:
-        """Return the open incidents whose page is up."""
-        found: list[Incident] = []
-        for state in _OPEN_STATES:
-            offset = 0
-            while True:
-                batch = await self.store.list_incidents(state=state, limit=200, offset=offset)
-                found += [i for i in batch if self.mobilizer.pages(i)]
-                if len(batch) < 200:
-                    break
-                offset += 200
-        return found
+    def _page_sevs(self) -> set[str] | None:
+        """The SEVs at or above some team's ``page_sev`` (None: nobody is paged)."""
+        floors = [t.page_sev for t in self.spec.teams.values() if t.page_sev is not None]
+        if not self.mobilizer.paging or not floors:
+            return None
+        lowest = max(sev_rank(f) for f in floors)
+        return {sev for sev in SEVS if sev_rank(sev) <= lowest}
+
+    async def paged(self) -> AsyncIterator[Incident]:
+        """Yield the open incidents whose page is up, one at a time.
+
+        Only ids and SEVs are listed (``store.incident_sevs``); an incident is read
+        whole only when its SEV could page, so a round over 10,000 open incidents
+        holds one document at a time, as the open-incidents sweep does.
+        """
+        sevs = self._page_sevs()
+        if sevs is None:
+            return
+        listed = await self.store.incident_sevs(_OPEN_STATES)
+        for incident_id in sorted(i for i, sev in listed.items() if sev in sevs):
+            incident = await self.store.get_incident(incident_id)
+            if (
+                incident is not None
+                and incident.state in _OPEN_STATES
+                and self.mobilizer.pages(incident)
+            ):
+                yield incident
 
     async def renew_once(self) -> int:
         """Post every open page again; return how many were posted."""
         posted = 0
-        for incident in await self.paged():
+        async for incident in self.paged():
             event = "escalated" if incident.state == IncidentState.ESCALATED else "opened"
             if not await self._post(event, incident):
                 continue

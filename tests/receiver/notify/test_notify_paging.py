@@ -161,3 +161,41 @@ async def test_an_unreachable_alertmanager_is_a_retryable_failure() -> None:
     finally:
         await pager.close()
     assert (result.outcome, result.retryable) == ("failed", True)
+
+
+async def test_a_renewal_round_reads_whole_only_the_incidents_whose_sev_can_page(
+    tmp_path: Path,
+) -> None:
+    """A round lists ids and SEVs; below every team's page_sev nothing is read whole
+    (10,000 open incidents must not be loaded at every resend interval)."""
+    spec = parse_spec("teams:\n  data-platform:\n    commander: A\n    page_sev: SEV2\n")
+    store = await SqliteStore.open(tmp_path / "pages.db")
+    read: list[int] = []
+    get_incident = store.get_incident
+
+    async def counted(incident_id: int) -> Any:
+        read.append(incident_id)
+        return await get_incident(incident_id)
+
+    try:
+        ids: dict[str, int] = {}
+        for pipeline, sev in [
+            ("etl_a", "SEV1"),
+            ("etl_b", "SEV2"),
+            ("etl_c", "SEV3"),
+            ("etl_d", "SEV4"),
+        ]:
+            made = incident(pipeline=pipeline)
+            made.id, made.sev = 0, sev
+            ids[sev] = (await store.create_incident(made)).id
+        store.get_incident = counted  # type: ignore[method-assign]
+        renewer = PageRenewer(
+            store, AlertmanagerPager("http://127.0.0.1:9"), spec, Mobilizer(spec, paging=True)
+        )
+        assert [i.pipeline async for i in renewer.paged()] == ["etl_a", "etl_b"]
+        assert sorted(read) == sorted([ids["SEV1"], ids["SEV2"]])
+        off = PageRenewer(store, renewer.pager, spec, Mobilizer(spec, paging=False))
+        assert [i async for i in off.paged()] == []
+    finally:
+        await renewer.pager.close()
+        await store.close()
