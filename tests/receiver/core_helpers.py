@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pipemedic.stack import ManagedServer
 from receiver.config import ReceiverConfig, parse_config
 from receiver.models import ActionRecord, Alert, Diagnosis, TimelineEntry, utcnow
 from receiver.worker.stages import RecoveryRequest
@@ -203,3 +206,37 @@ async def until(
             return last
         await asyncio.sleep(every)
     raise AssertionError(f"not reached within {deadline:.0f}s: {what}; last: {last}")
+
+
+class ReceiverProcess(ManagedServer):
+    """``pipemedic receiver`` in a process of its own on ``config`` (receiver.yml text).
+
+    Replicas share ``workdir`` (each its own ``<name>.yml`` and ``<name>.log``) and a
+    store; ``start`` returns once ``/-/ready`` answers, or fails with the log's end.
+    """
+
+    def __init__(self, name: str, workdir: Path, config: str) -> None:
+        self._name = name
+        self.config = config
+        super().__init__(workdir)
+        self.config_path = self.workdir / f"{name}.yml"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def prepare(self) -> None:
+        self.config_path.write_text(self.config)
+
+    def argv(self) -> Sequence[str]:
+        return [
+            *(sys.executable, "-m", "pipemedic", "receiver", "--config", str(self.config_path)),
+            *("--listen", self.address),
+        ]
+
+    def popen_kwargs(self) -> dict[str, Any]:
+        return {"env": {**os.environ, "PYTHONUNBUFFERED": "1"}}
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop like any server, giving in-flight work 30 s to drain."""
+        super().stop(timeout)

@@ -11,9 +11,7 @@ HTTP call to a local target that counts its calls. Verification asks a real
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -25,7 +23,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from core_helpers import until
+from core_helpers import ReceiverProcess, until
 
 from pipemedic.stack import AlertmanagerServer, PrometheusServer, free_port
 from receiver.models import Incident
@@ -74,40 +72,19 @@ class Target:
         return web.json_response({"ok": True})
 
 
-class Replica:
-    def __init__(self, name: str, workdir: Path, config: str) -> None:
-        self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.config_path = workdir / f"{name}.yml"
-        self.config_path.write_text(config.replace("LISTEN", f"127.0.0.1:{self.port}"))
-        self.log_path = workdir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+class Replica(ReceiverProcess):
+    """A replica whose diagnosis is fixed (``_REPLICA``); ``kill`` is a crash."""
 
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", _REPLICA, str(self.config_path), self.name],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+    def prepare(self) -> None:
+        self.config_path.write_text(self.config.replace("LISTEN", self.address))
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
+    def argv(self) -> list[str]:
+        return [sys.executable, "-c", _REPLICA, str(self.config_path), self.name]
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture
@@ -122,15 +99,6 @@ def spawned() -> Iterator[list[Replica]]:
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as s:
         yield s
-
-
-async def _ready(session: aiohttp.ClientSession, replica: Replica) -> bool:
-    assert replica.proc is not None and replica.proc.poll() is None, replica.log()
-    try:
-        async with session.get(f"{replica.url}/-/ready") as resp:
-            return resp.status == 200
-    except aiohttp.ClientError:
-        return False
 
 
 async def _notifications(session: aiohttp.ClientSession, replica: Replica) -> float:
@@ -150,7 +118,6 @@ async def _cluster(
     prometheus: PrometheusServer,
     alertmanager_server: Callable[..., AlertmanagerServer],
     spawned: list[Replica],
-    session: aiohttp.ClientSession,
     lease_seconds: float,
 ) -> tuple[list[Replica], list[AlertmanagerServer]]:
     spec = tmp_path / "pipelines.yml"
@@ -184,8 +151,6 @@ async def _cluster(
     for replica in replicas:
         spawned.append(replica)
         replica.start()
-    for replica in replicas:
-        await until(lambda r=replica: _ready(session, r), f"{replica.name} ready")
 
     def am_config(replica: Replica) -> str:
         return textwrap.dedent(
@@ -252,7 +217,7 @@ async def test_a_fault_gives_one_incident_and_each_action_runs_once(
     app.router.add_post("/restart", target.handle)
     server: TestServer = await aiohttp_server(app, host="127.0.0.1")
     replicas, peers = await _cluster(
-        tmp_path, dsn, server, prometheus_server(), alertmanager_server, spawned, session, 30
+        tmp_path, dsn, server, prometheus_server(), alertmanager_server, spawned, 30
     )
     store = await PostgresStore.open(dsn)
     try:
@@ -277,7 +242,7 @@ async def test_a_fault_gives_one_incident_and_each_action_runs_once(
     finally:
         await store.close()
     for replica in replicas:
-        assert replica.proc is not None and replica.proc.poll() is None, replica.log()
+        assert replica.proc is not None and replica.proc.poll() is None, replica.log_tail()
 
 
 async def test_killing_a_replica_mid_action_leaves_the_other_to_finish(
@@ -295,7 +260,7 @@ async def test_killing_a_replica_mid_action_leaves_the_other_to_finish(
     app.router.add_post("/restart", target.handle)
     server: TestServer = await aiohttp_server(app, host="127.0.0.1")
     replicas, peers = await _cluster(
-        tmp_path, dsn, server, prometheus_server(), alertmanager_server, spawned, session, 3
+        tmp_path, dsn, server, prometheus_server(), alertmanager_server, spawned, 3
     )
     store = await PostgresStore.open(dsn)
     try:
@@ -329,4 +294,4 @@ async def test_killing_a_replica_mid_action_leaves_the_other_to_finish(
     finally:
         target.release.set()
         await store.close()
-    assert survivor.proc is not None and survivor.proc.poll() is None, survivor.log()
+    assert survivor.proc is not None and survivor.proc.poll() is None, survivor.log_tail()

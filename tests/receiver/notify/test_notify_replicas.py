@@ -10,12 +10,8 @@ run a delivery worker and a page renewer.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import re
-import subprocess
-import sys
 import textwrap
 import urllib.request
 from collections import Counter
@@ -26,10 +22,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from core_helpers import alert_doc, notification_doc, until
+from core_helpers import ReceiverProcess, alert_doc, notification_doc, until
 
 from pipemedic.sinks import ChatSink, MailSink
-from pipemedic.stack import AlertmanagerServer, PrometheusServer, free_port
+from pipemedic.stack import AlertmanagerServer, PrometheusServer
 from receiver.models import Incident
 from receiver.store.postgres.store import PostgresStore
 
@@ -37,41 +33,6 @@ pytestmark = pytest.mark.slow
 
 PIPELINES = [f"etl_replicas_{n}" for n in range(6)]
 _INCIDENT = re.compile(r"#(\d+) ")
-
-
-class ReceiverProcess:
-    """``pipemedic receiver`` in a process of its own, its log in a file."""
-
-    def __init__(self, name: str, workdir: Path, config: str) -> None:
-        self.name = name
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.config_path = workdir / f"{name}.yml"
-        self.config_path.write_text(config)
-        self.log_path = workdir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        argv = [sys.executable, "-m", "pipemedic", "receiver", "--config", str(self.config_path)]
-        argv += ["--listen", self.url.removeprefix("http://")]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(30)
 
 
 @pytest.fixture
@@ -92,15 +53,6 @@ def _pages(am: AlertmanagerServer) -> list[dict[str, Any]]:
     with urllib.request.urlopen(f"{am.url}/api/v2/alerts?active=true", timeout=10) as r:
         found = json.loads(r.read())
     return [a for a in found if a["labels"]["alertname"] == "PipelineIncident"]
-
-
-async def _ready(session: aiohttp.ClientSession, receiver: ReceiverProcess) -> bool:
-    assert receiver.proc is not None and receiver.proc.poll() is None, receiver.log()
-    try:
-        async with session.get(f"{receiver.url}/-/ready") as resp:
-            return resp.status == 200
-    except aiohttp.ClientError:
-        return False
 
 
 def _sent(incidents: list[Incident]) -> list[tuple[int, str, str]]:
@@ -164,8 +116,6 @@ async def test_two_receiver_processes_on_postgresql_deliver_each_message_once(
             receiver = ReceiverProcess(name, tmp_path, config)
             receivers.append(receiver)
             receiver.start()
-        for receiver in receivers:
-            await until(functools.partial(_ready, session, receiver), f"{receiver.name} ready")
 
         labels = {"team": "data-platform", "sev": "SEV2"}
         doc = notification_doc(*(alert_doc(p, labels=labels) for p in PIPELINES))
@@ -198,7 +148,7 @@ async def test_two_receiver_processes_on_postgresql_deliver_each_message_once(
             await store.close()
 
         for receiver in receivers:
-            assert receiver.proc is not None and receiver.proc.poll() is None, receiver.log()
+            assert receiver.proc is not None and receiver.proc.poll() is None, receiver.log_tail()
         # one incident per pipeline although both replicas got every alert
         assert sorted(i.pipeline for i in incidents) == sorted(PIPELINES)
         sent = _sent(incidents)
